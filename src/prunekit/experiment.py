@@ -1,0 +1,238 @@
+"""The runner: executes a method's rounds, writes the run directory, and resumes where a run stopped.
+
+Each finished round is one checkpoint file holding its weights, masks and record; an unfinished round has an epoch
+checkpoint (weights, masks, optimizer state). Every random draw is seeded by (seed, round, epoch), so a resumed run
+replays exactly what an uninterrupted one does. summary.json and rounds.csv are rebuilt from the round files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunekit import checkpoint
+from prunekit import config as config_mod
+from prunekit.config import Config
+from prunekit.data import Dataset, load_dataset
+from prunekit.errors import UserError
+from prunekit.export.safety import atomic_write_text
+from prunekit.flops import sparse_flops
+from prunekit.models import create_model
+from prunekit.pruning import allocation
+from prunekit.pruning.criteria import CRITERIA, ScoreContext, needs_data
+from prunekit.pruning.masks import (
+    MaskEnforcer, Masks, apply_masks, dense_masks, layer_report, prunable_names, remaining_params, sparsity)
+from prunekit.pruning.methods import METHODS, RoundPlan
+from prunekit.train.loop import evaluate, run_epochs
+from prunekit.train.optim import final_lr, lr_at, make_optimizer
+
+ROUND_FIELDS = ["round", "sparsity", "test_accuracy", "val_accuracy", "epochs", "wall_seconds", "params", "flops"]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device: cuda requested but CUDA is not available; use device: auto or cpu")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def seed_for(seed: int, *parts: int) -> int:
+    value = seed
+    for p in parts:
+        value = (value * 1_000_003 + p + 1) % (2**63 - 1)
+    return value
+
+
+class Run:
+    """One experiment in one directory. `execute()` runs or resumes it and returns the summary."""
+
+    def __init__(self, cfg: Config, out: str | Path, log: Callable[[str], None] = print) -> None:
+        self.cfg, self.out, self.log = cfg, Path(out), log
+        self.ck = self.out / "checkpoints"
+        self.method = METHODS.get(cfg.prune.method)
+        self.criterion = CRITERIA.get(cfg.prune.criterion)
+        if cfg.prune.scope == "layerwise":
+            allocation.ALLOCATIONS.get(cfg.prune.allocation)
+        if cfg.prune.structure != "unstructured":
+            raise UserError("prune.structure: channel pruning is not available yet; use unstructured")
+
+    def _claim_directory(self) -> None:
+        saved = self.out / "config.yaml"
+        if saved.exists():
+            previous = config_mod.load(saved)
+            diff = config_mod.differences(previous, self.cfg)
+            if diff:
+                raise UserError(f"{self.out} holds a run with a different config (differs in: {', '.join(diff)}); "
+                                "use another --out or delete the directory")
+        self.ck.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, config_mod.dump(self.cfg))
+
+    def _setup(self) -> None:
+        self.device = pick_device(self.cfg.device)
+        data = load_dataset(self.cfg.data, self.cfg.seed)
+        for split in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
+            setattr(data, split, getattr(data, split).to(self.device))
+        self.data: Dataset = data
+        torch.manual_seed(self.cfg.seed)
+        self.model = create_model(self.cfg.model.name, data.num_classes, data.input_shape).to(self.device)
+        self.names = prunable_names(self.model, self.cfg.prune.ignore)
+        self.init_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.plans = self.method(self.cfg, {n: p.numel() for n, p in self.model.named_parameters() if n in self.names})
+
+    def execute(self) -> dict[str, Any]:
+        self._claim_directory()
+        self._setup()
+        for plan in self.plans:
+            path = self.ck / f"round_{plan.index}.safetensors"
+            if path.exists():
+                continue
+            self._run_round(plan)
+        summary = self.write_summary()
+        from prunekit.report import write_run_report
+
+        write_run_report(self.out)
+        return summary
+
+    # --- one round -------------------------------------------------------------------------------------------
+    def _base(self, plan: RoundPlan) -> tuple[dict[str, torch.Tensor], Masks]:
+        if plan.base is None:
+            return self.init_state, dense_masks(self.model, self.names)
+        state, masks, _, _ = checkpoint.load(self.ck / f"round_{plan.base}.safetensors")
+        return state, masks
+
+    def _prune(self, plan: RoundPlan, masks: Masks) -> Masks:
+        p = self.cfg.prune
+        gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
+        batches = self._score_batches(gen) if needs_data(self.criterion) or p.allocation == "snip" else []
+        ctx = ScoreContext(self.model, masks, batches, gen)
+        scores = self.criterion(ctx)
+        ratio = CRITERIA.get("snip")(ctx) if p.scope == "layerwise" and p.allocation == "snip" else None
+        return allocation.prune(scores, masks, plan.sparsity, scope=p.scope, allocation=p.allocation,
+                                fixed=plan.fixed, min_density=p.min_density, ratio_scores=ratio)
+
+    def _score_batches(self, gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        bs, n = self.cfg.train.batch_size, len(self.data.train_x)
+        idx = torch.randperm(n, generator=gen)[: bs * self.cfg.prune.score_batches].to(self.device)
+        return [(self.data.train_x[idx[i : i + bs]], self.data.train_y[idx[i : i + bs]]) for i in range(0, len(idx), bs)]
+
+    def _lr_fn(self, plan: RoundPlan) -> Callable[[float], float]:
+        t = self.cfg.train
+        if plan.schedule == "finetune":
+            lr = self.cfg.prune.finetune_lr or final_lr(t)
+            return lambda _: lr
+        return lambda pos: lr_at(t, plan.start_epoch + pos * plan.squeeze)
+
+    def _run_round(self, plan: RoundPlan) -> None:
+        epoch_path = self.ck / f"round_{plan.index}.epoch.safetensors"
+        optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
+        if epoch_path.exists():
+            state, masks, progress, opt = checkpoint.load(epoch_path)
+            self.model.load_state_dict(state)
+            checkpoint.restore_optimizer(optimizer, opt)
+            self.log(f"round {plan.index}: resuming after epoch {progress['epochs_done']}")
+        else:
+            state, masks = self._base(plan)
+            self.model.load_state_dict(state)
+            if plan.sparsity is not None:
+                masks = self._prune(plan, masks)
+            if plan.weights == "init":
+                self.model.load_state_dict(self.init_state)
+            elif plan.weights == "rewind":
+                rewind = self.ck / "rewind.safetensors"  # written when round 0 passed epoch K
+                self.model.load_state_dict(checkpoint.load(rewind)[0] if plan.start_epoch else self.init_state)
+            progress = {"epochs_done": 0, "seconds": 0.0, "history": []}
+        apply_masks(self.model, masks)
+        handle = MaskEnforcer(self.model, masks).attach(optimizer)
+        start = time.perf_counter() - progress["seconds"]
+
+        def after_epoch(result: Any) -> None:
+            progress["epochs_done"] = result.epoch + 1
+            progress["history"].append({"epoch": result.epoch + 1, "train_loss": round(result.train_loss, 6),
+                                        "val_accuracy": result.val_accuracy, "lr": result.lr})
+            progress["seconds"] = time.perf_counter() - start
+            self._maybe_save_rewind(plan, result.epoch + 1, masks)
+            if result.epoch + 1 < plan.epochs:
+                checkpoint.save(epoch_path, self.model, masks, progress, optimizer)
+
+        t = self.cfg.train
+        run_epochs(self.model, optimizer, self.data, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size,
+                   lr_at=self._lr_fn(plan), epochs=range(progress["epochs_done"], plan.epochs),
+                   seed_for_epoch=lambda e: seed_for(self.cfg.seed, plan.index, e), on_epoch_end=after_epoch,
+                   desc=f"round {plan.index}")
+        handle.remove()
+        record = self._record(plan, masks, progress, time.perf_counter() - start)
+        checkpoint.save(self.ck / f"round_{plan.index}.safetensors", self.model, masks,
+                        {**record, "history": progress["history"]})
+        epoch_path.unlink(missing_ok=True)
+        self.write_summary()
+        self.log(f"round {plan.index}/{len(self.plans) - 1}: sparsity {record['sparsity']:.2%}  test accuracy "
+                 f"{record['test_accuracy']:.2%}  ({record['epochs']} epochs, {record['wall_seconds']:.1f} s)")
+
+    def _maybe_save_rewind(self, plan: RoundPlan, epochs_done: int, masks: Masks) -> None:
+        kind, _, arg = self.cfg.prune.rewind.partition(":")
+        path = self.ck / "rewind.safetensors"
+        if plan.index == 0 and kind == "epoch" and epochs_done == int(arg) and not path.exists():
+            checkpoint.save(path, self.model, masks, {"epoch": epochs_done})
+
+    def _record(self, plan: RoundPlan, masks: Masks, progress: dict[str, Any], seconds: float) -> dict[str, Any]:
+        d, t = self.data, self.cfg.train
+        val = evaluate(self.model, d.val_x, d.val_y, t.eval_batch_size) if len(d.val_x) else None
+        return {
+            "round": plan.index,
+            "sparsity": round(sparsity(masks), 6),
+            "test_accuracy": round(evaluate(self.model, d.test_x, d.test_y, t.eval_batch_size), 6),
+            "val_accuracy": None if val is None else round(val, 6),
+            "epochs": plan.epochs,
+            "wall_seconds": round(seconds, 3),
+            "params": remaining_params(self.model, masks),
+            "flops": sparse_flops(self.model, masks, d.input_shape),
+        }
+
+    # --- files -----------------------------------------------------------------------------------------------
+    def write_summary(self) -> dict[str, Any]:
+        rounds, histories, last_masks = [], {}, None
+        for plan in self.plans:
+            path = self.ck / f"round_{plan.index}.safetensors"
+            if not path.exists():
+                break
+            record = checkpoint.read_record(path)
+            histories[str(plan.index)] = record.pop("history", [])
+            rounds.append({k: record.get(k) for k in ROUND_FIELDS})
+        if rounds:
+            last_masks = checkpoint.load(self.ck / f"round_{rounds[-1]['round']}.safetensors")[1]
+        summary = {
+            "name": self.cfg.name,
+            "model": self.cfg.model.name,
+            "arch": self.model.arch,
+            "dataset": self.cfg.data.name,
+            "method": self.cfg.prune.method,
+            "criterion": self.cfg.prune.criterion,
+            "scope": self.cfg.prune.scope,
+            "device": str(self.device),
+            "complete": len(rounds) == len(self.plans),
+            "dense_accuracy": rounds[0]["test_accuracy"] if rounds else None,
+            "final_sparsity": rounds[-1]["sparsity"] if rounds else None,
+            "final_accuracy": rounds[-1]["test_accuracy"] if rounds else None,
+            "total_epochs": sum(r["epochs"] for r in rounds),
+            "wall_seconds": round(sum(r["wall_seconds"] for r in rounds), 3),
+            "rounds": rounds,
+            "layers": layer_report(last_masks) if last_masks else [],
+            "history": histories,
+        }
+        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=1))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=ROUND_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rounds)
+        atomic_write_text(self.out / "rounds.csv", buf.getvalue())
+        return summary
+
+
+def run(cfg: Config, out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    return Run(cfg, out, log).execute()

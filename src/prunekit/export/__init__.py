@@ -1,0 +1,22 @@
+"""Model files that are small and safe to load: dense and sparse safetensors, never pickles.
+
+`save(model, path, format="sparse")` writes; `load(path)` rebuilds a ready model from the file's metadata.
+"""
+
+from prunekit.export.formats import DTYPES, FORMATS, load, load_state_dict, read_metadata, save, zero_masks
+from prunekit.export.safety import atomic_write, atomic_write_bytes, atomic_write_text, import_torch_state_dict, sniff
+
+__all__ = [
+    "DTYPES",
+    "FORMATS",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "import_torch_state_dict",
+    "load",
+    "load_state_dict",
+    "read_metadata",
+    "save",
+    "sniff",
+    "zero_masks",
+]

@@ -1,0 +1,47 @@
+"""Methods decide when to prune and how to retrain; each is a pure function returning the list of rounds.
+
+A method is `plan(cfg: Config, sizes: dict[name, numel]) -> list[RoundPlan]`, registered in METHODS. The runner
+executes the plans; nothing here touches a model or a file, so every schedule is testable on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prunekit.config import Config
+from prunekit.registry import Registry
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    index: int
+    base: int | None  # round whose final weights and masks this round starts from; None = the initial weights
+    sparsity: float | None = None  # target after this round's pruning; None = no pruning
+    fixed: dict[str, float] = field(default_factory=dict)  # densities imposed on some tensors (per-layer rates)
+    weights: str = "keep"  # after pruning: keep | init (theta_0) | rewind (saved rewind point) | reinit
+    epochs: int = 0  # training epochs in this round
+    schedule: str = "train"  # train = the training lr schedule | finetune = constant fine-tuning lr
+    start_epoch: int = 0  # position in the training schedule where this round starts
+    squeeze: float = 1.0  # schedule positions advance this many epochs per epoch (AIMP's short retraining)
+    gradual: dict[str, float] | None = None  # pruning during training: s_i, s_f, start, end, every (gradual method)
+
+
+Method = Callable[[Config, dict[str, int]], list[RoundPlan]]
+METHODS: Registry[Method] = Registry("method")
+
+
+def dense_round(cfg: Config) -> RoundPlan:
+    return RoundPlan(index=0, base=None, weights="init", epochs=cfg.train.epochs)
+
+
+@METHODS.register("none")
+def no_pruning(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
+    return [dense_round(cfg)]
+
+
+def retrain_epochs(cfg: Config) -> int:
+    return cfg.train.epochs if cfg.prune.retrain_epochs is None else cfg.prune.retrain_epochs
+
+
+from prunekit.pruning.methods import imp, oneshot  # noqa: E402,F401  (registration)

@@ -1,0 +1,66 @@
+"""Iterative magnitude pruning and its retraining variants (Frankle & Carbin 2019; Renda et al. 2020; AIMP).
+
+Each round k removes `rate` of the remaining weights (per-tensor rates from `layer_rate`), then retrains:
+  init      rewind surviving weights to theta_0, replay the full schedule (weight rewinding, lottery tickets)
+  epoch:K   rewind to the weights after K epochs of round 0, resume the schedule at epoch K (late rewinding)
+  lr        keep the trained weights, replay the full schedule (learning-rate rewinding)
+  finetune  keep the trained weights, train at a constant small lr
+AIMP (`tau`): every round but the last retrains only tau epochs, the lr schedule squeezed into them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from prunekit.config import Config
+from prunekit.errors import UserError
+from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
+
+
+def round_count(cfg: Config) -> int:
+    """prune.rounds, or the rounds of `rate` needed to reach prune.sparsity."""
+    if cfg.prune.rounds is not None:
+        return cfg.prune.rounds
+    target = max(cfg.prune.sparsities)
+    if target == 0:
+        return 0
+    return math.ceil(math.log(1.0 - target) / math.log(1.0 - cfg.prune.rate) - 1e-9)
+
+
+def round_target(cfg: Config, sizes: dict[str, int], k: int) -> tuple[float, dict[str, float]]:
+    """Total sparsity after k rounds, and the densities fixed by per-tensor rates."""
+    p = cfg.prune
+    unknown = sorted(set(p.layer_rate) - set(sizes))
+    if unknown:
+        raise UserError(f"prune.layer_rate names no prunable tensor: {unknown}; prunable: {sorted(sizes)}")
+    fixed = {n: (1.0 - r) ** k for n, r in p.layer_rate.items()}
+    kept = sum(sizes[n] * fixed.get(n, (1.0 - p.rate) ** k) for n in sizes)
+    sparsity = 1.0 - kept / sum(sizes.values())
+    if p.rounds is None and not fixed:
+        sparsity = min(sparsity, max(p.sparsities))
+    return sparsity, fixed
+
+
+@METHODS.register("imp")
+def imp(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
+    p, total = cfg.prune, retrain_epochs(cfg)
+    n = round_count(cfg)
+    kind, _, arg = p.rewind.partition(":")
+    start = int(arg) if kind == "epoch" else 0
+    if kind == "iter":
+        raise UserError("prune.rewind iter:N is not supported yet: use epoch:K")
+    if kind == "epoch" and not 0 <= start < cfg.train.epochs:
+        raise UserError(f"prune.rewind epoch:{start} must be inside round 0's {cfg.train.epochs} epochs")
+    rounds = [dense_round(cfg)]
+    for k in range(1, n + 1):
+        sparsity, fixed = round_target(cfg, sizes, k)
+        full = total - start if kind == "epoch" else total
+        epochs = full if (p.tau is None or k == n) else min(p.tau, full)
+        squeeze = full / epochs if epochs and kind != "finetune" else 1.0
+        rounds.append(RoundPlan(
+            index=k, base=k - 1, sparsity=sparsity, fixed=fixed,
+            weights={"init": "init", "epoch": "rewind"}.get(kind, "keep"),
+            epochs=epochs, schedule="finetune" if kind == "finetune" else "train",
+            start_epoch=start, squeeze=squeeze,
+        ))
+    return rounds
