@@ -34,3 +34,10 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
+
+# Checks report.html in a real headless browser (Debian's chromium, installed here when missing); not in `make test`.
+.PHONY: test-browser
+test-browser: setup
+	test -x /usr/bin/chromium || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
+	$(PY) -m pytest tests/browser -m browser

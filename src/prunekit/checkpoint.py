@@ -22,8 +22,9 @@ from prunekit.pruning.masks import Masks
 MASK, OPT = "mask::", "opt::"
 
 
-def save(path: Path, model: nn.Module, masks: Masks, record: dict[str, Any],
-         optimizer: torch.optim.Optimizer | None = None) -> None:
+def save(
+    path: Path, model: nn.Module, masks: Masks, record: dict[str, Any], optimizer: torch.optim.Optimizer | None = None
+) -> None:
     tensors = {f"state::{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     tensors |= {MASK + k: m.cpu().contiguous() for k, m in masks.items()}
     numbers: dict[str, Any] = {}

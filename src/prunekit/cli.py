@@ -23,8 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run (or resume) an experiment")
     run.add_argument("config", type=Path, help="experiment YAML")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key, e.g. --set prune.sparsity=0.95 (repeatable)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set prune.sparsity=0.95 (repeatable)",
+    )
     run.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
 
     report = sub.add_parser("report", help="compare runs: report.md and figures")
@@ -103,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug, not bad input: still one line unless --debug
         if debug:
             raise
-        print(f"prunekit: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"prunekit: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr
+        )
         return 1
 
 

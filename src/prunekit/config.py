@@ -50,7 +50,9 @@ class DataConfig:
         _check(self.classes >= 2, "data.classes", f"must be >= 2, got {self.classes}")
         _check(len(self.shape) == 3 and min(self.shape) > 0, "data.shape", f"must be [C, H, W], got {self.shape}")
         _check(self.per_class > 0, "data.per_class", f"must be positive, got {self.per_class}")
-        _check(len(self.subset) >= 2 and all(0 <= c < 10 for c in self.subset), "data.subset", "classes 0-9, two or more")
+        _check(
+            len(self.subset) >= 2 and all(0 <= c < 10 for c in self.subset), "data.subset", "classes 0-9, two or more"
+        )
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,14 @@ class PruneConfig:
     tau: int | None = None  # AIMP: retraining epochs in every round but the last
     ignore: tuple[str, ...] | None = None  # parameter names never pruned; null = the model's output layer
     layer_rate: dict[str, float] = field(default_factory=dict)  # per-tensor rate overrides (imp, layerwise)
+    control: str = "none"  # lottery-ticket control per pruned round: none | reinit | random (same layer sparsities)
     score_batches: int = 10  # batches fed to data-dependent criteria
     min_density: float = 0.0  # no prunable tensor keeps fewer than this fraction of its weights
+    iterations: int = 1  # at_init: pruning steps on an exponential schedule (SynFlow uses 100)
+    initial_sparsity: float = 0.0  # gradual: sparsity at begin_epoch
+    begin_epoch: float = 0.0  # gradual: epoch (of the pruning round) where the cubic schedule starts
+    end_epoch: float | None = None  # gradual: epoch where it reaches `sparsity`; null = 3/4 of the round
+    frequency: int = 100  # gradual: optimizer steps between pruning steps
 
     def __post_init__(self) -> None:
         for s in self.sparsities:
@@ -110,14 +118,24 @@ class PruneConfig:
         _check(self.scope in ("global", "layerwise"), "prune.scope", f"global | layerwise, got {self.scope!r}")
         _check(0.0 < self.rate < 1.0, "prune.rate", f"must be in (0, 1), got {self.rate}")
         _check(self.rounds is None or self.rounds >= 1, "prune.rounds", "must be >= 1 or null")
-        _check(bool(REWIND.match(self.rewind)), "prune.rewind", f"init | epoch:K | iter:N | lr | finetune, got {self.rewind!r}")
+        _check(
+            bool(REWIND.match(self.rewind)),
+            "prune.rewind",
+            f"init | epoch:K | iter:N | lr | finetune, got {self.rewind!r}",
+        )
         _check(self.retrain_epochs is None or self.retrain_epochs >= 0, "prune.retrain_epochs", "must be >= 0 or null")
         _check(self.finetune_lr is None or self.finetune_lr > 0, "prune.finetune_lr", "must be positive or null")
         _check(self.tau is None or self.tau >= 0, "prune.tau", "must be >= 0 or null")
         for name, r in self.layer_rate.items():
             _check(0.0 <= r < 1.0, f"prune.layer_rate.{name}", f"must be in [0, 1), got {r}")
+        _check(self.control in ("none", "reinit", "random"), "prune.control", "none | reinit | random")
         _check(self.score_batches >= 1, "prune.score_batches", "must be >= 1")
         _check(0.0 <= self.min_density <= 1.0, "prune.min_density", "must be in [0, 1]")
+        _check(self.iterations >= 1, "prune.iterations", "must be >= 1")
+        _check(0.0 <= self.initial_sparsity < 1.0, "prune.initial_sparsity", "must be in [0, 1)")
+        _check(self.begin_epoch >= 0, "prune.begin_epoch", "must be >= 0")
+        _check(self.end_epoch is None or self.end_epoch > self.begin_epoch, "prune.end_epoch", "must be > begin_epoch")
+        _check(self.frequency >= 1, "prune.frequency", "must be >= 1")
 
     @property
     def sparsities(self) -> tuple[float, ...]:

@@ -28,12 +28,31 @@ from prunekit.models import create_model
 from prunekit.pruning import allocation
 from prunekit.pruning.criteria import CRITERIA, ScoreContext, needs_data
 from prunekit.pruning.masks import (
-    MaskEnforcer, Masks, apply_masks, dense_masks, layer_report, prunable_names, remaining_params, sparsity)
+    MaskEnforcer,
+    Masks,
+    apply_masks,
+    dense_masks,
+    layer_report,
+    prunable_names,
+    remaining_params,
+    sparsity,
+)
 from prunekit.pruning.methods import METHODS, RoundPlan
+from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 from prunekit.train.loop import evaluate, run_epochs
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
 
-ROUND_FIELDS = ["round", "sparsity", "test_accuracy", "val_accuracy", "epochs", "wall_seconds", "params", "flops"]
+ROUND_FIELDS = [
+    "round",
+    "sparsity",
+    "test_accuracy",
+    "val_accuracy",
+    "epochs",
+    "wall_seconds",
+    "params",
+    "flops",
+    "control_accuracy",
+]
 
 
 def pick_device(name: str) -> torch.device:
@@ -68,8 +87,10 @@ class Run:
             previous = config_mod.load(saved)
             diff = config_mod.differences(previous, self.cfg)
             if diff:
-                raise UserError(f"{self.out} holds a run with a different config (differs in: {', '.join(diff)}); "
-                                "use another --out or delete the directory")
+                raise UserError(
+                    f"{self.out} holds a run with a different config (differs in: {', '.join(diff)}); "
+                    "use another --out or delete the directory"
+                )
         self.ck.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, config_mod.dump(self.cfg))
 
@@ -90,9 +111,9 @@ class Run:
         self._setup()
         for plan in self.plans:
             path = self.ck / f"round_{plan.index}.safetensors"
-            if path.exists():
-                continue
-            self._run_round(plan)
+            if not path.exists():
+                self._run_round(plan)
+            self._run_control(plan)
         summary = self.write_summary()
         from prunekit.report import write_run_report
 
@@ -104,22 +125,44 @@ class Run:
         if plan.base is None:
             return self.init_state, dense_masks(self.model, self.names)
         state, masks, _, _ = checkpoint.load(self.ck / f"round_{plan.base}.safetensors")
-        return state, masks
+        return state, self._ordered(masks)
 
-    def _prune(self, plan: RoundPlan, masks: Masks) -> Masks:
+    def _ordered(self, masks: Masks) -> Masks:
+        """Masks in module order (files store them sorted otherwise); the order breaks ties in global ranking."""
+        return {n: masks[n] for n in self.names}
+
+    def _prune(self, plan: RoundPlan, masks: Masks, target: float | None = None) -> Masks:
+        """Masks at `target` (default: the plan's), in `plan.iterations` steps on an exponential schedule."""
         p = self.cfg.prune
+        target = plan.sparsity if target is None else target
         gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
         batches = self._score_batches(gen) if needs_data(self.criterion) or p.allocation == "snip" else []
-        ctx = ScoreContext(self.model, masks, batches, gen)
-        scores = self.criterion(ctx)
-        ratio = CRITERIA.get("snip")(ctx) if p.scope == "layerwise" and p.allocation == "snip" else None
-        return allocation.prune(scores, masks, plan.sparsity, scope=p.scope, allocation=p.allocation,
-                                fixed=plan.fixed, min_density=p.min_density, ratio_scores=ratio)
+        start, steps = sparsity(masks), plan.iterations
+        for step in range(1, steps + 1):
+            goal = 1.0 - (1.0 - start) * ((1.0 - target) / (1.0 - start)) ** (step / steps) if steps > 1 else target
+            ctx = ScoreContext(self.model, masks, batches, gen, iteration=(step, steps))
+            scores = self.criterion(ctx)
+            ratio = CRITERIA.get("snip")(ctx) if p.scope == "layerwise" and p.allocation == "snip" else None
+            masks = allocation.prune(
+                scores,
+                masks,
+                min(goal, target),
+                scope=p.scope,
+                allocation=p.allocation,
+                fixed=plan.fixed,
+                min_density=p.min_density,
+                ratio_scores=ratio,
+            )
+            if steps > 1:
+                apply_masks(self.model, masks)
+        return masks
 
     def _score_batches(self, gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
         bs, n = self.cfg.train.batch_size, len(self.data.train_x)
         idx = torch.randperm(n, generator=gen)[: bs * self.cfg.prune.score_batches].to(self.device)
-        return [(self.data.train_x[idx[i : i + bs]], self.data.train_y[idx[i : i + bs]]) for i in range(0, len(idx), bs)]
+        return [
+            (self.data.train_x[idx[i : i + bs]], self.data.train_y[idx[i : i + bs]]) for i in range(0, len(idx), bs)
+        ]
 
     def _lr_fn(self, plan: RoundPlan) -> Callable[[float], float]:
         t = self.cfg.train
@@ -128,11 +171,22 @@ class Run:
             return lambda _: lr
         return lambda pos: lr_at(t, plan.start_epoch + pos * plan.squeeze)
 
+    def _start_state(self, plan: RoundPlan, base_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The weights a round trains from, after pruning: theta_0, the rewind point, or the base weights."""
+        if plan.weights == "init":
+            return self.init_state
+        if plan.weights == "rewind" and plan.start_epoch:
+            return checkpoint.load(self.ck / "rewind.safetensors")[0]  # written when round 0 passed epoch K
+        if plan.weights == "rewind":
+            return self.init_state
+        return base_state
+
     def _run_round(self, plan: RoundPlan) -> None:
         epoch_path = self.ck / f"round_{plan.index}.epoch.safetensors"
         optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
         if epoch_path.exists():
             state, masks, progress, opt = checkpoint.load(epoch_path)
+            masks = self._ordered(masks)
             self.model.load_state_dict(state)
             checkpoint.restore_optimizer(optimizer, opt)
             self.log(f"round {plan.index}: resuming after epoch {progress['epochs_done']}")
@@ -141,38 +195,108 @@ class Run:
             self.model.load_state_dict(state)
             if plan.sparsity is not None:
                 masks = self._prune(plan, masks)
-            if plan.weights == "init":
-                self.model.load_state_dict(self.init_state)
-            elif plan.weights == "rewind":
-                rewind = self.ck / "rewind.safetensors"  # written when round 0 passed epoch K
-                self.model.load_state_dict(checkpoint.load(rewind)[0] if plan.start_epoch else self.init_state)
+            self.model.load_state_dict(self._start_state(plan, state))
             progress = {"epochs_done": 0, "seconds": 0.0, "history": []}
+        seconds = self._train(plan, masks, optimizer, progress, epoch_path)
+        record = self._record(plan, masks, seconds)
+        checkpoint.save(
+            self.ck / f"round_{plan.index}.safetensors", self.model, masks, {**record, "history": progress["history"]}
+        )
+        epoch_path.unlink(missing_ok=True)
+        self.write_summary()
+        self.log(
+            f"round {plan.index}/{len(self.plans) - 1}: sparsity {record['sparsity']:.2%}  test accuracy "
+            f"{record['test_accuracy']:.2%}  ({record['epochs']} epochs, {record['wall_seconds']:.1f} s)"
+        )
+
+    def _train(
+        self,
+        plan: RoundPlan,
+        masks: Masks,
+        optimizer: torch.optim.Optimizer,
+        progress: dict[str, Any],
+        epoch_path: Path | None,
+        stream: int = 0,
+    ) -> float:
+        """Train the masked model through the rest of the round; returns the round's seconds so far."""
         apply_masks(self.model, masks)
         handle = MaskEnforcer(self.model, masks).attach(optimizer)
+        hook = None
+        if plan.during is not None:
+            steps = -(-len(self.data.train_x) // self.cfg.train.batch_size)
+            hook = TRAINING_HOOKS.get(plan.during)(
+                HookContext(
+                    self.model,
+                    masks,
+                    optimizer,
+                    self.cfg,
+                    plan,
+                    steps,
+                    progress["epochs_done"] * steps,
+                    prune_to=lambda target: self._prune(plan, masks, target),
+                )
+            )
         start = time.perf_counter() - progress["seconds"]
 
         def after_epoch(result: Any) -> None:
             progress["epochs_done"] = result.epoch + 1
-            progress["history"].append({"epoch": result.epoch + 1, "train_loss": round(result.train_loss, 6),
-                                        "val_accuracy": result.val_accuracy, "lr": result.lr})
+            progress["history"].append(
+                {
+                    "epoch": result.epoch + 1,
+                    "train_loss": round(result.train_loss, 6),
+                    "val_accuracy": result.val_accuracy,
+                    "lr": result.lr,
+                }
+            )
             progress["seconds"] = time.perf_counter() - start
             self._maybe_save_rewind(plan, result.epoch + 1, masks)
-            if result.epoch + 1 < plan.epochs:
+            if epoch_path is not None and result.epoch + 1 < plan.epochs:
                 checkpoint.save(epoch_path, self.model, masks, progress, optimizer)
 
         t = self.cfg.train
-        run_epochs(self.model, optimizer, self.data, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size,
-                   lr_at=self._lr_fn(plan), epochs=range(progress["epochs_done"], plan.epochs),
-                   seed_for_epoch=lambda e: seed_for(self.cfg.seed, plan.index, e), on_epoch_end=after_epoch,
-                   desc=f"round {plan.index}")
+        run_epochs(
+            self.model,
+            optimizer,
+            self.data,
+            batch_size=t.batch_size,
+            eval_batch_size=t.eval_batch_size,
+            lr_at=self._lr_fn(plan),
+            epochs=range(progress["epochs_done"], plan.epochs),
+            seed_for_epoch=lambda e: seed_for(self.cfg.seed, plan.index, e, stream),
+            on_epoch_end=after_epoch,
+            desc=f"round {plan.index}" + (" control" if stream else ""),
+        )
         handle.remove()
-        record = self._record(plan, masks, progress, time.perf_counter() - start)
-        checkpoint.save(self.ck / f"round_{plan.index}.safetensors", self.model, masks,
-                        {**record, "history": progress["history"]})
-        epoch_path.unlink(missing_ok=True)
+        if hook is not None:
+            hook.finish()
+        return time.perf_counter() - start
+
+    def _run_control(self, plan: RoundPlan) -> None:
+        """The lottery-ticket controls for a pruned round: its masks on a random re-initialisation (reinit), or
+        random masks with its per-layer sparsities on the weights the round started from (random)."""
+        kind = self.cfg.prune.control
+        path = self.ck / f"round_{plan.index}.control.safetensors"
+        if kind == "none" or plan.sparsity is None or path.exists():
+            return
+        masks = self._ordered(checkpoint.load(self.ck / f"round_{plan.index}.safetensors")[1])
+        base_state, _ = self._base(plan)
+        if kind == "reinit":
+            torch.manual_seed(seed_for(self.cfg.seed, 7919))
+            state = create_model(**self.model.arch).state_dict()
+        else:
+            state = self._start_state(plan, base_state)
+            gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 7919))
+            scores = {n: torch.rand(m.shape, generator=gen) for n, m in masks.items()}
+            full = {n: torch.ones_like(m) for n, m in masks.items()}
+            masks = allocation.select_per_layer(scores, full, {n: int(m.sum()) for n, m in masks.items()})
+        self.model.load_state_dict(state)
+        optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
+        progress = {"epochs_done": 0, "seconds": 0.0, "history": []}
+        seconds = self._train(plan, masks, optimizer, progress, None, stream=1)
+        record = self._record(plan, masks, seconds)
+        checkpoint.save(path, self.model, masks, {**record, "history": progress["history"], "control": kind})
         self.write_summary()
-        self.log(f"round {plan.index}/{len(self.plans) - 1}: sparsity {record['sparsity']:.2%}  test accuracy "
-                 f"{record['test_accuracy']:.2%}  ({record['epochs']} epochs, {record['wall_seconds']:.1f} s)")
+        self.log(f"round {plan.index} control ({kind}): test accuracy {record['test_accuracy']:.2%}")
 
     def _maybe_save_rewind(self, plan: RoundPlan, epochs_done: int, masks: Masks) -> None:
         kind, _, arg = self.cfg.prune.rewind.partition(":")
@@ -180,7 +304,7 @@ class Run:
         if plan.index == 0 and kind == "epoch" and epochs_done == int(arg) and not path.exists():
             checkpoint.save(path, self.model, masks, {"epoch": epochs_done})
 
-    def _record(self, plan: RoundPlan, masks: Masks, progress: dict[str, Any], seconds: float) -> dict[str, Any]:
+    def _record(self, plan: RoundPlan, masks: Masks, seconds: float) -> dict[str, Any]:
         d, t = self.data, self.cfg.train
         val = evaluate(self.model, d.val_x, d.val_y, t.eval_batch_size) if len(d.val_x) else None
         return {
@@ -203,9 +327,11 @@ class Run:
                 break
             record = checkpoint.read_record(path)
             histories[str(plan.index)] = record.pop("history", [])
+            control = path.with_name(f"round_{plan.index}.control.safetensors")
+            record["control_accuracy"] = checkpoint.read_record(control)["test_accuracy"] if control.exists() else None
             rounds.append({k: record.get(k) for k in ROUND_FIELDS})
         if rounds:
-            last_masks = checkpoint.load(self.ck / f"round_{rounds[-1]['round']}.safetensors")[1]
+            last_masks = self._ordered(checkpoint.load(self.ck / f"round_{rounds[-1]['round']}.safetensors")[1])
         summary = {
             "name": self.cfg.name,
             "model": self.cfg.model.name,

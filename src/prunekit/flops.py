@@ -19,7 +19,8 @@ def module_flops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, d
     model.train(was_training)
     root = type(model).__name__ + "."  # the counter names modules "<RootClass>.<dotted name>"
     per_module = {
-        name.removeprefix(root): sum(ops.values()) for name, ops in counter.get_flop_counts().items()
+        name.removeprefix(root): sum(ops.values())
+        for name, ops in counter.get_flop_counts().items()
         if name.startswith(root)
     }
     return int(counter.get_total_flops()), per_module

@@ -33,6 +33,7 @@ def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict
     state, masks, record, _ = checkpoint.load(run_dir / "checkpoints" / f"round_{index}.safetensors")
     model = create_model(**summary["arch"])
     model.load_state_dict(state)
+    masks = {n: masks[n] for n, _ in model.named_parameters() if n in masks}  # module order
     return model.eval(), masks, record
 
 
@@ -91,10 +92,14 @@ def render(info: dict[str, Any]) -> str:
         f"FLOPs {info['flops']:,}, remaining {info['flops_remaining']:,}",
     ]
     if info["file_bytes"] is not None:
-        lines.append(f"file {info['file_bytes']:,} bytes ({info['file_bytes'] / info['dense_bytes']:.3f}x the "
-                     f"dense fp32 tensors, {info['dense_bytes']:,} bytes)")
+        lines.append(
+            f"file {info['file_bytes']:,} bytes ({info['file_bytes'] / info['dense_bytes']:.3f}x the "
+            f"dense fp32 tensors, {info['dense_bytes']:,} bytes)"
+        )
     lines.append(f"{'tensor':<32} {'shape':<18} {'numel':>10} {'sparsity':>9} {'units off':>9}")
     for layer in info["layers"]:
-        lines.append(f"{layer['name']:<32} {'x'.join(map(str, layer['shape'])):<18} {layer['numel']:>10,} "
-                     f"{layer['sparsity']:>9.2%} {layer['units_pruned']:>9.2%}")
+        lines.append(
+            f"{layer['name']:<32} {'x'.join(map(str, layer['shape'])):<18} {layer['numel']:>10,} "
+            f"{layer['sparsity']:>9.2%} {layer['units_pruned']:>9.2%}"
+        )
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from prunekit.errors import UserError
 from prunekit.export.bitpack import BITORDER, choose_encoding, decode_gaps, encode_gaps, pack_mask, unpack_mask
 from prunekit.export.safety import atomic_write_bytes, one_line, require_safetensors
 
-FORMATS = ("dense", "sparse")
+FORMATS = ("dense", "sparse", "compact")  # compact: see prunekit.export.compact
 VERSION = 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
@@ -48,6 +48,10 @@ def save(
     """
     if format not in FORMATS:
         raise UserError(f"unknown export format {format!r}: known: {', '.join(FORMATS)}")
+    if format == "compact":  # every tensor dense, at its (possibly narrowed) shape; masks are not needed
+        from prunekit.export.compact import save_compact
+
+        return save_compact(model, path, dtype=dtype, metadata=metadata)
     dtype = _DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
         raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")
@@ -118,6 +122,10 @@ def load(path: PathLike, *, builder: Callable[[Any], nn.Module] | None = None, m
     Sparse files also give the model a ``masks`` attribute: name -> bool tensor, the saved pruning pattern.
     """
     meta = read_metadata(path)
+    if meta["format"] == "compact":
+        from prunekit.export.compact import load_compact
+
+        return load_compact(path, builder=builder, map_location=map_location)
     model = _build(path, meta.get("arch")) if builder is None else builder(meta.get("arch"))
     _check_fits(path, model, meta["tensors"])  # before decoding, so a hostile header cannot claim huge tensors
     state, masks, meta = _read(path)

@@ -52,7 +52,7 @@ def solve_densities(
     """Densities d_l = clamp(eps * raw_l, lo_l, hi_l) with sum d_l n_l = keep; clamped layers leave the solve."""
     if keep > sum(hi[n] * sizes[n] for n in sizes) + 0.5:
         raise UserError("target sparsity is below the current sparsity: masks never grow")
-    fixed: dict[str, float] = {n: hi[n] for n in sizes if raw[n] == 0 or hi[n] <= lo[n]}
+    fixed: dict[str, float] = {n: lo[n] for n in sizes if raw[n] == 0 or hi[n] <= lo[n]}  # raw 0: the floor
     while True:
         free = [n for n in sizes if n not in fixed]
         budget = keep - sum(fixed[n] * sizes[n] for n in fixed)
@@ -68,7 +68,9 @@ def solve_densities(
             fixed[n] = hi[n] if over else lo[n]
 
 
-def integer_counts(densities: dict[str, float], sizes: dict[str, int], keep: int, cap: dict[str, int]) -> dict[str, int]:
+def integer_counts(
+    densities: dict[str, float], sizes: dict[str, int], keep: int, cap: dict[str, int]
+) -> dict[str, int]:
     """Round d_l * n_l to integers summing to `keep`, by largest remainder, never above `cap`."""
     ideal = {n: min(densities[n] * sizes[n], cap[n]) for n in sizes}
     counts = {n: min(math.floor(v + 1e-9), cap[n]) for n, v in ideal.items()}
@@ -93,7 +95,7 @@ def integer_counts(densities: dict[str, float], sizes: dict[str, int], keep: int
 
 def _ranked(score: Tensor, mask: Tensor) -> Tensor:
     """Flat indices of surviving weights, best first; ties broken by position for determinism."""
-    flat = score.detach().flatten().float().cpu()
+    flat = score.detach().flatten().double().cpu()
     alive = mask.flatten().cpu()
     if not torch.isfinite(flat[alive]).all():
         raise ValueError("criterion produced non-finite scores")
@@ -115,7 +117,7 @@ def select_global(scores: dict[str, Tensor], masks: Masks, keep: int, reserve: d
     names = list(masks)
     flat = []
     for name in names:
-        s = scores[name].detach().flatten().float().cpu().clone()
+        s = scores[name].detach().flatten().double().cpu().clone()
         alive = masks[name].flatten().cpu()
         if not torch.isfinite(s[alive]).all():
             raise ValueError(f"criterion produced non-finite scores for {name}")
@@ -185,6 +187,7 @@ def prune(
         new = select_per_layer(scores, masks, counts)
     collapsed = [n for n, m in new.items() if not m.any()]
     if collapsed:
-        warnings.warn(f"layer collapse: {collapsed} lost every weight; set prune.min_density to prevent it",
-                      stacklevel=2)
+        warnings.warn(
+            f"layer collapse: {collapsed} lost every weight; set prune.min_density to prevent it", stacklevel=2
+        )
     return new

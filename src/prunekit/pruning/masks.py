@@ -72,8 +72,9 @@ def check_masks(model: nn.Module, masks: Masks) -> None:
         if name not in params:
             raise UserError(f"mask for unknown parameter {name}")
         if mask.dtype != torch.bool or mask.shape != params[name].shape:
-            raise UserError(f"mask {name}: expected bool of shape {list(params[name].shape)}, got {mask.dtype} "
-                            f"{list(mask.shape)}")
+            raise UserError(
+                f"mask {name}: expected bool of shape {list(params[name].shape)}, got {mask.dtype} {list(mask.shape)}"
+            )
 
 
 class MaskEnforcer:
@@ -125,12 +126,14 @@ def layer_report(masks: Masks) -> list[dict]:
     rows = []
     for name, mask in masks.items():
         kept = int(mask.sum())
-        rows.append({
-            "name": name,
-            "shape": list(mask.shape),
-            "numel": mask.numel(),
-            "sparsity": round(1.0 - kept / mask.numel(), 6),
-            "units_pruned": round(float(units_without_inputs(mask).float().mean()), 6),
-            "inputs_unused": round(float(units_without_outputs(mask).float().mean()), 6),
-        })
+        rows.append(
+            {
+                "name": name,
+                "shape": list(mask.shape),
+                "numel": mask.numel(),
+                "sparsity": round(1.0 - kept / mask.numel(), 6),
+                "units_pruned": round(float(units_without_inputs(mask).float().mean()), 6),
+                "inputs_unused": round(float(units_without_outputs(mask).float().mean()), 6),
+            }
+        )
     return rows

@@ -1,66 +1,118 @@
-"""Collect run summaries and write report.md with its figures, for one run or a comparison of several."""
+"""Collect run directories and write report.md, report.html and the PNGs, for one run or a comparison of several."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from prunekit.errors import UserError
-from prunekit.export.safety import atomic_write_text
+from prunekit.export.safety import atomic_write_bytes, atomic_write_text
 from prunekit.report import figures, tables
+from prunekit.report.document import Document, Figure, Section, to_markdown
+from prunekit.report.html import to_html
+from prunekit.report.runs import RunInfo, find_runs, load_runs, load_summary
+from prunekit.report.sweep import Group, group_runs, speedups
 
-
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run directory (no summary.json)")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise UserError(f"{path} is not valid JSON ({e})") from None
-
-
-def find_runs(paths: list[Path]) -> list[Path]:
-    """Run directories given directly or found anywhere below the given directories."""
-    found: list[Path] = []
-    for p in map(Path, paths):
-        if (p / "summary.json").is_file():
-            found.append(p)
-        elif p.is_dir():
-            found.extend(sorted(s.parent for s in p.rglob("summary.json")))
-        else:
-            raise UserError(f"{p}: no such run directory")
-    if not found:
-        raise UserError(f"no run directories (with summary.json) under {', '.join(map(str, paths))}")
-    return list(dict.fromkeys(found))
-
-
-def write_report(run_dirs: list[Path], out: Path, title: str = "prunekit report") -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    runs = [(_label(d, run_dirs), load_summary(d)) for d in run_dirs]
-    lines = [f"# {title}", ""]
-    figures.accuracy_vs_remaining(runs, out / "accuracy_vs_sparsity.png")
-    lines += ["![accuracy vs weights remaining](accuracy_vs_sparsity.png)", ""]
-    lines += ["## Runs", "", tables.runs_table(runs), ""]
-    for label, summary in runs:
-        lines += [f"## {label}", "", tables.rounds_table(summary), ""]
-        if summary.get("layers"):
-            name = f"layers_{_slug(label)}.png"
-            figures.layer_sparsity(label, summary, out / name)
-            lines += [f"![per-layer sparsity of {label}]({name})", "", tables.layers_table(summary), ""]
-    return atomic_write_text(out / "report.md", "\n".join(lines))
-
-
-def write_run_report(run_dir: Path) -> Path:
-    run_dir = Path(run_dir)
-    return write_report([run_dir], run_dir, title=f"{load_summary(run_dir)['name']}: {run_dir}")
-
-
-def _label(run_dir: Path, all_dirs: list[Path]) -> str:
-    summary_name = load_summary(run_dir).get("name")
-    return summary_name if len(all_dirs) == 1 else f"{summary_name} ({Path(run_dir).name})"
+__all__ = ["build_document", "find_runs", "load_summary", "write_report", "write_run_report"]
 
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
+def _intro(runs: list[RunInfo], groups: list[Group]) -> str:
+    running = sum(not r.complete for r in runs)
+    sweeps = sum(g.n > 1 for g in groups)
+    parts = [f"{len(runs)} run{'s' * (len(runs) != 1)}"]
+    parts += [f"{running} still in progress (their finished rounds are shown)"] if running else []
+    parts += [f"{sweeps} sweep{'s' * (sweeps != 1)} over seeds shown as mean ± std"] if sweeps else []
+    return ", ".join(parts) + ". Accuracies are test accuracies; sparsity is the fraction of prunable weights removed."
+
+
+def _figure_section(groups: list[Group]) -> Section:
+    section = Section("Accuracy vs sparsity")
+    png = figures.accuracy_vs_weights(groups)
+    if png:
+        section.blocks.append(
+            Figure(
+                "accuracy_vs_sparsity.png",
+                png,
+                "Test accuracy vs weights remaining (log "
+                "scale); dotted lines: each run's dense accuracy; bands: ± std over seeds",
+            )
+        )
+    png = figures.accuracy_vs_flops(groups)
+    if png:
+        section.blocks.append(
+            Figure("accuracy_vs_flops.png", png, "Test accuracy vs FLOPs remaining, channel-pruned runs")
+        )
+    if not section.blocks:
+        section.blocks.append("No finished rounds yet.")
+    return section
+
+
+def _layer_section(groups: list[Group]) -> Section:
+    section = Section("Per-layer sparsity")
+    models = list(dict.fromkeys(g.first.model for g in groups))
+    for model in models:
+        png = figures.layer_bars([g for g in groups if g.first.model == model])
+        if png:
+            name = "layers.png" if len(models) == 1 else f"layers_{_slug(model)}.png"
+            section.blocks.append(
+                Figure(
+                    name,
+                    png,
+                    f"{model}: per-layer weights pruned and output units left with no incoming weight, final network",
+                )
+            )
+    return section
+
+
+def build_document(runs: list[RunInfo], title: str) -> Document:
+    groups = group_runs(runs)
+    pairs = speedups(groups)
+    sections = [Section("Summary", [_intro(runs, groups), tables.runs_table(runs)]), _figure_section(groups)]
+    results = Section("Results", [tables.ratio_table(groups), tables.method_table(groups), tables.course_table(groups)])
+    sweep = tables.sweep_table(groups)
+    results.blocks += [sweep] if sweep else []
+    sections.append(results)
+    sections.append(_layer_section(groups))
+    png = figures.training_curves(groups)
+    if png:
+        sections.append(
+            Section(
+                "Training curves",
+                [
+                    Figure(
+                        "training.png",
+                        png,
+                        "Validation accuracy per epoch; each round's epochs follow the previous round's",
+                    )
+                ],
+            )
+        )
+    cost = Section("Cost", [tables.cost_table(groups, pairs)])
+    png = figures.cost_bars(groups)
+    cost.blocks += [Figure("cost.png", png, "Epochs and wall time per run (sweeps: mean ± std)")] if png else []
+    sections.append(cost)
+    for r in runs:
+        blocks = [tables.rounds(r.summary)]
+        blocks += [tables.layers(r.summary)] if r.summary.get("layers") else []
+        sections.append(Section(f"Run {r.label}", [f"{r.path} — {r.method_label}", *blocks], details=len(runs) > 1))
+    return Document(title, [s for s in sections if s.blocks])
+
+
+def write_report(run_dirs: list[Path], out: Path, title: str = "prunekit report") -> Path:
+    """Write report.md, report.html and the figures into `out`; returns the path of report.md."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = build_document(load_runs(run_dirs), title)
+    for fig in doc.figures:
+        atomic_write_bytes(out / fig.name, fig.png)
+    atomic_write_text(out / "report.html", to_html(doc))
+    return atomic_write_text(out / "report.md", to_markdown(doc))
+
+
+def write_run_report(run_dir: Path) -> Path:
+    """The run directory's own report (written by `prunekit run`), made by the same code as comparisons."""
+    run_dir = Path(run_dir)
+    name = load_summary(run_dir).get("name") or run_dir.name
+    return write_report([run_dir], run_dir, title=f"{name}: {run_dir}")

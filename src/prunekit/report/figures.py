@@ -1,56 +1,218 @@
-"""Figures, drawn with matplotlib's Agg backend so they render without a display."""
+"""Figures as PNG bytes, drawn with matplotlib's Agg backend; each group keeps its one colour in every figure."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import io
+import re
+from collections.abc import Callable
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
-COLORS = plt.get_cmap("tab10").colors
+from prunekit.report.sweep import Group, Stat, stat  # noqa: E402
+
+DPI = 110
+LOG_TICKS = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01]
 
 
-def accuracy_vs_remaining(runs: list[tuple[str, dict[str, Any]]], path: Path) -> Path:
-    """Test accuracy against the percentage of weights remaining, log scale as in the lottery-ticket papers."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (label, summary) in enumerate(runs):
-        rounds = summary["rounds"]
-        color = COLORS[i % len(COLORS)]
-        x = [max(100 * (1 - r["sparsity"]), 1e-3) for r in rounds]
-        y = [100 * r["test_accuracy"] for r in rounds]
-        ax.plot(x, y, marker="o", ms=4, color=color, label=label)
-        if summary.get("dense_accuracy") is not None:
-            ax.axhline(100 * summary["dense_accuracy"], color=color, ls=":", lw=1)
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=DPI)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _percent_left(values: list[float]) -> list[float]:
+    return [max(v, 1e-3) for v in values]
+
+
+def _accuracy_plot(
+    groups: list[Group], x_of: Callable[[Group, list], list[float] | None], xlabel: str, title: str
+) -> bytes | None:
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    drawn = []
+    for g in groups:
+        curve = g.curve()
+        xs = x_of(g, curve) if curve else None
+        if not xs:
+            continue
+        points = sorted(zip(xs, curve, strict=True), key=lambda p: -p[0])
+        x = [p[0] for p in points]
+        y = [100 * p[1][1].mean for p in points]
+        err = [100 * p[1][1].std for p in points]
+        ax.plot(x, y, marker="o", ms=4, lw=1.8, color=g.color, label=g.legend)
+        if g.n > 1:
+            ax.fill_between(
+                x,
+                [a - e for a, e in zip(y, err, strict=True)],
+                [a + e for a, e in zip(y, err, strict=True)],
+                color=g.color,
+                alpha=0.2,
+                lw=0,
+            )
+        dense = g.stat(lambda r: r.dense_accuracy)
+        if dense is not None:
+            ax.axhline(100 * dense.mean, color=g.color, ls=":", lw=1)
+        drawn += x
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.plot([], [], color="0.4", ls=":", lw=1, label="dense accuracy (same colour)")
     ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%, log scale)")
+    lo, hi = min(drawn), max(drawn)
+    ax.set_xticks([t for t in LOG_TICKS if lo / 1.5 <= t <= hi * 1.5] or [lo, hi])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(hi * 1.15, lo / 1.15)  # decreasing: pruning goes to the right
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy vs weights remaining (dotted: dense accuracy)")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    ax.legend(fontsize=8, loc="best")
+    return _png(fig)
 
 
-def layer_sparsity(label: str, summary: dict[str, Any], path: Path) -> Path:
-    """Per-tensor sparsity and the fraction of output units left with no incoming weight."""
-    layers = summary["layers"]
-    names = [layer["name"].removesuffix(".weight") for layer in layers]
-    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(names) + 2), 4))
-    pos = range(len(names))
-    ax.bar([p - 0.2 for p in pos], [100 * layer["sparsity"] for layer in layers], 0.4, label="weights pruned")
-    ax.bar([p + 0.2 for p in pos], [100 * layer["units_pruned"] for layer in layers], 0.4, label="units with no input")
-    ax.set_xticks(list(pos), names, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"{label}: final network, per layer")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def accuracy_vs_weights(groups: list[Group]) -> bytes | None:
+    """Test accuracy against the weights remaining, log scale as in the lottery-ticket papers."""
+    return _accuracy_plot(
+        groups,
+        lambda g, curve: _percent_left([100 * (1 - s.mean) for s, _, _ in curve]),
+        "weights remaining (%, log scale)",
+        "Accuracy vs weights remaining",
+    )
+
+
+def accuracy_vs_flops(groups: list[Group]) -> bytes | None:
+    """The same against the FLOPs remaining, for channel-pruned runs (their networks are physically smaller)."""
+
+    def x_of(g: Group, curve: list) -> list[float] | None:
+        flops = [row[2]["flops"] for row in curve]
+        if not g.first.structured or any(f is None for f in flops) or not flops[0].mean:
+            return None
+        return _percent_left([100 * f.mean / flops[0].mean for f in flops])
+
+    return _accuracy_plot(groups, x_of, "FLOPs remaining (% of dense, log scale)", "Accuracy vs FLOPs remaining")
+
+
+def layer_bars(groups: list[Group]) -> bytes | None:
+    """Per-layer sparsity and units with no input in each group's final network (mean over its seeds)."""
+    shown = [g for g in groups if any(r.summary.get("layers") for r in g.runs)]
+    names = sorted({lay.get("name", "?") for g in shown for r in g.runs for lay in r.summary["layers"]}, key=_natural)
+    if not names:
+        return None
+    fig, axes = plt.subplots(
+        2, 1, figsize=(min(18, max(7, 0.45 * len(names) * max(1, len(shown) / 2) + 3)), 7), sharex=True
+    )
+    width = 0.8 / len(shown)
+    for i, g in enumerate(shown):
+        for ax, key in zip(axes, ("sparsity", "units_pruned"), strict=True):
+            values = [_layer_value(g, name, key) for name in names]
+            pos = [k - 0.4 + width * (i + 0.5) for k in range(len(names))]
+            ax.bar(
+                pos,
+                [100 * (v.mean if v else 0) for v in values],
+                width,
+                color=g.color,
+                label=g.legend,
+                yerr=[100 * v.std if v and v.n > 1 else 0 for v in values] if g.n > 1 else None,
+            )
+    for ax, what in zip(axes, ("weights pruned (%)", "units with no input (%)"), strict=True):
+        ax.set_ylabel(what)
+        ax.set_ylim(0, 105)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].set_title("Final network, per layer")
+    axes[0].legend(fontsize=8, loc="upper left")
+    axes[1].set_xticks(
+        range(len(names)), [n.removesuffix(".weight") for n in names], rotation=60, ha="right", fontsize=8
+    )
+    return _png(fig)
+
+
+def _natural(name: str) -> list[tuple[int, int | str]]:
+    """Sort key that puts layer2 before layer10 (summary.json does not promise the model's order)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
+
+
+def _layer_value(g: Group, name: str, key: str) -> Stat | None:
+    return stat(lay.get(key) for r in g.runs for lay in r.summary.get("layers") or [] if lay.get("name") == name)
+
+
+def training_curves(groups: list[Group]) -> bytes | None:
+    """Validation accuracy (or training loss) per epoch, rounds one after another, one panel per group."""
+    shown = [g for g in groups if any(r.summary.get("history") for r in g.runs)]
+    if not shown:
+        return None
+    cols = min(3, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
+    for ax, g in zip(axes.flat, shown, strict=False):
+        use_val = any(
+            e.get("val_accuracy") is not None
+            for r in g.runs
+            for h in (r.summary.get("history") or {}).values()
+            for e in h
+        )
+        key, scale = ("val_accuracy", 100) if use_val else ("train_loss", 1)
+        for j, r in enumerate(g.runs):
+            start, bounds, everything = 0, [], []
+            history = r.summary.get("history") or {}
+            for k in sorted(history, key=lambda s: int(s) if str(s).isdigit() else 0):
+                points = [(start + e.get("epoch", i + 1), e.get(key)) for i, e in enumerate(history[k])]
+                points = [(x, scale * y) for x, y in points if y is not None]
+                if points:
+                    ax.plot(
+                        *zip(*points, strict=True),
+                        color=g.color,
+                        marker="o",
+                        ms=3.5,
+                        lw=1.6,
+                        alpha=1 if j == 0 else 0.6,
+                    )
+                everything += points
+                start += len(history[k])
+                bounds.append(start)
+            if len(everything) > 1:
+                ax.plot(*zip(*everything, strict=True), color=g.color, lw=0.8, alpha=0.35)
+            if j == 0:
+                for b in bounds[:-1]:
+                    ax.axvline(b + 0.5, color="0.75", lw=0.8, ls="--")
+        ax.set_title(f"{g.legend} (dashed: next round)", fontsize=9)
+        ax.set_xlabel("epoch, rounds one after another")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("validation accuracy (%)" if use_val else "training loss")
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(shown) :]:
+        ax.set_visible(False)
+    return _png(fig)
+
+
+def cost_bars(groups: list[Group]) -> bytes | None:
+    """Epochs and wall time per run (or sweep mean), when there is something to compare."""
+    if len(groups) < 2:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(groups) + 1.8))
+    labels = [g.legend for g in groups][::-1]
+    for ax, what, fn in ((axes[0], "epochs", lambda r: r.epochs), (axes[1], "wall time (s)", lambda r: r.wall_seconds)):
+        values = [g.stat(fn) for g in groups][::-1]
+        bars = ax.barh(
+            labels,
+            [v.mean if v else 0 for v in values],
+            color=[g.color for g in groups][::-1],
+            xerr=[v.std if v else 0 for v in values],
+        )
+        ax.bar_label(
+            bars,
+            [f"{v.mean:.0f}" if v and what == "epochs" else f"{v.mean:.1f}" if v else "-" for v in values],
+            padding=3,
+            fontsize=8,
+        )
+        ax.set_xlabel(what)
+        ax.margins(x=0.15)
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[1].set_yticks(range(len(labels)), [""] * len(labels))
+    axes[0].set_title("Training cost")
+    return _png(fig)

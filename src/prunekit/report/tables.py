@@ -1,49 +1,260 @@
-"""Markdown tables in the forms the source documents use."""
+"""Tables in the forms the source documents use, each built once and rendered as Markdown (here) or HTML (html.py).
+
+Accuracies and sparsities are shown in percent; a sweep's cell is `mean ± std` over its seeds.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from prunekit.report.runs import RunInfo
+from prunekit.report.sweep import Group, Stat
 
-def _pct(x: float | None, digits: int = 2) -> str:
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+    def markdown(self) -> str:
+        def cell(text: str) -> str:
+            return text.replace("|", "\\|")
+
+        out = ["| " + " | ".join(map(cell, self.header)) + " |", "|:---|" + "".join("---:|" for _ in self.header[1:])]
+        out += ["| " + " | ".join(map(cell, row)) + " |" for row in self.rows]
+        return "\n".join(out)
+
+
+def pct(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{100 * x:.{digits}f}"
 
 
-def _md(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
+def pct_stat(s: Stat | None, digits: int = 2) -> str:
+    if s is None:
+        return "-"
+    return pct(s.mean, digits) if s.n == 1 else f"{pct(s.mean, digits)} ± {pct(s.std, digits)}"
 
 
-def highest_within(summary: dict[str, Any], points: float = 1.0) -> float | None:
-    """The highest sparsity whose accuracy is within `points` percentage points of the dense accuracy."""
-    dense = summary.get("dense_accuracy")
-    ok = [r["sparsity"] for r in summary["rounds"] if dense is not None and r["test_accuracy"] >= dense - points / 100]
-    return max(ok) if ok else None
+def fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
-def runs_table(runs: list[tuple[str, dict[str, Any]]]) -> str:
-    header = ["run", "model", "method", "dense acc %", "final sparsity %", "final acc %", "best acc %",
-              "max sparsity within 1 pt %", "epochs", "wall s"]
+def num_stat(s: Stat | None, fmt: str = "{:.0f}") -> str:
+    if s is None:
+        return "-"
+    return fmt.format(s.mean) if s.n == 1 else f"{fmt.format(s.mean)} ± {fmt.format(s.std)}"
+
+
+def runs_table(runs: list[RunInfo]) -> Table:
+    header = [
+        "run",
+        "model",
+        "dataset",
+        "method",
+        "seed",
+        "status",
+        "dense acc %",
+        "final sparsity %",
+        "final acc %",
+        "best acc %",
+        "max sparsity within 1 pt %",
+        "epochs",
+        "wall s",
+    ]
+    rows = [
+        [
+            r.label,
+            r.model,
+            r.dataset,
+            r.method_label,
+            str(r.seed if r.seed is not None else "-"),
+            "done" if r.complete else "in progress",
+            pct(r.dense_accuracy),
+            pct(r.final_sparsity),
+            pct(r.final_accuracy),
+            pct(r.best_accuracy),
+            pct(r.highest_within()),
+            fmt(r.epochs, "d"),
+            fmt(r.wall_seconds, ".1f"),
+        ]
+        for r in runs
+    ]
+    return Table(
+        "Runs",
+        header,
+        rows,
+        "best acc: the best pruned round; max sparsity within 1 pt: the highest "
+        "sparsity whose test accuracy is at most 1 percentage point below the dense accuracy",
+    )
+
+
+def sweep_table(groups: list[Group]) -> Table | None:
+    """Groups of several seeds: mean ± sample std over the seeds."""
+    sweeps = [g for g in groups if g.n > 1]
+    if not sweeps:
+        return None
+    header = [
+        "sweep",
+        "n",
+        "seeds",
+        "dense acc %",
+        "final acc %",
+        "best acc %",
+        "max sparsity within 1 pt %",
+        "epochs",
+        "wall s",
+    ]
+    rows = [
+        [
+            g.label,
+            str(g.n),
+            ", ".join(str(r.seed) for r in g.runs),
+            pct_stat(g.stat(lambda r: r.dense_accuracy)),
+            pct_stat(g.stat(lambda r: r.final_accuracy)),
+            pct_stat(g.stat(lambda r: r.best_accuracy)),
+            pct_stat(g.stat(lambda r: r.highest_within())),
+            num_stat(g.stat(lambda r: r.epochs)),
+            num_stat(g.stat(lambda r: r.wall_seconds), "{:.1f}"),
+        ]
+        for g in sweeps
+    ]
+    return Table("Sweeps (mean ± std over seeds)", header, rows, "runs whose configs differ only in seed and name")
+
+
+def ratio_table(groups: list[Group]) -> Table:
+    """The PyTorch evaluation's form: one column per sparsity reached, one row per run (or sweep)."""
+    cells: dict[str, dict[float, str]] = {}
+    for g in groups:
+        cells[g.legend] = {round(100 * s.mean, 1): pct_stat(acc) for s, acc, _ in g.curve()}
+    columns = sorted({c for row in cells.values() for c in row})
+    header = ["run"] + ["0 (dense)" if c == 0 else f"{c:g}%" for c in columns]
+    rows = [[label] + [row.get(c, "") for c in columns] for label, row in cells.items()]
+    return Table("Test accuracy (%) by sparsity", header, rows, "columns: the fraction of prunable weights removed")
+
+
+def course_table(groups: list[Group]) -> Table:
+    """The course slides' form: method, network, dataset, baseline and pruned accuracy, params left and removed."""
+    header = ["method", "run", "network", "dataset", "baseline %", "pruned %", "params (M)", "params pruned %"]
     rows = []
-    for label, s in runs:
-        best = max((r["test_accuracy"] for r in s["rounds"][1:]), default=None)
-        rows.append([label, s["model"], s["method"], _pct(s["dense_accuracy"]), _pct(s["final_sparsity"]),
-                     _pct(s["final_accuracy"]), _pct(best), _pct(highest_within(s)), str(s["total_epochs"]),
-                     f"{s['wall_seconds']:.0f}"])
-    return _md(header, rows)
+    for g in groups:
+        curve = g.curve()
+        dense, final = (curve[0][2]["params"], curve[-1][2]["params"]) if curve else (None, None)
+        removed = Stat(1 - final.mean / dense.mean, 0, 1) if dense and final and dense.mean else None
+        rows.append(
+            [
+                g.first.method_label,
+                g.legend,
+                g.first.model,
+                g.first.dataset,
+                pct_stat(g.stat(lambda r: r.dense_accuracy)),
+                pct_stat(g.stat(lambda r: r.final_accuracy)),
+                num_stat(final and Stat(final.mean / 1e6, final.std / 1e6, final.n), "{:.3f}"),
+                pct(removed and removed.mean, 1),
+            ]
+        )
+    return Table(
+        "Baseline vs pruned",
+        header,
+        rows,
+        "params: parameters left (nonzero, or physically present for channel pruning) in the final network",
+    )
+
+
+def method_table(groups: list[Group]) -> Table:
+    """The AIMP poster's form: method -> accuracy."""
+    header = ["method", "run", "final acc %", "best acc %", "max sparsity within 1 pt %", "final sparsity %"]
+    rows = [
+        [
+            g.first.method_label,
+            g.legend,
+            pct_stat(g.stat(lambda r: r.final_accuracy)),
+            pct_stat(g.stat(lambda r: r.best_accuracy)),
+            pct_stat(g.stat(lambda r: r.highest_within())),
+            pct_stat(g.stat(lambda r: r.final_sparsity)),
+        ]
+        for g in groups
+    ]
+    return Table("Accuracy by method", header, rows)
+
+
+def cost_table(groups: list[Group], speedups: dict[str, tuple[Group, Stat | None, Stat | None]]) -> Table:
+    header = ["run", "method", "epochs", "wall s", "speedup vs IMP (wall)", "epoch ratio IMP/AIMP", "IMP run compared"]
+    rows = []
+    for g in groups:
+        imp, wall, epochs = speedups.get(g.label, (None, None, None))
+        rows.append(
+            [
+                g.legend,
+                g.first.method_label,
+                num_stat(g.stat(lambda r: r.epochs)),
+                num_stat(g.stat(lambda r: r.wall_seconds), "{:.1f}"),
+                num_stat(wall, "{:.2f}x"),
+                num_stat(epochs, "{:.2f}x"),
+                imp.legend if imp else "",
+            ]
+        )
+    return Table(
+        "Cost",
+        header,
+        rows,
+        "AIMP speedup = IMP wall time / AIMP wall time, beside the same ratio of "
+        "epochs, against the IMP run on the same model and dataset whose config differs least",
+    )
+
+
+def rounds(summary: dict[str, Any]) -> Table:
+    header = [
+        "round",
+        "sparsity %",
+        "weights left %",
+        "test acc %",
+        "val acc %",
+        "epochs",
+        "wall s",
+        "params",
+        "MFLOPs",
+    ]
+    rows = []
+    for i, r in enumerate(summary.get("rounds") or []):
+        s, flops = r.get("sparsity"), r.get("flops")
+        rows.append(
+            [
+                str(r.get("round", i)),
+                pct(s),
+                pct(None if s is None else 1 - s),
+                pct(r.get("test_accuracy")),
+                pct(r.get("val_accuracy")),
+                fmt(r.get("epochs"), "d"),
+                fmt(r.get("wall_seconds"), ".1f"),
+                fmt(r.get("params"), ",d"),
+                fmt(None if flops is None else flops / 1e6, ".3f"),
+            ]
+        )
+    return Table("Rounds", header, rows)
+
+
+def layers(summary: dict[str, Any]) -> Table:
+    header = ["tensor", "shape", "numel", "sparsity %", "units with no input %"]
+    rows = [
+        [
+            str(layer.get("name", "?")),
+            "x".join(map(str, layer.get("shape") or [])),
+            f"{layer['numel']:,}" if layer.get("numel") is not None else "-",
+            pct(layer.get("sparsity")),
+            pct(layer.get("units_pruned")),
+        ]
+        for layer in summary.get("layers") or []
+    ]
+    return Table("Final network, per layer", header, rows)
 
 
 def rounds_table(summary: dict[str, Any]) -> str:
-    header = ["round", "sparsity %", "weights left %", "test acc %", "epochs", "wall s", "params", "MFLOPs"]
-    rows = [[str(r["round"]), _pct(r["sparsity"]), _pct(1 - r["sparsity"]), _pct(r["test_accuracy"]),
-             str(r["epochs"]), f"{r['wall_seconds']:.1f}", f"{r['params']:,}", f"{r['flops'] / 1e6:.3f}"]
-            for r in summary["rounds"]]
-    return _md(header, rows)
+    """Markdown rounds table (printed by `prunekit run`)."""
+    return rounds(summary).markdown()
 
 
 def layers_table(summary: dict[str, Any]) -> str:
-    header = ["tensor", "shape", "numel", "sparsity %", "units with no input %"]
-    rows = [[layer["name"], "x".join(map(str, layer["shape"])), f"{layer['numel']:,}", _pct(layer["sparsity"]),
-             _pct(layer["units_pruned"])] for layer in summary["layers"]]
-    return _md(header, rows)
+    return layers(summary).markdown()

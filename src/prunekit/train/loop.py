@@ -97,8 +97,18 @@ def run_epochs(
     for epoch in epochs:
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(seed_for_epoch(epoch))
-        loss, lr = train_epoch(model, optimizer, data.train_x, data.train_y, batch_size=batch_size, lr_at=lr_at,
-                               epoch=epoch, generator=generator, augment=data.augment, desc=f"{desc} epoch {epoch + 1}")
+        loss, lr = train_epoch(
+            model,
+            optimizer,
+            data.train_x,
+            data.train_y,
+            batch_size=batch_size,
+            lr_at=lr_at,
+            epoch=epoch,
+            generator=generator,
+            augment=data.augment,
+            desc=f"{desc} epoch {epoch + 1}",
+        )
         val = evaluate(model, data.val_x, data.val_y, eval_batch_size) if len(data.val_x) else None
         result = EpochResult(epoch, loss, val, lr, time.perf_counter() - start)
         results.append(result)

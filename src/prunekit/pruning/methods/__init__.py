@@ -24,7 +24,9 @@ class RoundPlan:
     schedule: str = "train"  # train = the training lr schedule | finetune = constant fine-tuning lr
     start_epoch: int = 0  # position in the training schedule where this round starts
     squeeze: float = 1.0  # schedule positions advance this many epochs per epoch (AIMP's short retraining)
-    gradual: dict[str, float] | None = None  # pruning during training: s_i, s_f, start, end, every (gradual method)
+    iterations: int = 1  # pruning steps to reach `sparsity`, on an exponential schedule (SynFlow)
+    during: str | None = None  # a TRAINING_HOOKS entry that prunes while this round trains
+    gradual: dict[str, float] | None = None  # for during="gradual": initial, final, begin, end (epochs)
 
 
 Method = Callable[[Config, dict[str, int]], list[RoundPlan]]
@@ -44,4 +46,4 @@ def retrain_epochs(cfg: Config) -> int:
     return cfg.train.epochs if cfg.prune.retrain_epochs is None else cfg.prune.retrain_epochs
 
 
-from prunekit.pruning.methods import imp, oneshot  # noqa: E402,F401  (registration)
+from prunekit.pruning.methods import at_init, gradual, imp, oneshot, soft_threshold  # noqa: E402,F401  (registration)

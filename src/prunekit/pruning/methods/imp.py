@@ -57,10 +57,17 @@ def imp(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
         full = total - start if kind == "epoch" else total
         epochs = full if (p.tau is None or k == n) else min(p.tau, full)
         squeeze = full / epochs if epochs and kind != "finetune" else 1.0
-        rounds.append(RoundPlan(
-            index=k, base=k - 1, sparsity=sparsity, fixed=fixed,
-            weights={"init": "init", "epoch": "rewind"}.get(kind, "keep"),
-            epochs=epochs, schedule="finetune" if kind == "finetune" else "train",
-            start_epoch=start, squeeze=squeeze,
-        ))
+        rounds.append(
+            RoundPlan(
+                index=k,
+                base=k - 1,
+                sparsity=sparsity,
+                fixed=fixed,
+                weights={"init": "init", "epoch": "rewind"}.get(kind, "keep"),
+                epochs=epochs,
+                schedule="finetune" if kind == "finetune" else "train",
+                start_epoch=start,
+                squeeze=squeeze,
+            )
+        )
     return rounds

@@ -1,0 +1,150 @@
+"""Compact model files: a physically thinner network as plain safetensors, rebuilt without pickling.
+
+The file is a dense file (every state-dict tensor under its own name, see :mod:`prunekit.export.formats`) whose
+"prunekit" metadata has ``"format": "compact"`` and a ``"modules"`` table: for each module narrower than in the
+base architecture (``arch``, rebuilt with ``prunekit.models.create_model``), its type and new sizes, e.g.
+``{"layer1.0.conv1": {"type": "Conv2d", "attrs": {"in_channels": 32, "out_channels": 32, "groups": 1}}}``.
+Loading rebuilds the base model, narrows those modules (attributes set, parameters and buffers replaced by empty
+tensors of the shapes in the tensor table), then loads the weights. A file may only narrow a module, never widen
+it, so a hostile header cannot make the loader allocate more than the base model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from torch import Tensor, nn
+
+from prunekit.errors import UserError
+from prunekit.export.formats import (
+    _DTYPE_ALIASES, DTYPES, VERSION, PathLike, _build, _check_fits, _dtype_name, _read, read_metadata)
+from prunekit.export.safety import atomic_write_bytes
+
+# the attributes that describe a module's width, per layer type Torch-Pruning can narrow
+WIDTH_ATTRS: dict[type[nn.Module], tuple[str, ...]] = {
+    nn.modules.conv._ConvNd: ("in_channels", "out_channels", "groups"),
+    nn.Linear: ("in_features", "out_features"),
+    nn.modules.batchnorm._NormBase: ("num_features",),
+    nn.GroupNorm: ("num_groups", "num_channels"),
+    nn.LayerNorm: ("normalized_shape",),
+    nn.PReLU: ("num_parameters",),
+    nn.Embedding: ("num_embeddings", "embedding_dim"),
+}
+
+
+def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", metadata: dict | None = None) -> Path:
+    """Write `model` (possibly thinner than `model.arch`) atomically as a compact safetensors file."""
+    dtype = _DTYPE_ALIASES.get(dtype, dtype)
+    if dtype not in DTYPES:
+        raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")
+    arch = getattr(model, "arch", None)
+    if not isinstance(arch, dict):
+        raise UserError(f"{type(model).__name__} has no `arch`: a compact file rebuilds the model from it")
+    modules = narrowed_modules(model)
+    tensors: dict[str, Tensor] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        stored = tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
+        tensors[name] = stored.contiguous().clone()
+        entries[name] = {"shape": list(tensor.shape), "dtype": _dtype_name(tensor.dtype),
+                         "stored_dtype": _dtype_name(stored.dtype), "encoding": "dense",
+                         "nnz": int(torch.count_nonzero(tensor)), "masked": False}
+    meta = {"format": "compact", "version": VERSION, "arch": arch, "dtype": dtype,
+            "params": sum(p.numel() for p in model.parameters()), "modules": modules, "tensors": entries,
+            "extra": metadata or {}}
+    header = {"prunekit": json.dumps(meta, default=str, separators=(",", ":"))}
+    return atomic_write_bytes(path, safetensors.torch.save(tensors, metadata=header))
+
+
+def load_compact(
+    path: PathLike, *, builder: Callable[[Any], nn.Module] | None = None, map_location: Any = "cpu"
+) -> nn.Module:
+    """Rebuild the thinner model recorded in a compact file (or narrow ``builder(arch)``), in eval mode."""
+    meta = read_metadata(path)
+    if meta["format"] != "compact":
+        raise UserError(f"{path} is a {meta['format']} file, not compact; read it with prunekit.export.load")
+    model = _build(Path(path), meta.get("arch")) if builder is None else builder(meta.get("arch"))
+    narrow(model, meta.get("modules"), meta["tensors"], path)
+    _check_fits(path, model, meta["tensors"])
+    state, _, _ = _read(path)
+    model.load_state_dict(state)
+    return model.to(map_location).eval()
+
+
+def narrowed_modules(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """The modules whose own tensors differ in shape from the base architecture, with their width attributes."""
+    from prunekit.pruning.structured.widths import base_model
+
+    base = base_model(model)
+    if base is None:
+        raise UserError(f"{type(model).__name__} has no `arch`: a compact file rebuilds the model from it")
+    base_modules = dict(base.named_modules())
+    table = {}
+    for name, module in model.named_modules():
+        own = {k: tuple(t.shape) for k, t in _own_tensors(module)}
+        origin = base_modules.get(name)
+        if origin is None:
+            raise UserError(f"module {name!r} is not in the base architecture {model.arch.get('name')!r}")
+        if own == {k: tuple(t.shape) for k, t in _own_tensors(origin)}:
+            continue
+        attrs = _width_attrs(module, name)
+        table[name] = {"type": type(module).__name__,
+                       "attrs": {a: _plain(getattr(module, a)) for a in attrs}}
+    return table
+
+
+def narrow(model: nn.Module, modules: Any, entries: dict[str, Any], path: PathLike) -> None:
+    """Resize the recorded modules of a freshly built base model in place (checked against the base widths)."""
+    if not isinstance(modules, dict):
+        raise UserError(f"{path} has no module table in its compact metadata; export it again")
+    try:
+        for name, spec in modules.items():
+            module = model.get_submodule(name)
+            if type(module).__name__ != spec["type"]:
+                raise ValueError(f"is a {type(module).__name__} in the architecture, {spec['type']} in the file")
+            allowed = _width_attrs(module, name)
+            for attr, value in spec["attrs"].items():
+                if attr not in allowed or not _fits(value, getattr(module, attr)):
+                    raise ValueError(f"{attr}={value!r} does not narrow {getattr(module, attr)!r}")
+                setattr(module, attr, tuple(value) if isinstance(value, list) else value)
+            for key, old in list(_own_tensors(module)):
+                shape = [int(n) for n in entries[f"{name}.{key}" if name else key]["shape"]]
+                if len(shape) != old.dim() or not _fits(shape, list(old.shape)):
+                    raise ValueError(f"{key} of shape {shape} does not narrow {list(old.shape)}")
+                fresh = torch.empty(shape, dtype=old.dtype, device=old.device)
+                if isinstance(old, nn.Parameter):
+                    setattr(module, key, nn.Parameter(fresh, requires_grad=old.requires_grad))
+                else:
+                    module._buffers[key] = fresh
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path} is corrupted: module {name!r}: {exc}") from exc
+
+
+def _own_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
+    tensors = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
+    return [(k, t) for k, t in tensors if t is not None and k not in module._non_persistent_buffers_set]
+
+
+def _width_attrs(module: nn.Module, name: str) -> tuple[str, ...]:
+    for kind, attrs in WIDTH_ATTRS.items():
+        if isinstance(module, kind):
+            return attrs
+    raise UserError(f"module {name!r} ({type(module).__name__}) changed shape but compact files can only narrow "
+                    f"{', '.join(k.__name__.lstrip('_') for k in WIDTH_ATTRS)} modules")
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _fits(value: Any, base: Any) -> bool:
+    """A positive int no larger than `base`, or a list of them, element by element."""
+    if isinstance(base, (tuple, list)):
+        return isinstance(value, list) and len(value) == len(base) and all(map(_fits, value, base))
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= base

@@ -1,0 +1,172 @@
+"""ONNX export for deployment, and CPU latency of PyTorch beside onnxruntime for the same network.
+
+Any ``nn.Module`` that traces exports, so a compact (physically thinner) model needs nothing special. The export
+uses PyTorch's TorchScript-based exporter (``dynamo=False``): torch 2.13's default, dynamo-based exporter needs
+the onnxscript package, which prunekit does not depend on. The batch axis is dynamic, the file is checked with
+``onnx.checker`` before it replaces anything, and the prunekit architecture is recorded in the ONNX metadata.
+ONNX stores dense initializers: pruned weights are zeros, so the file is the dense size (use the sparse
+safetensors format to shrink a file on disk).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit.errors import UserError
+from prunekit.export.safety import atomic_write_bytes, one_line
+
+OPSET = 17  # mature in onnxruntime (>= 1.14) and in the TorchScript exporter
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+PathLike = str | os.PathLike[str]
+
+
+def _require(module: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError as exc:
+        raise UserError(f"ONNX export needs the {module} package: pip install 'prunekit[export]'") from exc
+
+
+def _input_shape(model: nn.Module, input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    if input_shape is None:
+        arch = getattr(model, "arch", None) or {}
+        if "input_shape" not in arch:
+            raise UserError("the model does not record its input shape; pass input_shape=(C, H, W)")
+        input_shape = arch["input_shape"]
+    return tuple(int(d) for d in input_shape)
+
+
+def export_onnx(
+    model: nn.Module, path: PathLike, input_shape: tuple[int, ...] | None = None, *, opset: int = OPSET
+) -> Path:
+    """Write ``model`` (one input of shape (batch, *input_shape), batch dynamic) as a checked ONNX file, atomically.
+
+    ``input_shape`` excludes the batch axis and defaults to ``model.arch["input_shape"]``.
+    """
+    onnx = _require("onnx")
+    shape = _input_shape(model, input_shape)
+    device = next(model.parameters()).device
+    was_training = model.training
+    buffer = io.BytesIO()
+    try:
+        model.eval()
+        with warnings.catch_warnings():  # the TorchScript exporter announces its own deprecation on every call
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (torch.zeros(2, *shape, device=device),),
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                do_constant_folding=True,
+            )
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise UserError(f"{type(model).__name__} cannot be exported to ONNX: {one_line(exc)}") from exc
+    finally:
+        model.train(was_training)
+    proto = onnx.load_from_string(buffer.getvalue())
+    meta = {"arch": getattr(model, "arch", None), "input_shape": list(shape), "opset": opset, "exporter": "torchscript"}
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "prunekit", json.dumps(meta, separators=(",", ":"))
+    onnx.checker.check_model(proto, full_check=True)
+    return atomic_write_bytes(path, proto.SerializeToString())
+
+
+def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
+    """The "prunekit" metadata entry of an ONNX file written by :func:`export_onnx` ({} when absent)."""
+    onnx = _require("onnx")
+    try:
+        proto = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises its own DecodeError types
+        raise UserError(f"{path} is not a readable ONNX file ({type(exc).__name__}: {one_line(exc)})") from exc
+    values = {p.key: p.value for p in proto.metadata_props}
+    return json.loads(values["prunekit"]) if "prunekit" in values else {}
+
+
+def onnx_session(path: PathLike, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session; ``threads`` fixes the intra-op thread count (None: onnxruntime's default)."""
+    ort = _require("onnxruntime")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(os.fspath(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _median_ms(call: Any, warmup: int, repeats: int) -> tuple[float, float]:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return statistics.median(times) * 1e3, times[len(times) // 10] * 1e3
+
+
+def torch_latency(
+    model: nn.Module, input_shape: tuple[int, ...], batch_size: int, *, threads: int | None = None,
+    warmup: int = 10, repeats: int = 50,
+) -> dict[str, Any]:
+    """CPU latency of one eval-mode forward pass: median and 10th-percentile milliseconds over ``repeats``."""
+    previous = torch.get_num_threads()
+    x = torch.randn(batch_size, *input_shape)
+    was_training = model.training
+    model.eval()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        with torch.inference_mode():
+            median, p10 = _median_ms(lambda: model(x), warmup, repeats)
+    finally:
+        torch.set_num_threads(previous)
+        model.train(was_training)
+    return {"batch_size": batch_size, "threads": threads or previous, "median_ms": median, "p10_ms": p10,
+            "repeats": repeats}
+
+
+def onnx_latency(
+    path: PathLike, input_shape: tuple[int, ...], batch_size: int, *, threads: int | None = None,
+    warmup: int = 10, repeats: int = 50,
+) -> dict[str, Any]:
+    """onnxruntime CPU latency of one run of an ONNX file, in the form of :func:`torch_latency`."""
+    session = onnx_session(path, threads)
+    feed = {session.get_inputs()[0].name: torch.randn(batch_size, *input_shape).numpy()}
+    median, p10 = _median_ms(lambda: session.run(None, feed), warmup, repeats)
+    return {"batch_size": batch_size, "threads": threads, "median_ms": median, "p10_ms": p10, "repeats": repeats}
+
+
+def compare_latency(
+    model: nn.Module, input_shape: tuple[int, ...] | None = None, *, batch_sizes: tuple[int, ...] = (1, 32),
+    threads: int = 2, warmup: int = 10, repeats: int = 50,
+) -> dict[str, Any]:
+    """PyTorch and onnxruntime CPU latency of ``model`` per batch size (exported to a temp ONNX file; median ms)."""
+    shape = _input_shape(model, input_shape)
+    if next(model.parameters()).device.type != "cpu":
+        model = copy.deepcopy(model).cpu()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="prunekit-onnx-") as tmp:
+        path = export_onnx(model, Path(tmp) / "model.onnx", shape)
+        for batch in batch_sizes:
+            kwargs = {"threads": threads, "warmup": warmup, "repeats": repeats}
+            pt = torch_latency(model, shape, batch, **kwargs)
+            ort = onnx_latency(path, shape, batch, **kwargs)
+            rows.append({"batch_size": batch, "pytorch_ms": pt["median_ms"], "onnxruntime_ms": ort["median_ms"]})
+    return {"threads": threads, "warmup": warmup, "repeats": repeats, "statistic": "median", "batches": rows}

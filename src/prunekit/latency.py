@@ -1,0 +1,88 @@
+"""Inference latency that can be compared: fixed threads, warm-up, then order statistics of timed forward passes.
+
+On CPU the thread count is fixed for the measurement (and restored after); on CUDA every timed pass is bracketed by
+torch.cuda.synchronize so the clock sees the kernels, not just their launch. Forward passes run under
+torch.inference_mode in eval mode; the model's mode is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit.errors import UserError
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch_size: int = 1,
+    *,
+    threads: int | None = None,
+    warmup: int = 5,
+    repeats: int = 30,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Milliseconds per forward pass of a `batch_size` x `input_shape` batch: median, p10, p90, mean, min, max.
+
+    threads: CPU threads during the measurement (None = torch's current setting). device: where to time (None = where
+    the model's parameters are; a different device times a copy, the model itself is not moved).
+    """
+    if repeats < 1 or warmup < 0 or batch_size < 1:
+        raise UserError(
+            f"latency needs repeats >= 1, warmup >= 0, batch_size >= 1; got {repeats}, {warmup}, {batch_size}"
+        )
+    here = next(model.parameters()).device
+    device = torch.device(device) if device is not None else here
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("latency on cuda requested but CUDA is not available")
+    net = model if device == here else copy.deepcopy(model).to(device)
+    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    previous = torch.get_num_threads()
+    if threads is not None and device.type == "cpu":
+        torch.set_num_threads(int(threads))
+    was_training = net.training
+    net.eval()
+    times: list[float] = []
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup):
+                net(x)
+            sync()
+            for _ in range(repeats):
+                start = time.perf_counter()
+                net(x)
+                sync()
+                times.append((time.perf_counter() - start) * 1000.0)
+        used = torch.get_num_threads() if device.type == "cpu" else None
+    finally:
+        torch.set_num_threads(previous)
+        net.train(was_training)
+    return {
+        "median_ms": statistics.median(times),
+        "p10_ms": _quantile(times, 0.1),
+        "p90_ms": _quantile(times, 0.9),
+        "mean_ms": statistics.fmean(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "batch_size": batch_size,
+        "threads": used,
+        "device": str(device),
+        "warmup": warmup,
+        "repeats": repeats,
+    }
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default), so one repeat still gives a number."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)

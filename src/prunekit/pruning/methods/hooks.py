@@ -1,0 +1,82 @@
+"""Training hooks: pruning that happens *during* a round's training (gradual pruning, soft thresholds).
+
+A hook factory is registered in TRAINING_HOOKS under the name a RoundPlan gives in `during`. The runner builds it
+after the optimizer, with a HookContext; the hook attaches itself to the optimizer's step (post-hook) and the runner
+calls `finish()` once training ends. Masks are updated in place (`masks[name].copy_(...)`), which keeps the
+runner's MaskEnforcer in step since it holds views of the same tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from prunekit.config import Config
+from prunekit.pruning.masks import Masks, apply_masks
+from prunekit.registry import Registry
+
+
+@dataclass
+class HookContext:
+    model: nn.Module
+    masks: Masks  # live masks of this round; update in place
+    optimizer: torch.optim.Optimizer
+    cfg: Config
+    plan: Any  # the RoundPlan
+    steps_per_epoch: int
+    start_step: int  # steps already done in this round (non-zero after a resume)
+    prune_to: Callable[[float], Masks]  # new masks at a total target sparsity, by the run's criterion and allocation
+
+
+class TrainingHook(Protocol):
+    def finish(self) -> None: ...
+
+
+TRAINING_HOOKS: Registry[Callable[[HookContext], TrainingHook]] = Registry("training hook")
+
+
+def cubic_sparsity(step: int, s_i: float, s_f: float, begin: int, end: int) -> float:
+    """Zhu & Gupta 2017: s_t = s_f + (s_i - s_f) (1 - (t - t0) / (n dt))^3, flat before t0 and after the end."""
+    if step <= begin:
+        return s_i
+    if step >= end:
+        return s_f
+    return s_f + (s_i - s_f) * (1.0 - (step - begin) / (end - begin)) ** 3
+
+
+@TRAINING_HOOKS.register("gradual")
+class GradualPruning:
+    """Prunes every `frequency` steps to the cubic schedule's sparsity between begin_epoch and end_epoch."""
+
+    def __init__(self, ctx: HookContext) -> None:
+        p, g = ctx.cfg.prune, ctx.plan.gradual
+        self.ctx, self.step = ctx, ctx.start_step
+        self.s_i, self.s_f = g["initial"], g["final"]
+        self.begin = round(g["begin"] * ctx.steps_per_epoch)
+        self.end = max(round(g["end"] * ctx.steps_per_epoch), self.begin + 1)
+        self.frequency = p.frequency
+        self.current = -1.0
+        self.handle = ctx.optimizer.register_step_post_hook(self._after_step)
+
+    @torch.no_grad()
+    def _after_step(self, *_: object) -> None:
+        self.step += 1
+        if self.step % self.frequency == 0 or self.step == self.end:
+            self._prune(cubic_sparsity(self.step, self.s_i, self.s_f, self.begin, self.end))
+
+    def _prune(self, target: float) -> None:
+        if target <= self.current + 1e-12:
+            return
+        new = self.ctx.prune_to(target)
+        for name, mask in new.items():
+            self.ctx.masks[name].copy_(mask)
+        apply_masks(self.ctx.model, self.ctx.masks)
+        self.current = target
+
+    def finish(self) -> None:
+        self.handle.remove()
+        self._prune(self.s_f)  # a round shorter than the schedule still ends at the final sparsity

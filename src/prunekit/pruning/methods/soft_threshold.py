@@ -1,0 +1,109 @@
+"""Soft Threshold Reparameterization (STR, Kusupati et al. 2020): each layer learns how sparse it is.
+
+Every prunable tensor W_l is used through S(W_l, s_l) = sign(W_l) * relu(|W_l| - sigmoid(s_l)), with one learnable
+scalar s_l per tensor trained jointly with the weights; weight decay on s_l pulls the threshold sigmoid(s_l) up
+(s_init starts it near 0), the loss pulls it down, and the sparsity that results is measured, not imposed.
+
+Method "str": round 0 is the network at initialisation (0 epochs, evaluated); round 1 trains it from there for
+`prune.retrain_epochs` epochs (null = train.epochs) with the training hook "str". The hook swaps the forward of each
+prunable Conv/Linear module for one that uses S(W, s), so the model's state_dict stays plain (it holds the latent
+W) and every epoch checkpoint is an ordinary one. At the end, W is replaced by S(W, s) (pruned weights exactly 0),
+the original forwards are restored and the live masks become W != 0.
+
+Resume: the thresholds ride in the optimizer state (an extra entry "str_threshold" beside the optimizer's own, for
+the thresholds' parameter group), which epoch checkpoints save; the hook reads them back, so a resumed round
+continues with the same thresholds and optimizer moments. If none are found there (e.g. a checkpoint from another
+version), the thresholds restart from s_init and a warning says so.
+
+Settings (read with defaults, so future config keys can override them): prune.s_init (-10 by default: threshold
+4.5e-5, i.e. dense at the start) and prune.s_decay, the weight decay on s (null = train.weight_decay, as in the
+reference code). With no decay on s nothing pushes the thresholds up and the network stays almost dense.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from prunekit.config import Config
+from prunekit.pruning.methods import METHODS, RoundPlan, retrain_epochs
+from prunekit.pruning.methods.at_init import init_round
+from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
+
+S_INIT = -10.0
+STATE_KEY = "str_threshold"
+
+
+@METHODS.register("str")
+def soft_threshold(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
+    return [init_round(), RoundPlan(index=1, base=0, weights="keep", epochs=retrain_epochs(cfg), during="str")]
+
+
+def sparse_weight(weight: Tensor, s: Tensor) -> Tensor:
+    """S(W, s) = sign(W) * relu(|W| - sigmoid(s)): the weight STR's layer actually uses."""
+    return torch.sign(weight) * torch.relu(weight.abs() - torch.sigmoid(s))
+
+
+def str_settings(cfg: Config) -> tuple[float, float]:
+    """(s_init, weight decay on s), from prune.s_init / prune.s_decay when the config has them."""
+    s_init = getattr(cfg.prune, "s_init", None)
+    decay = getattr(cfg.prune, "s_decay", None)
+    return (S_INIT if s_init is None else s_init), (cfg.train.weight_decay if decay is None else decay)
+
+
+@TRAINING_HOOKS.register("str")
+class SoftThreshold:
+    """Trains one threshold per prunable tensor through reparameterised forwards; see the module docstring."""
+
+    def __init__(self, ctx: HookContext) -> None:
+        self.ctx = ctx
+        self.names = list(ctx.masks)
+        self.modules = [ctx.model.get_submodule(n.rsplit(".", 1)[0]) for n in self.names]
+        s_init, decay = str_settings(ctx.cfg)
+        if decay == 0:
+            warnings.warn(
+                "str: no weight decay on the thresholds (train.weight_decay is 0): expect little sparsity", stacklevel=2
+            )
+        device = self.modules[0].weight.device
+        self.s = nn.Parameter(torch.full((len(self.names),), float(s_init), device=device))
+        opt = ctx.optimizer
+        saved = opt.state.pop(sum(len(g["params"]) for g in opt.param_groups), None)  # unmatched entry on resume
+        opt.add_param_group({"params": [self.s], "weight_decay": decay})
+        if saved and STATE_KEY in saved:
+            with torch.no_grad():
+                self.s.copy_(saved[STATE_KEY])
+            opt.state[self.s] = {
+                k: v.to(device) if isinstance(v, Tensor) and k != "step" else v
+                for k, v in saved.items()
+                if k != STATE_KEY
+            }
+        elif ctx.start_step:
+            warnings.warn("str: resumed without saved thresholds; they restart from s_init", stacklevel=2)
+        for i, module in enumerate(self.modules):
+            module.forward = self._forward(module, i)
+        self.handle = opt.register_step_post_hook(self._after_step)
+
+    def _forward(self, module: nn.Module, i: int) -> Callable[[Tensor], Tensor]:
+        if isinstance(module, nn.Linear):
+            return lambda x: F.linear(x, sparse_weight(module.weight, self.s[i]), module.bias)
+        return lambda x: module._conv_forward(x, sparse_weight(module.weight, self.s[i]), module.bias)
+
+    @torch.no_grad()
+    def _after_step(self, optimizer: torch.optim.Optimizer, *_: object) -> None:
+        optimizer.state[self.s][STATE_KEY] = self.s.detach().clone()
+
+    def thresholds(self) -> dict[str, float]:
+        return {n: float(torch.sigmoid(s)) for n, s in zip(self.names, self.s.detach(), strict=True)}
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        self.handle.remove()
+        for i, (name, module) in enumerate(zip(self.names, self.modules, strict=True)):
+            module.weight.copy_(sparse_weight(module.weight, self.s[i]))
+            del module.forward
+            mask = self.ctx.masks[name]
+            mask.copy_(mask & (module.weight != 0).to(mask.device))

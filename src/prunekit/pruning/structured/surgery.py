@@ -1,0 +1,92 @@
+"""Channel pruning that shrinks the network: score, allocate, then physically cut the coupled channels.
+
+`prune_channels` is the one primitive the runner needs for one-shot, iterative and gradual channel pruning: it
+takes the target as the fraction of the *original* prunable channels removed so far, so a later round just asks
+for more. Torch-Pruning's dependency graph does the surgery, so residual additions, BatchNorm and the next layer's
+inputs shrink together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from prunekit.errors import UserError
+from prunekit.pruning.structured.allocation import SCOPES, select
+from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
+from prunekit.pruning.structured.groups import trace
+from prunekit.pruning.structured.widths import original_widths
+
+
+def needs_batches(criterion: str | ChannelCriterion) -> bool:
+    """Whether a channel criterion scores from data (taylor, thinet): the runner then passes `batches`."""
+    fn = CHANNEL_CRITERIA.get(criterion) if isinstance(criterion, str) else criterion
+    return getattr(fn, "needs_data", False)
+
+
+def prune_channels(
+    model: nn.Module,
+    fraction: float,
+    *,
+    criterion: str | ChannelCriterion = "l1_filter",
+    scope: str = "layerwise",
+    ignore: Iterable[str] = (),
+    min_channels: int = 1,
+    batches: list[tuple[Tensor, Tensor]] | None = None,
+    example_input: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    original: Mapping[str, int] | None = None,
+    reconstruct: bool = True,
+) -> nn.Module:
+    """Remove channels from `model` *in place* until `fraction` of its original prunable channels are gone; return it.
+
+    criterion: a CHANNEL_CRITERIA name (l1_filter, l2_filter, fpgm, taylor, bn_scale, random, thinet) or function.
+    scope: "layerwise" (each coupled group loses the same fraction) or "global" (one ranking of normalised scores).
+    ignore: Conv/Linear layers (names, `name.weight`, globs, parents) whose output channels stay; the model's
+        output layer is always kept. A coupled group containing an ignored layer is left whole.
+    min_channels: no group keeps fewer channels.
+    batches: (x, y) batches for data-dependent criteria (taylor, thinet), on the model's device.
+    example_input: a batch to trace with; default zeros of shape (1, *model.arch["input_shape"]).
+    generator: for the random criterion and ThiNet's sampled positions.
+    original: output width of each group's first layer (by module name) before any pruning; default: rebuilt from
+        `model.arch`, or the current widths when the model has none.
+    reconstruct: run the criterion's weight reconstruction, if it has one (ThiNet's least-squares rescaling).
+
+    Parameters are replaced by smaller ones: build the optimizer after pruning. Train/eval mode is preserved.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise UserError(f"channel fraction must be in [0, 1), got {fraction}")
+    if scope not in SCOPES:
+        raise UserError(f"unknown channel pruning scope {scope!r}: known: {', '.join(SCOPES)}")
+    if int(min_channels) < 1:
+        raise UserError(f"min_channels must be at least 1, got {min_channels}")
+    fn = CHANNEL_CRITERIA.get(criterion) if isinstance(criterion, str) else criterion
+    if needs_batches(fn) and not batches:
+        raise UserError(f"channel criterion {getattr(fn, '__name__', fn)!r} needs batches of training data")
+    traced = trace(model, ignore, example_input)
+    if not traced.groups:
+        raise UserError(f"{type(model).__name__} has no prunable channel group left after ignoring {list(ignore)}")
+    widths = dict(original) if original is not None else original_widths(model)
+    sizes = {g.name: g.size for g in traced.groups}
+    origin = {n: max(int(widths.get(n, size)), size) for n, size in sizes.items()}
+    ctx = ChannelContext(model, traced.groups, list(batches or []), generator)
+    scores = fn(ctx)
+    missing = sorted(set(sizes) - set(scores))
+    if missing:
+        raise ValueError(f"channel criterion gave no scores for groups {missing}")
+    drop = select(scores, sizes, origin, fraction, scope=scope, min_channels=int(min_channels))
+    if reconstruct and hasattr(fn, "reconstruct"):
+        keep = {g.name: _complement(drop[g.name], g.size) for g in traced.groups}
+        fn.reconstruct(ctx, keep)
+    for group in traced.groups:
+        traced.remove(group, drop[group.name].tolist())
+    traced.check()
+    return model
+
+
+def _complement(drop: Tensor, size: int) -> Tensor:
+    keep = torch.ones(size, dtype=torch.bool)
+    keep[drop] = False
+    return torch.nonzero(keep).flatten()

@@ -1,0 +1,69 @@
+"""Reading run directories: tolerant of runs in progress and missing fields; labels and method names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prunekit.errors import UserError
+from prunekit.report.runs import RunInfo, find_runs, load_runs, load_summary
+from tests.report.synthetic import imp_and_oneshot_sweep, make_run
+
+
+def test_find_runs_searches_below_a_parent(tmp_path: Path) -> None:
+    paths = imp_and_oneshot_sweep(tmp_path)
+    found = find_runs([tmp_path])
+    assert sorted(found) == sorted(paths.values())
+    assert find_runs([paths["imp"], tmp_path]).count(paths["imp"]) == 1
+
+
+def test_find_runs_and_load_summary_refuse_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no run directories"):
+        find_runs([tmp_path])
+    with pytest.raises(UserError, match="no such run directory"):
+        find_runs([tmp_path / "missing"])
+    (tmp_path / "summary.json").write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_summary(tmp_path)
+
+
+def test_labels_are_unique_for_runs_with_the_same_name(tmp_path: Path) -> None:
+    paths = imp_and_oneshot_sweep(tmp_path)
+    runs = load_runs(list(paths.values()))
+    labels = [r.label for r in runs]
+    assert len(set(labels)) == len(labels)
+    assert "lenet-oneshot (s0)" in labels and "lenet-imp" in labels
+
+
+def test_method_labels_follow_the_papers(tmp_path: Path) -> None:
+    paths = imp_and_oneshot_sweep(tmp_path)
+    make_run(tmp_path / "lrr", "lrr", [0.0, 0.2], [0.9, 0.9], method="imp", prune={"rewind": "lr"})
+    make_run(tmp_path / "late", "late", [0.0, 0.2], [0.9, 0.9], method="imp", prune={"rewind": "epoch:2"})
+    make_run(tmp_path / "ch", "ch", [0.0, 0.5], [0.9, 0.8], prune={"structure": "channel", "criterion": "l1_filter"})
+    runs = {r.name: r for r in load_runs([*paths.values(), tmp_path / "lrr", tmp_path / "late", tmp_path / "ch"])}
+    assert runs["lenet-imp"].method_label == "IMP+WR"
+    assert runs["lenet-aimp"].method_label == "AIMP τ=1 (WR)"
+    assert runs["lrr"].method_label == "IMP+LRR"
+    assert runs["late"].method_label == "IMP+WR@2"
+    assert runs["ch"].method_label == "one-shot l1_filter channel" and runs["ch"].structured
+    assert runs["lenet-oneshot"].method_label == "one-shot" and not runs["lenet-oneshot"].structured
+
+
+def test_in_progress_run_without_config_or_optional_fields(tmp_path: Path) -> None:
+    (tmp_path / "summary.json").write_text(json.dumps({"name": "x", "complete": False, "rounds": [
+        {"round": 0, "sparsity": 0.0, "test_accuracy": 0.95}, {"round": 1, "sparsity": 0.5, "test_accuracy": 0.93}]}))
+    run = load_runs([tmp_path])[0]
+    assert not run.complete and run.config == {} and run.seed is None
+    assert run.dense_accuracy == 0.95 and run.final_accuracy == 0.93 and run.final_sparsity == 0.5
+    assert run.best_accuracy == 0.93 and run.epochs is None and run.wall_seconds is None
+    assert run.model == "?" and run.method_label == "?"
+
+
+def test_highest_sparsity_within_one_point(tmp_path: Path) -> None:
+    make_run(tmp_path, "r", [0.0, 0.5, 0.8, 0.9], [0.97, 0.968, 0.9605, 0.95])
+    run = RunInfo(tmp_path, load_summary(tmp_path))
+    assert run.highest_within(1.0) == 0.8
+    assert run.highest_within(0.1) == 0.0
+    assert run.best_accuracy == 0.968
