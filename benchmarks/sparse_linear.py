@@ -54,9 +54,15 @@ def measure(out_f: int, in_f: int, sparsity: float, batch: int, repeats: int, ge
                     times[name].append(t)
     med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
     return {
-        "shape": [out_f, in_f], "sparsity": sparsity, "nnz": sparse.nnz, "batch": batch,
-        "dense_us": round(med["dense"], 2), "csr_us": round(med["csr"], 2),
-        "speedup": round(med["dense"] / med["csr"], 3), "max_rel_err": err, "inner": inner,
+        "shape": [out_f, in_f],
+        "sparsity": sparsity,
+        "nnz": sparse.nnz,
+        "batch": batch,
+        "dense_us": round(med["dense"], 2),
+        "csr_us": round(med["csr"], 2),
+        "speedup": round(med["dense"] / med["csr"], 3),
+        "max_rel_err": err,
+        "inner": inner,
     }
 
 
@@ -86,12 +92,21 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     rows = [measure(o, i, s, b, args.repeats, gen) for o, i in shapes for b in batches for s in sparsities]
     crossovers = [
-        {"shape": [o, i], "batch": b,
-         "crossover_sparsity": crossover([r for r in rows if r["shape"] == [o, i] and r["batch"] == b])}
-        for o, i in shapes for b in batches
+        {
+            "shape": [o, i],
+            "batch": b,
+            "crossover_sparsity": crossover([r for r in rows if r["shape"] == [o, i] and r["batch"] == b]),
+        }
+        for o, i in shapes
+        for b in batches
     ]
-    result = {"threads": torch.get_num_threads(), "repeats": args.repeats, "torch": torch.__version__,
-              "crossovers": crossovers, "rows": rows}
+    result = {
+        "threads": torch.get_num_threads(),
+        "repeats": args.repeats,
+        "torch": torch.__version__,
+        "crossovers": crossovers,
+        "rows": rows,
+    }
     print(json.dumps(result, indent=None if args.json else 1))
 
 

@@ -5,8 +5,9 @@ For each network and fraction of channels removed (l1_filter, layerwise, output 
   prunekit       - prune_channels, saved with save_compact and loaded back with prunekit.export.load,
   torch_pruning  - tp.pruner.MetaPruner with tp.importance.MagnitudeImportance(p=1) at the same ratio.
 Latency: median ms per forward pass (torch.inference_mode, eval), batch 1 and batch 32, fixed threads; the three
-networks are timed in interleaved rounds (this machine is shared and noisy) and each figure is the median over
-all rounds' repeats. MACs = prunekit.flops.module_flops / 2. Prints JSON.
+networks are timed in interleaved rounds (this machine is shared and noisy) and each figure is the median of the
+rounds' medians (also reported: the fastest pass, least disturbed by other load, and the 1-minute load
+average before and after each row). MACs = prunekit.flops.module_flops / 2. Prints JSON.
 
     python benchmarks/structured.py [--models resnet18,resnet56,vgg16] [--fractions 0.3,0.5,0.7]
                                     [--threads 2] [--rounds 3] [--repeats 5] [--batch-sizes 1,32]
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -56,13 +58,16 @@ def prunekit_compact(name: str, fraction: float, directory: Path) -> tuple[torch
     return loaded, path.stat().st_size
 
 
-def latencies(nets: dict[str, torch.nn.Module], batch: int, args: argparse.Namespace) -> dict[str, float]:
-    times: dict[str, list[float]] = {k: [] for k in nets}
+def latencies(nets: dict[str, torch.nn.Module], batch: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Per network: the median of the rounds' medians and the fastest pass seen (least disturbed by other load)."""
+    medians: dict[str, list[float]] = {k: [] for k in nets}
+    fastest: dict[str, list[float]] = {k: [] for k in nets}
     for _ in range(args.rounds):
         for key, net in nets.items():
             stats = measure_latency(net, SHAPE, batch, threads=args.threads, warmup=args.warmup, repeats=args.repeats)
-            times[key].append(stats["median_ms"])
-    return {k: round(statistics.median(v), 3) for k, v in times.items()}
+            medians[key].append(stats["median_ms"])
+            fastest[key].append(stats["min_ms"])
+    return {k: {"median": round(statistics.median(medians[k]), 3), "min": round(min(fastest[k]), 3)} for k in nets}
 
 
 def describe(net: torch.nn.Module) -> dict[str, int]:
@@ -95,15 +100,19 @@ def main() -> None:
                 row = {"model": name, "fraction": fraction, "same_widths": same_widths(ours, theirs)}
                 row |= {k: describe(net) for k, net in nets.items()}
                 row["prunekit"]["file_bytes"] = file_bytes
+                row["load_average_before"] = round(os.getloadavg()[0], 2)
                 for batch in batches:
                     ms = latencies(nets, batch, args)
                     for key in nets:
-                        row[key][f"latency_ms_b{batch}"] = ms[key]
+                        row[key][f"latency_ms_b{batch}"] = ms[key]["median"]
+                        row[key][f"latency_min_ms_b{batch}"] = ms[key]["min"]
                         if key != "dense":
-                            row[key][f"speedup_b{batch}"] = round(ms["dense"] / ms[key], 3)
+                            row[key][f"speedup_b{batch}"] = round(ms["dense"]["median"] / ms[key]["median"], 3)
+                            row[key][f"speedup_min_b{batch}"] = round(ms["dense"]["min"] / ms[key]["min"], 3)
                 for key in ("prunekit", "torch_pruning"):
                     row[key]["macs_ratio"] = round(row["dense"]["macs"] / row[key]["macs"], 3)
                     row[key]["params_ratio"] = round(row["dense"]["params"] / row[key]["params"], 3)
+                row["load_average_after"] = round(os.getloadavg()[0], 2)
                 results.append(row)
                 print(json.dumps(row), flush=True)
     config = {"threads": args.threads, "rounds": args.rounds, "repeats": args.repeats, "warmup": args.warmup,

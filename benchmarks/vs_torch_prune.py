@@ -48,8 +48,9 @@ def build(name: str, shape: tuple[int, ...], variant: str, sparsity: float, opti
     names = prunable_names(model)  # the model's default: every Conv/Linear weight but the output layer
     masks: Masks = {}
     if variant == "prunekit":
-        masks = allocation.prune(magnitude(ScoreContext(model, dense_masks(model, names))),
-                                 dense_masks(model, names), sparsity)
+        masks = allocation.prune(
+            magnitude(ScoreContext(model, dense_masks(model, names))), dense_masks(model, names), sparsity
+        )
         apply_masks(model, masks)
     elif variant == "torch_prune":
         targets = [(model.get_submodule(n.rsplit(".", 1)[0]), "weight") for n in names]
@@ -102,8 +103,9 @@ def memory_bytes(model: nn.Module, masks: Masks) -> dict[str, int]:
 def file_sizes(setups: dict[str, dict], tmp: Path) -> dict[str, int]:
     sizes = {"dense": export.save(setups["dense"]["model"], tmp / "dense.safetensors").stat().st_size}
     pk = setups["prunekit"]
-    sizes["prunekit"] = export.save(pk["model"], tmp / "pk.safetensors", format="sparse",
-                                    masks=pk["masks"]).stat().st_size
+    sizes["prunekit"] = (
+        export.save(pk["model"], tmp / "pk.safetensors", format="sparse", masks=pk["masks"]).stat().st_size
+    )
     model = setups["torch_prune"]["model"]
     torch.save(model.state_dict(), tmp / "tp.pt")
     sizes["torch_prune"] = (tmp / "tp.pt").stat().st_size
@@ -153,8 +155,13 @@ def compare(spec: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", default=None, metavar="NAME[:C,H,W]",
-                        help=f"repeatable; default: {' '.join(DEFAULT_MODELS)}")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="NAME[:C,H,W]",
+        help=f"repeatable; default: {' '.join(DEFAULT_MODELS)}",
+    )
     parser.add_argument("--sparsity", type=float, default=0.9)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--sample-seconds", type=float, default=0.25, help="about how long one timed sample runs")
@@ -168,12 +175,20 @@ def main() -> None:
     results = dict(compare(spec, args) for spec in (args.model or DEFAULT_MODELS))
     if args.json:
         keys = ("step_ratio", "memory_ratio", "file_ratio", "file_ratio_removed")
-        short = {m: {v: {k: r[v][k] for k in keys if k in r[v]} for v in ("prunekit", "torch_prune")}
-                 for m, r in results.items()}
+        short = {
+            m: {v: {k: r[v][k] for k in keys if k in r[v]} for v in ("prunekit", "torch_prune")}
+            for m, r in results.items()
+        }
         print(json.dumps(short))
     else:
-        setup = {"sparsity": args.sparsity, "batch_size": args.batch_size, "optimizer": args.optimizer,
-                 "repeats": args.repeats, "threads": torch.get_num_threads(), "torch": torch.__version__}
+        setup = {
+            "sparsity": args.sparsity,
+            "batch_size": args.batch_size,
+            "optimizer": args.optimizer,
+            "repeats": args.repeats,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        }
         print(json.dumps({"setup": setup, "models": results}, indent=1))
 
 

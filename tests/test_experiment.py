@@ -70,7 +70,9 @@ def test_imp_exact_sparsity_masks_shrink_and_stay_applied(tmp_path):
         previous = masks
 
 
-def test_weight_rewinding_restores_initial_weights_on_survivors(tmp_path, monkeypatch):
+@pytest.fixture
+def start_weights(monkeypatch):
+    """The weights each round starts training from, keyed by round."""
     seen = {}
     original = experiment.Run._train
 
@@ -79,6 +81,11 @@ def test_weight_rewinding_restores_initial_weights_on_survivors(tmp_path, monkey
         return original(self, plan, masks, optimizer, progress, epoch_path, stream)
 
     monkeypatch.setattr(experiment.Run, "_train", spy)
+    return seen
+
+
+def test_weight_rewinding_restores_initial_weights_on_survivors(tmp_path, start_weights):
+    seen = start_weights
     run(tiny(), tmp_path)
     init = seen[0]
     for k in (1, 2):
@@ -87,15 +94,8 @@ def test_weight_rewinding_restores_initial_weights_on_survivors(tmp_path, monkey
             assert torch.equal(seen[k][name][mask], init[name][mask])
 
 
-def test_late_rewinding_restores_epoch_k_weights(tmp_path, monkeypatch):
-    seen = {}
-    original = experiment.Run._train
-
-    def spy(self, plan, masks, optimizer, progress, epoch_path, stream=0):
-        seen[plan.index] = {k: v.clone() for k, v in self.model.state_dict().items()}
-        return original(self, plan, masks, optimizer, progress, epoch_path, stream)
-
-    monkeypatch.setattr(experiment.Run, "_train", spy)
+def test_late_rewinding_restores_epoch_k_weights(tmp_path, start_weights):
+    seen = start_weights
     run(tiny(**{"prune.rewind": "epoch:1", "train.epochs": 3}), tmp_path)
     rewind, _, record, _ = checkpoint.load(tmp_path / "checkpoints" / "rewind.safetensors")
     assert record["epoch"] == 1

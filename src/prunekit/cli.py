@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="per-layer shapes, sparsity, params, FLOPs and bytes")
     inspect.add_argument("source", type=Path, help="run directory or model file")
     inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.add_argument(
+        "--latency",
+        action="store_true",
+        help="also time CPU inference: PyTorch and onnxruntime, batch 1 and 32, 2 threads",
+    )
     return parser
 
 
@@ -60,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from prunekit.report.tables import rounds_table
 
     print(rounds_table(summary))
-    print(f"\nrun directory: {out}\nreport: {out / 'report.md'}")
+    print(f"\nrun directory: {out}\nreport: {out / 'report.html'} ({out / 'report.md'})")
     return 0
 
 
@@ -68,7 +73,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from prunekit.report import find_runs, write_report
 
     path = write_report(find_runs(args.runs), args.out)
-    print(f"report: {path}")
+    print(f"report: {path} and {path.with_suffix('.html')}")
     return 0
 
 
@@ -83,7 +88,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from prunekit.inspection import describe, render
 
-    info = describe(args.source)
+    info = describe(args.source, latency=args.latency)
     print(json.dumps(info, indent=1) if args.json else render(info))
     return 0
 

@@ -147,6 +147,8 @@ class Config:
     name: str = "run"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # CPU threads for PyTorch; null = its default. Fewer on a busy machine: 2 threads
+    # fighting other processes for 2 cores can run 10x slower than 1. Part of the config as it changes float sums.
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -154,6 +156,7 @@ class Config:
 
     def __post_init__(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda"), "device", f"auto | cpu | cuda, got {self.device!r}")
+        _check(self.threads is None or self.threads >= 1, "threads", f"must be >= 1 or null, got {self.threads}")
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))

@@ -96,6 +96,8 @@ class Run:
 
     def _setup(self) -> None:
         self.device = pick_device(self.cfg.device)
+        if self.cfg.threads is not None:
+            torch.set_num_threads(self.cfg.threads)
         data = load_dataset(self.cfg.data, self.cfg.seed)
         for split in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
             setattr(data, split, getattr(data, split).to(self.device))

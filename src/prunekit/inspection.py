@@ -9,6 +9,7 @@ from typing import Any
 from prunekit import checkpoint, export
 from prunekit import config as config_mod
 from prunekit.errors import UserError
+from prunekit.export.onnx import compare_latency, export_onnx
 from prunekit.flops import sparse_flops
 from prunekit.models import create_model
 from prunekit.pruning.masks import layer_report, remaining_params
@@ -38,8 +39,10 @@ def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict
 
 
 def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtype: str = "float32") -> Path:
-    if fmt in ("compact", "onnx"):
-        raise UserError(f"--format {fmt} is not available yet: use dense or sparse")
+    if fmt == "compact":
+        raise UserError(f"--format {fmt} is not available yet: use dense, sparse or onnx")
+    if fmt == "onnx" and dtype != "float32":
+        raise UserError("--dtype applies to dense and sparse files; ONNX export is float32")
     if source.is_dir():
         model, masks, record = round_model(source, round_index)
         cfg = config_mod.load(source / "config.yaml")
@@ -49,11 +52,16 @@ def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtyp
             raise UserError("--round applies to run directories, not files")
         model, masks, extra = export.load(source), None, export.read_metadata(source).get("extra", {})
         masks = getattr(model, "masks", None)
+    if fmt == "onnx":
+        return export_onnx(model, out)
     return export.save(model, out, format=fmt, masks=masks, dtype=dtype, metadata=extra)
 
 
-def describe(source: Path) -> dict[str, Any]:
-    """Per-layer shapes, sparsity, params, FLOPs and bytes of a model file or of a run's last round."""
+def describe(source: Path, latency: bool = False) -> dict[str, Any]:
+    """Per-layer shapes, sparsity, params, FLOPs and bytes of a model file or of a run's last round.
+
+    ``latency`` adds PyTorch and onnxruntime CPU latency (batch 1 and 32, 2 threads, median ms).
+    """
     if source.is_dir():
         model, masks, record = round_model(source, None)
         kind, size, meta = "run", None, {"round": record["round"], "test_accuracy": record["test_accuracy"]}
@@ -68,7 +76,7 @@ def describe(source: Path) -> dict[str, Any]:
     kept = sum(int(m.sum()) for m in masks.values())
     total = sum(m.numel() for m in masks.values())
     dense_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    return {
+    info = {
         "source": str(source),
         "kind": kind,
         "arch": arch,
@@ -82,6 +90,9 @@ def describe(source: Path) -> dict[str, Any]:
         "layers": layer_report(masks),
         **meta,
     }
+    if latency:
+        info["latency"] = compare_latency(model, shape)
+    return info
 
 
 def render(info: dict[str, Any]) -> str:
@@ -102,4 +113,12 @@ def render(info: dict[str, Any]) -> str:
             f"{layer['name']:<32} {'x'.join(map(str, layer['shape'])):<18} {layer['numel']:>10,} "
             f"{layer['sparsity']:>9.2%} {layer['units_pruned']:>9.2%}"
         )
+    if "latency" in info:
+        lat = info["latency"]
+        lines.append(f"CPU latency, {lat['threads']} threads, {lat['statistic']} of {lat['repeats']} runs:")
+        lines += [
+            f"  batch {row['batch_size']:>3}: PyTorch {row['pytorch_ms']:.3f} ms, "
+            f"onnxruntime {row['onnxruntime_ms']:.3f} ms"
+            for row in lat["batches"]
+        ]
     return "\n".join(lines)

@@ -1,11 +1,13 @@
 """Sparse execution where it pays on CPU: highly sparse ``nn.Linear`` layers run as CSR sparse-dense products.
 
 Unstructured sparsity saves no time in a dense matmul. Holding the weight in CSR and computing
-``y^T = b + W x^T`` with ``torch.addmm`` (the MKL sparse kernel on CPU) skips the zeros; it beats the dense
-kernel only above a crossover sparsity that depends on the layer shape and the batch size (measured by
-``benchmarks/sparse_linear.py``; the default ``min_sparsity`` sits above the crossovers measured there for
-batch 1 and batch 64). The result equals the dense layer up to fp32 summation order. Inference only: the CSR
-weight is a non-persistent buffer without gradient, and ``to_dense_linear`` converts back.
+``y^T = b + W x^T`` with ``torch.addmm`` (torch's sparse-dense kernel) skips the zeros; it beats the dense
+kernel only above a crossover sparsity that depends on the layer shape and the batch size. Measured by
+``benchmarks/sparse_linear.py`` (1 thread): about 90% for batch 64 (300x784 and 4096x4096) and for a 4096x4096
+layer at batch 1, about 99% for a 300x784 layer at batch 1. The default ``min_sparsity`` of 95% pays for batch
+64 and for large layers; pass 0.99 for small layers served one example at a time. The result equals the dense
+layer up to fp32 summation order. Inference only: the CSR weight is a non-persistent buffer without gradient,
+and ``to_dense_linear`` converts back.
 """
 
 from __future__ import annotations

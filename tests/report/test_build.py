@@ -65,15 +65,18 @@ def test_comparison_report_over_imp_and_a_oneshot_sweep(tmp_path: Path) -> None:
         assert final in page.cells and final in md
 
 
-def test_accuracy_figure_has_one_curve_per_run_and_a_dense_line(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_accuracy_figure_has_one_curve_per_run_and_a_dense_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     groups = group_runs(load_runs(list(imp_and_oneshot_sweep(tmp_path).values())))
     seen = {}
 
     def capture(fig) -> bytes:
         ax = fig.axes[0]
-        seen["lines"] = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()), line.get_color())
-                         for line in ax.get_lines()}
+        seen["lines"] = {
+            line.get_label(): (list(line.get_xdata()), list(line.get_ydata()), line.get_color())
+            for line in ax.get_lines()
+        }
         seen["xlabel"], seen["ylabel"] = ax.get_xlabel(), ax.get_ylabel()
         seen["xscale"] = ax.get_xscale()
         return b"png"
@@ -121,3 +124,14 @@ def test_prunekit_run_writes_the_same_report(tmp_path: Path) -> None:
     experiment.run(tiny(**{"train.epochs": 1, "prune.rounds": 1}), tmp_path, log=lambda _: None)
     for name in ("report.md", "report.html", "accuracy_vs_sparsity.png", "layers.png", "training.png"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_one_layer_figure_per_model(tmp_path: Path) -> None:
+    make_run(tmp_path / "a", "a", [0.0, 0.5], [0.9, 0.88])
+    b = make_run(tmp_path / "b", "b", [0.0, 0.5], [0.8, 0.7])
+    summary = json.loads((b / "summary.json").read_text())
+    summary["model"] = "conv2"
+    (b / "summary.json").write_text(json.dumps(summary))
+    md = write_report([tmp_path / "a", b], tmp_path / "out").read_text()
+    assert "(layers_lenet_300_100.png)" in md and "(layers_conv2.png)" in md
+    assert (tmp_path / "out" / "layers_conv2.png").is_file()

@@ -52,8 +52,18 @@ def test_method_labels_follow_the_papers(tmp_path: Path) -> None:
 
 
 def test_in_progress_run_without_config_or_optional_fields(tmp_path: Path) -> None:
-    (tmp_path / "summary.json").write_text(json.dumps({"name": "x", "complete": False, "rounds": [
-        {"round": 0, "sparsity": 0.0, "test_accuracy": 0.95}, {"round": 1, "sparsity": 0.5, "test_accuracy": 0.93}]}))
+    (tmp_path / "summary.json").write_text(
+        json.dumps(
+            {
+                "name": "x",
+                "complete": False,
+                "rounds": [
+                    {"round": 0, "sparsity": 0.0, "test_accuracy": 0.95},
+                    {"round": 1, "sparsity": 0.5, "test_accuracy": 0.93},
+                ],
+            }
+        )
+    )
     run = load_runs([tmp_path])[0]
     assert not run.complete and run.config == {} and run.seed is None
     assert run.dense_accuracy == 0.95 and run.final_accuracy == 0.93 and run.final_sparsity == 0.5

@@ -42,10 +42,27 @@ def test_stat_skips_missing_values() -> None:
 
 def test_aimp_speedup_against_the_closest_finished_imp(tmp_path: Path) -> None:
     paths = imp_and_oneshot_sweep(tmp_path)
-    make_run(tmp_path / "imp_lr", "imp-lrr", [0.0, 0.2], [0.97, 0.97], method="imp",
-             prune={"rounds": 3, "rewind": "lr"}, seconds=[1.0, 1.0])
-    make_run(tmp_path / "imp_running", "lenet-imp", [0.0], [0.97], method="imp", prune={"rounds": 3},
-             epochs=[1], seconds=[1.0], complete=False, seed=5)  # a seed of lenet-imp still running: left out
+    make_run(
+        tmp_path / "imp_lr",
+        "imp-lrr",
+        [0.0, 0.2],
+        [0.97, 0.97],
+        method="imp",
+        prune={"rounds": 3, "rewind": "lr"},
+        seconds=[1.0, 1.0],
+    )
+    make_run(
+        tmp_path / "imp_running",
+        "lenet-imp",
+        [0.0],
+        [0.97],
+        method="imp",
+        prune={"rounds": 3},
+        epochs=[1],
+        seconds=[1.0],
+        complete=False,
+        seed=5,
+    )  # a seed of lenet-imp still running: left out
     groups = group_runs(load_runs([*paths.values(), tmp_path / "imp_lr", tmp_path / "imp_running"]))
     pairs = speedups(groups)
     assert list(pairs) == ["lenet-aimp"]

@@ -63,4 +63,6 @@ def test_rounds_table_tolerates_missing_fields_and_markdown_escapes() -> None:
     text = tables.rounds_table({"rounds": [{"round": 0, "sparsity": 0.0, "test_accuracy": 0.9}, {"sparsity": 0.5}]})
     lines = text.splitlines()
     assert len(lines) == 4 and lines[2].startswith("| 0 | 0.00 | 100.00 | 90.00 | - |")
-    assert Table("t", ["a", "b"], [["x|y", "1"]]).markdown().splitlines()[2] == "| x\\|y | 1 |"
+    assert lines[1] == "|:---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    table = Table("t", ["a", "b", "c"], [["x|y", "1", "IMP+WR"], ["z", "-", "one-shot"]])
+    assert table.markdown().splitlines()[1:3] == ["|:---|---:|:---|", "| x\\|y | 1 | IMP+WR |"]

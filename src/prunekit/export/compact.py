@@ -22,7 +22,16 @@ from torch import Tensor, nn
 
 from prunekit.errors import UserError
 from prunekit.export.formats import (
-    _DTYPE_ALIASES, DTYPES, VERSION, PathLike, _build, _check_fits, _dtype_name, _read, read_metadata)
+    _DTYPE_ALIASES,
+    DTYPES,
+    VERSION,
+    PathLike,
+    _build,
+    _check_fits,
+    _dtype_name,
+    _read,
+    read_metadata,
+)
 from prunekit.export.safety import atomic_write_bytes
 
 # the attributes that describe a module's width, per layer type Torch-Pruning can narrow
@@ -70,7 +79,8 @@ def load_compact(
     if meta["format"] != "compact":
         raise UserError(f"{path} is a {meta['format']} file, not compact; read it with prunekit.export.load")
     model = _build(Path(path), meta.get("arch")) if builder is None else builder(meta.get("arch"))
-    narrow(model, meta.get("modules"), meta["tensors"], path)
+    shapes = {k: e.get("shape") if isinstance(e, dict) else None for k, e in meta["tensors"].items()}
+    narrow(model, meta.get("modules"), shapes, path)
     _check_fits(path, model, meta["tensors"])
     state, _, _ = _read(path)
     model.load_state_dict(state)
@@ -99,10 +109,11 @@ def narrowed_modules(model: nn.Module) -> dict[str, dict[str, Any]]:
     return table
 
 
-def narrow(model: nn.Module, modules: Any, entries: dict[str, Any], path: PathLike) -> None:
-    """Resize the recorded modules of a freshly built base model in place (checked against the base widths)."""
+def narrow(model: nn.Module, modules: Any, shapes: dict[str, Any], source: PathLike = "the compact table") -> None:
+    """Resize the modules in `modules` (a `narrowed_modules` table) of a freshly built base model in place, their
+    parameters and buffers to `shapes` (state-dict name -> shape), ready for `load_state_dict`; nothing may widen."""
     if not isinstance(modules, dict):
-        raise UserError(f"{path} has no module table in its compact metadata; export it again")
+        raise UserError(f"{source} has no module table in its compact metadata; export it again")
     try:
         for name, spec in modules.items():
             module = model.get_submodule(name)
@@ -114,7 +125,7 @@ def narrow(model: nn.Module, modules: Any, entries: dict[str, Any], path: PathLi
                     raise ValueError(f"{attr}={value!r} does not narrow {getattr(module, attr)!r}")
                 setattr(module, attr, tuple(value) if isinstance(value, list) else value)
             for key, old in list(_own_tensors(module)):
-                shape = [int(n) for n in entries[f"{name}.{key}" if name else key]["shape"]]
+                shape = [int(n) for n in shapes[f"{name}.{key}" if name else key]]
                 if len(shape) != old.dim() or not _fits(shape, list(old.shape)):
                     raise ValueError(f"{key} of shape {shape} does not narrow {list(old.shape)}")
                 fresh = torch.empty(shape, dtype=old.dtype, device=old.device)
@@ -123,7 +134,7 @@ def narrow(model: nn.Module, modules: Any, entries: dict[str, Any], path: PathLi
                 else:
                     module._buffers[key] = fresh
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{path} is corrupted: module {name!r}: {exc}") from exc
+        raise UserError(f"{source} is corrupted: module {name!r}: {exc}") from exc
 
 
 def _own_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:

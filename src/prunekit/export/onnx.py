@@ -5,7 +5,8 @@ uses PyTorch's TorchScript-based exporter (``dynamo=False``): torch 2.13's defau
 the onnxscript package, which prunekit does not depend on. The batch axis is dynamic, the file is checked with
 ``onnx.checker`` before it replaces anything, and the prunekit architecture is recorded in the ONNX metadata.
 ONNX stores dense initializers: pruned weights are zeros, so the file is the dense size (use the sparse
-safetensors format to shrink a file on disk).
+safetensors format to shrink a file on disk). Latency: PyTorch is timed by ``prunekit.latency.measure_latency``,
+onnxruntime here in the same way (fixed threads, warm-up, order statistics of single runs).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from torch import nn
 
 from prunekit.errors import UserError
 from prunekit.export.safety import atomic_write_bytes, one_line
+from prunekit.latency import measure_latency
 
-OPSET = 17  # mature in onnxruntime (>= 1.14) and in the TorchScript exporter
+OPSET = 17  # supported by the TorchScript exporter and by onnxruntime (1.31 tested here)
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 PathLike = str | os.PathLike[str]
 
@@ -109,53 +111,54 @@ def onnx_session(path: PathLike, threads: int | None = None) -> Any:
     return ort.InferenceSession(os.fspath(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _median_ms(call: Any, warmup: int, repeats: int) -> tuple[float, float]:
+def onnx_latency(
+    path: PathLike,
+    input_shape: tuple[int, ...],
+    batch_size: int = 1,
+    *,
+    threads: int | None = None,
+    warmup: int = 5,
+    repeats: int = 30,
+) -> dict[str, Any]:
+    """onnxruntime CPU milliseconds per run of an ONNX file, in the form of ``prunekit.latency.measure_latency``."""
+    if repeats < 1 or warmup < 0 or batch_size < 1:
+        raise UserError(
+            f"latency needs repeats >= 1, warmup >= 0, batch_size >= 1; got {repeats}, {warmup}, {batch_size}"
+        )
+    session = onnx_session(path, threads)
+    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
+    feed = {session.get_inputs()[0].name: x.numpy()}
     for _ in range(warmup):
-        call()
+        session.run(None, feed)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return statistics.median(times) * 1e3, times[len(times) // 10] * 1e3
-
-
-def torch_latency(
-    model: nn.Module, input_shape: tuple[int, ...], batch_size: int, *, threads: int | None = None,
-    warmup: int = 10, repeats: int = 50,
-) -> dict[str, Any]:
-    """CPU latency of one eval-mode forward pass: median and 10th-percentile milliseconds over ``repeats``."""
-    previous = torch.get_num_threads()
-    x = torch.randn(batch_size, *input_shape)
-    was_training = model.training
-    model.eval()
-    try:
-        if threads:
-            torch.set_num_threads(threads)
-        with torch.inference_mode():
-            median, p10 = _median_ms(lambda: model(x), warmup, repeats)
-    finally:
-        torch.set_num_threads(previous)
-        model.train(was_training)
-    return {"batch_size": batch_size, "threads": threads or previous, "median_ms": median, "p10_ms": p10,
-            "repeats": repeats}
-
-
-def onnx_latency(
-    path: PathLike, input_shape: tuple[int, ...], batch_size: int, *, threads: int | None = None,
-    warmup: int = 10, repeats: int = 50,
-) -> dict[str, Any]:
-    """onnxruntime CPU latency of one run of an ONNX file, in the form of :func:`torch_latency`."""
-    session = onnx_session(path, threads)
-    feed = {session.get_inputs()[0].name: torch.randn(batch_size, *input_shape).numpy()}
-    median, p10 = _median_ms(lambda: session.run(None, feed), warmup, repeats)
-    return {"batch_size": batch_size, "threads": threads, "median_ms": median, "p10_ms": p10, "repeats": repeats}
+        session.run(None, feed)
+        times.append((time.perf_counter() - start) * 1000.0)
+    deciles = statistics.quantiles(times, n=10, method="inclusive") if repeats > 1 else times * 9
+    return {
+        "median_ms": statistics.median(times),
+        "p10_ms": deciles[0],
+        "p90_ms": deciles[-1],
+        "mean_ms": statistics.fmean(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "batch_size": batch_size,
+        "threads": threads,
+        "device": "cpu",
+        "warmup": warmup,
+        "repeats": repeats,
+    }
 
 
 def compare_latency(
-    model: nn.Module, input_shape: tuple[int, ...] | None = None, *, batch_sizes: tuple[int, ...] = (1, 32),
-    threads: int = 2, warmup: int = 10, repeats: int = 50,
+    model: nn.Module,
+    input_shape: tuple[int, ...] | None = None,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 32),
+    threads: int = 2,
+    warmup: int = 10,
+    repeats: int = 50,
 ) -> dict[str, Any]:
     """PyTorch and onnxruntime CPU latency of ``model`` per batch size (exported to a temp ONNX file; median ms)."""
     shape = _input_shape(model, input_shape)
@@ -166,7 +169,7 @@ def compare_latency(
         path = export_onnx(model, Path(tmp) / "model.onnx", shape)
         for batch in batch_sizes:
             kwargs = {"threads": threads, "warmup": warmup, "repeats": repeats}
-            pt = torch_latency(model, shape, batch, **kwargs)
+            pt = measure_latency(model, shape, batch, device="cpu", **kwargs)
             ort = onnx_latency(path, shape, batch, **kwargs)
             rows.append({"batch_size": batch, "pytorch_ms": pt["median_ms"], "onnxruntime_ms": ort["median_ms"]})
     return {"threads": threads, "warmup": warmup, "repeats": repeats, "statistic": "median", "batches": rows}

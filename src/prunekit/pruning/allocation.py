@@ -37,8 +37,8 @@ def erk(shape: Shape) -> float:
 
 @ALLOCATIONS.register("er")
 def er(shape: Shape) -> float:
-    """Erdos-Renyi: (n_in + n_out) / (n_in * n_out), kernel dims ignored in the sum."""
-    return (shape[0] + shape[1]) / math.prod(shape)
+    """Erdos-Renyi: (n_in + n_out) / (n_in * n_out), kernel dims ignored in both (as RigL's non-kernel rule)."""
+    return (shape[0] + shape[1]) / (shape[0] * shape[1])
 
 
 @ALLOCATIONS.register("snip")

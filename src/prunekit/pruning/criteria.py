@@ -2,7 +2,8 @@
 
 A criterion is a function `(ctx: ScoreContext) -> dict[name, Tensor]` registered in CRITERIA. Criteria that need
 data set `needs_data = True` on the function; the runner then gives them a fixed list of batches, so scores are
-deterministic under the seed. Already-pruned weights may get any score: allocation never revives them.
+deterministic under the seed. Already-pruned weights may get any score: allocation never revives them. Scores may
+be of any floating dtype (SynFlow's are float64); allocation ranks them in float64.
 """
 
 from __future__ import annotations

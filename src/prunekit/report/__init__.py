@@ -1,4 +1,5 @@
-"""Reports: Markdown tables and matplotlib figures from run directories (summary.json only, no training code)."""
+"""Reports from run directories (summary.json and config.yaml only, no training code): report.md, a self-contained
+report.html and matplotlib figures, comparing runs and summarising sweeps over seeds."""
 
 from prunekit.report.build import find_runs, load_summary, write_report, write_run_report
 

@@ -27,72 +27,52 @@ def _intro(runs: list[RunInfo], groups: list[Group]) -> str:
     return ", ".join(parts) + ". Accuracies are test accuracies; sparsity is the fraction of prunable weights removed."
 
 
-def _figure_section(groups: list[Group]) -> Section:
-    section = Section("Accuracy vs sparsity")
-    png = figures.accuracy_vs_weights(groups)
-    if png:
-        section.blocks.append(
-            Figure(
-                "accuracy_vs_sparsity.png",
-                png,
-                "Test accuracy vs weights remaining (log "
-                "scale); dotted lines: each run's dense accuracy; bands: ± std over seeds",
-            )
-        )
-    png = figures.accuracy_vs_flops(groups)
-    if png:
-        section.blocks.append(
-            Figure("accuracy_vs_flops.png", png, "Test accuracy vs FLOPs remaining, channel-pruned runs")
-        )
-    if not section.blocks:
-        section.blocks.append("No finished rounds yet.")
-    return section
+CAPTIONS = {
+    "accuracy_vs_sparsity.png": "Test accuracy vs weights remaining (log scale); dotted lines: each run's dense "
+    "accuracy; bands: ± std over seeds",
+    "accuracy_vs_flops.png": "Test accuracy vs FLOPs remaining, channel-pruned runs",
+    "training.png": "Validation accuracy (training loss where no validation split) per epoch; each round's epochs "
+    "follow the previous round's",
+    "cost.png": "Epochs and wall time per run (sweeps: mean ± std)",
+}
 
 
-def _layer_section(groups: list[Group]) -> Section:
-    section = Section("Per-layer sparsity")
+def _figures(*named: tuple[str, bytes | None]) -> list[Figure]:
+    return [Figure(name, png, CAPTIONS[name]) for name, png in named if png]
+
+
+def _layer_figures(groups: list[Group]) -> list[Figure]:
     models = list(dict.fromkeys(g.first.model for g in groups))
+    out = []
     for model in models:
         png = figures.layer_bars([g for g in groups if g.first.model == model])
-        if png:
-            name = "layers.png" if len(models) == 1 else f"layers_{_slug(model)}.png"
-            section.blocks.append(
-                Figure(
-                    name,
-                    png,
-                    f"{model}: per-layer weights pruned and output units left with no incoming weight, final network",
-                )
-            )
-    return section
+        name = "layers.png" if len(models) == 1 else f"layers_{_slug(model)}.png"
+        caption = f"{model}: per-layer weights pruned and output units left with no incoming weight, final network"
+        out += [Figure(name, png, caption)] if png else []
+    return out
 
 
 def build_document(runs: list[RunInfo], title: str) -> Document:
     groups = group_runs(runs)
-    pairs = speedups(groups)
-    sections = [Section("Summary", [_intro(runs, groups), tables.runs_table(runs)]), _figure_section(groups)]
-    results = Section("Results", [tables.ratio_table(groups), tables.method_table(groups), tables.course_table(groups)])
+    accuracy = _figures(
+        ("accuracy_vs_sparsity.png", figures.accuracy_vs_weights(groups)),
+        ("accuracy_vs_flops.png", figures.accuracy_vs_flops(groups)),
+    )
     sweep = tables.sweep_table(groups)
-    results.blocks += [sweep] if sweep else []
-    sections.append(results)
-    sections.append(_layer_section(groups))
-    png = figures.training_curves(groups)
-    if png:
-        sections.append(
-            Section(
-                "Training curves",
-                [
-                    Figure(
-                        "training.png",
-                        png,
-                        "Validation accuracy per epoch; each round's epochs follow the previous round's",
-                    )
-                ],
-            )
-        )
-    cost = Section("Cost", [tables.cost_table(groups, pairs)])
-    png = figures.cost_bars(groups)
-    cost.blocks += [Figure("cost.png", png, "Epochs and wall time per run (sweeps: mean ± std)")] if png else []
-    sections.append(cost)
+    sections = [
+        Section("Summary", [_intro(runs, groups), tables.runs_table(runs)]),
+        Section("Accuracy vs sparsity", accuracy or ["No finished rounds yet."]),
+        Section(
+            "Results",
+            [tables.ratio_table(groups), tables.method_table(groups), tables.course_table(groups)]
+            + ([sweep] if sweep else []),
+        ),
+        Section("Per-layer sparsity", _layer_figures(groups)),
+        Section("Training curves", _figures(("training.png", figures.training_curves(groups)))),
+        Section(
+            "Cost", [tables.cost_table(groups, speedups(groups)), *_figures(("cost.png", figures.cost_bars(groups)))]
+        ),
+    ]
     for r in runs:
         blocks = [tables.rounds(r.summary)]
         blocks += [tables.layers(r.summary)] if r.summary.get("layers") else []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable
 
 import matplotlib
@@ -101,7 +100,8 @@ def accuracy_vs_flops(groups: list[Group]) -> bytes | None:
 def layer_bars(groups: list[Group]) -> bytes | None:
     """Per-layer sparsity and units with no input in each group's final network (mean over its seeds)."""
     shown = [g for g in groups if any(r.summary.get("layers") for r in g.runs)]
-    names = sorted({lay.get("name", "?") for g in shown for r in g.runs for lay in r.summary["layers"]}, key=_natural)
+    # module order, as summary.json lists the layers (first appearance across runs)
+    names = list(dict.fromkeys(lay.get("name", "?") for g in shown for r in g.runs for lay in r.summary["layers"]))
     if not names:
         return None
     fig, axes = plt.subplots(
@@ -130,11 +130,6 @@ def layer_bars(groups: list[Group]) -> bytes | None:
         range(len(names)), [n.removesuffix(".weight") for n in names], rotation=60, ha="right", fontsize=8
     )
     return _png(fig)
-
-
-def _natural(name: str) -> list[tuple[int, int | str]]:
-    """Sort key that puts layer2 before layer10 (summary.json does not promise the model's order)."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
 
 
 def _layer_value(g: Group, name: str, key: str) -> Stat | None:

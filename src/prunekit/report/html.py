@@ -19,7 +19,7 @@ figcaption { color: #555; font-size: 0.9em; }
 table { border-collapse: collapse; font-size: 0.88em; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 th, td { padding: 3px 9px; border-bottom: 1px solid #e5e5e5; text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; } thead th { background: #f4f4f6; }
+th { white-space: normal; vertical-align: bottom; } .text { text-align: left; } thead th { background: #f4f4f6; }
 tbody tr:hover { background: #fafae8; } .note { color: #666; font-size: 0.85em; margin: 2px 0 14px; }
 details { margin: 10px 0; } summary { cursor: pointer; font-weight: 600; }
 """
@@ -34,8 +34,12 @@ def _figure(fig: Figure) -> str:
 
 
 def _table(table: Table) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in table.header)
-    body = "\n".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    cls = ["" if n else ' class="text"' for n in table.numeric()]
+    head = "".join(f"<th{c}>{escape(h)}</th>" for c, h in zip(cls, table.header, strict=True))
+    body = "\n".join(
+        "<tr>" + "".join(f"<td{c}>{escape(v)}</td>" for c, v in zip(cls, row, strict=True)) + "</tr>"
+        for row in table.rows
+    )
     note = f'<p class="note">{escape(table.note)}</p>' if table.note else ""
     return (
         f'<div class="scroll"><table><caption>{escape(table.title)}</caption><thead><tr>{head}</tr></thead>'

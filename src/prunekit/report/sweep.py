@@ -12,24 +12,9 @@ from typing import Any
 from prunekit.report.runs import RunInfo
 
 IGNORED_KEYS = ("name", "seed")
-PALETTE = [
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-    "#393b79",
-    "#ad494a",
-    "#637939",
-    "#7b4173",
-    "#3182bd",
-    "#e6550d",
-]
+# matplotlib's tab10, then darker tones for an 11th-16th group
+_TAB = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+PALETTE = [*_TAB, "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#7b4173", "#3182bd", "#e6550d"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +48,7 @@ def config_key(run: RunInfo) -> str:
     if not run.config:
         return f"path:{run.path}"
     kept = {k: v for k, v in flat(run.config).items() if k not in IGNORED_KEYS}
+    kept["summary"] = (run.model, run.dataset, run.method)
     return json.dumps(kept, sort_keys=True, default=str)
 
 

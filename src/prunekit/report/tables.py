@@ -5,11 +5,14 @@ Accuracies and sparsities are shown in percent; a sweep's cell is `mean ± std` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from prunekit.report.runs import RunInfo
 from prunekit.report.sweep import Group, Stat
+
+NUMBER = re.compile(r"^-?\d")
 
 
 @dataclass(frozen=True)
@@ -19,11 +22,19 @@ class Table:
     rows: list[list[str]]
     note: str = ""
 
+    def numeric(self) -> list[bool]:
+        """Per column: whether every filled cell is a number (right-aligned) rather than text (left-aligned)."""
+        return [
+            i > 0 and all(NUMBER.match(row[i]) or row[i] in ("", "-") for row in self.rows)
+            for i in range(len(self.header))
+        ]
+
     def markdown(self) -> str:
         def cell(text: str) -> str:
             return text.replace("|", "\\|")
 
-        out = ["| " + " | ".join(map(cell, self.header)) + " |", "|:---|" + "".join("---:|" for _ in self.header[1:])]
+        align = "|" + "".join("---:|" if n else ":---|" for n in self.numeric())
+        out = ["| " + " | ".join(map(cell, self.header)) + " |", align]
         out += ["| " + " | ".join(map(cell, row)) + " |" for row in self.rows]
         return "\n".join(out)
 

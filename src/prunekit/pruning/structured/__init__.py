@@ -8,9 +8,15 @@
 from prunekit.pruning.structured.allocation import SCOPES
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext
 from prunekit.pruning.structured.groups import ChannelGroup, Member, resolve_ignore, trace
-from prunekit.pruning.structured.surgery import needs_batches, prune_channels
+from prunekit.pruning.structured.surgery import needs_batches, prune_channels, remove_channels
 from prunekit.pruning.structured.widths import (
-    base_model, channel_sparsity, layer_report, original_widths, output_widths, physical_params)
+    base_model,
+    channel_sparsity,
+    layer_report,
+    original_widths,
+    output_widths,
+    physical_params,
+)
 
 __all__ = [
     "CHANNEL_CRITERIA",
@@ -26,6 +32,7 @@ __all__ = [
     "output_widths",
     "physical_params",
     "prune_channels",
+    "remove_channels",
     "resolve_ignore",
     "trace",
 ]

@@ -106,7 +106,10 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Tensor | 
     finally:
         for h in hooks:
             h.remove()
-    if not isinstance(out, Tensor) or out.grad_fn is None:
+    if not isinstance(out, Tensor):
+        raise UserError(f"cannot trace {type(model).__name__} for channel pruning: its forward returns a "
+                        f"{type(out).__name__}, not one tensor")
+    if out.grad_fn is None:
         raise UserError(f"cannot trace {type(model).__name__} for channel pruning: its output has no autograd "
                         "history (torch.no_grad or .detach() in forward?)")
     with torch.enable_grad(), _mode(model, train=False):
@@ -119,7 +122,8 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Tensor | 
         raise UserError(f"cannot trace {type(model).__name__} for channel pruning: module {cut[0]!r} is cut from "
                         "the autograd graph (.detach() or torch.no_grad in forward?)")
     order = {n: i for i, n in enumerate(names.values())}
-    groups = [_group(graph, g, names, order) for g in graph.get_all_groups(ignored_layers=kept, root_module_types=LAYERS)]
+    found = graph.get_all_groups(ignored_layers=kept, root_module_types=LAYERS)
+    groups = [_group(graph, items, names, order) for items in found]
     groups.sort(key=lambda g: order[g.name])
     return Traced(model, graph, groups, x, tuple(out.shape))
 

@@ -39,6 +39,7 @@ def prune_channels(
     generator: torch.Generator | None = None,
     original: Mapping[str, int] | None = None,
     reconstruct: bool = True,
+    follow: Iterable[nn.Module] = (),
 ) -> nn.Module:
     """Remove channels from `model` *in place* until `fraction` of its original prunable channels are gone; return it.
 
@@ -53,8 +54,11 @@ def prune_channels(
     original: output width of each group's first layer (by module name) before any pruning; default: rebuilt from
         `model.arch`, or the current widths when the model has none.
     reconstruct: run the criterion's weight reconstruction, if it has one (ThiNet's least-squares rescaling).
+    follow: other models of the same architecture and widths (e.g. a copy holding the initial weights, for
+        rewinding) that lose exactly the same channels, with their own weights.
 
     Parameters are replaced by smaller ones: build the optimizer after pruning. Train/eval mode is preserved.
+    A UserError raised after the surgery started (a model that breaks once thinner) leaves the model partly pruned.
     """
     if not 0.0 <= fraction < 1.0:
         raise UserError(f"channel fraction must be in [0, 1), got {fraction}")
@@ -80,8 +84,33 @@ def prune_channels(
     if reconstruct and hasattr(fn, "reconstruct"):
         keep = {g.name: _complement(drop[g.name], g.size) for g in traced.groups}
         fn.reconstruct(ctx, keep)
+    removed = {name: d.tolist() for name, d in drop.items()}
+    for other in follow:  # first: a follower that does not match fails before the model itself changes
+        remove_channels(other, removed, ignore=ignore, example_input=traced.example_input)
     for group in traced.groups:
-        traced.remove(group, drop[group.name].tolist())
+        traced.remove(group, removed[group.name])
+    traced.check()
+    return model
+
+
+def remove_channels(
+    model: nn.Module,
+    removed: Mapping[str, list[int]],
+    *,
+    ignore: Iterable[str] = (),
+    example_input: Tensor | None = None,
+) -> nn.Module:
+    """Remove the given channels (group name -> current channel indices) from `model` in place; return it."""
+    traced = trace(model, ignore, example_input)
+    sizes = {g.name: g.size for g in traced.groups}
+    unknown = sorted(set(removed) - set(sizes))
+    if unknown:
+        raise UserError(f"{type(model).__name__} has no channel groups {unknown}; its groups: {sorted(sizes)}")
+    for group in traced.groups:
+        channels = sorted(set(removed.get(group.name, [])))
+        if channels and not (channels[0] >= 0 and channels[-1] < group.size and len(channels) < group.size):
+            raise UserError(f"cannot remove channels {channels} from group {group.name!r} of {group.size} channels")
+        traced.remove(group, channels)
     traced.check()
     return model
 

@@ -1,0 +1,32 @@
+"""Latency measurement: ordered statistics, fixed threads restored afterwards, model left as it was."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prunekit.errors import UserError
+from prunekit.latency import _quantile, measure_latency
+from tests.structured.nets import SHAPE, TinyConv
+
+
+def test_statistics_are_ordered_and_settings_restored():
+    model = TinyConv().train()
+    before = torch.get_num_threads()
+    stats = measure_latency(model, SHAPE, 4, threads=2, warmup=1, repeats=7)
+    assert 0 < stats["min_ms"] <= stats["p10_ms"] <= stats["median_ms"] <= stats["p90_ms"] <= stats["max_ms"]
+    assert stats["threads"] == 2 and stats["batch_size"] == 4 and stats["repeats"] == 7
+    assert stats["device"] == "cpu"
+    assert torch.get_num_threads() == before
+    assert model.training
+
+
+def test_quantile_interpolates_like_numpy():
+    assert _quantile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
+    assert _quantile([5.0], 0.9) == 5.0
+    assert _quantile([0.0, 10.0], 0.1) == 1.0
+
+
+def test_bad_arguments():
+    with pytest.raises(UserError, match="repeats >= 1"):
+        measure_latency(TinyConv(), SHAPE, 1, repeats=0)
