@@ -110,6 +110,8 @@ class PruneConfig:
     begin_epoch: float = 0.0  # gradual: epoch (of the pruning round) where the cubic schedule starts
     end_epoch: float | None = None  # gradual: epoch where it reaches `sparsity`; null = 3/4 of the round
     frequency: int = 100  # gradual: optimizer steps between pruning steps
+    s_init: float = -10.0  # str: initial threshold parameter s (threshold = sigmoid(s))
+    s_decay: float | None = None  # str: weight decay on the thresholds; null = train.weight_decay
 
     def __post_init__(self) -> None:
         for s in self.sparsities:

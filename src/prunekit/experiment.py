@@ -78,6 +78,8 @@ class Run:
         self.criterion = CRITERIA.get(cfg.prune.criterion)
         if cfg.prune.scope == "layerwise":
             allocation.ALLOCATIONS.get(cfg.prune.allocation)
+        if cfg.prune.control != "none" and cfg.prune.method != "imp":
+            raise UserError(f"prune.control applies to method imp (the lottery-ticket controls), not {cfg.prune.method}")
         if cfg.prune.structure != "unstructured":
             raise UserError("prune.structure: channel pruning is not available yet; use unstructured")
 

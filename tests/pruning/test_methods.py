@@ -148,8 +148,9 @@ def test_str_reparameterises_convolutions_too():
     torch.manual_seed(0)
     model = create_model("lenet5", 4, (1, 16, 16))
     masks = dense_masks(model, prunable_names(model))
-    optimizer = make_optimizer(model.parameters(), tiny().train)
-    hook = SoftThreshold(HookContext(model, masks, optimizer, tiny(), None, 8, 0, prune_to=lambda _: {}))
+    cfg = tiny(**{"train.weight_decay": 0.01})
+    optimizer = make_optimizer(model.parameters(), cfg.train)
+    hook = SoftThreshold(HookContext(model, masks, optimizer, cfg, None, 8, 0, prune_to=lambda _: {}))
     with torch.no_grad():
         hook.s.fill_(-2.5)
     x = torch.randn(2, 1, 16, 16)

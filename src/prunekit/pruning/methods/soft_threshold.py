@@ -34,7 +34,6 @@ from prunekit.pruning.methods import METHODS, RoundPlan, retrain_epochs
 from prunekit.pruning.methods.at_init import init_round
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 
-S_INIT = -10.0
 STATE_KEY = "str_threshold"
 
 
@@ -49,10 +48,9 @@ def sparse_weight(weight: Tensor, s: Tensor) -> Tensor:
 
 
 def str_settings(cfg: Config) -> tuple[float, float]:
-    """(s_init, weight decay on s), from prune.s_init / prune.s_decay when the config has them."""
-    s_init = getattr(cfg.prune, "s_init", None)
-    decay = getattr(cfg.prune, "s_decay", None)
-    return (S_INIT if s_init is None else s_init), (cfg.train.weight_decay if decay is None else decay)
+    """(s_init, weight decay on s): prune.s_init and prune.s_decay (null = train.weight_decay)."""
+    p = cfg.prune
+    return p.s_init, (cfg.train.weight_decay if p.s_decay is None else p.s_decay)
 
 
 @TRAINING_HOOKS.register("str")

@@ -17,7 +17,7 @@ from prunekit.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
 from prunekit.pruning.structured.groups import trace
-from prunekit.pruning.structured.widths import original_widths
+from prunekit.pruning.structured.widths import original_widths, output_widths
 
 
 def needs_batches(criterion: str | ChannelCriterion) -> bool:
@@ -66,6 +66,7 @@ def prune_channels(
         raise UserError(f"unknown channel pruning scope {scope!r}: known: {', '.join(SCOPES)}")
     if int(min_channels) < 1:
         raise UserError(f"min_channels must be at least 1, got {min_channels}")
+    ignore = tuple(ignore)
     fn = CHANNEL_CRITERIA.get(criterion) if isinstance(criterion, str) else criterion
     if needs_batches(fn) and not batches:
         raise UserError(f"channel criterion {getattr(fn, '__name__', fn)!r} needs batches of training data")
@@ -81,12 +82,14 @@ def prune_channels(
     if missing:
         raise ValueError(f"channel criterion gave no scores for groups {missing}")
     drop = select(scores, sizes, origin, fraction, scope=scope, min_channels=int(min_channels))
-    if reconstruct and hasattr(fn, "reconstruct"):
-        keep = {g.name: _complement(drop[g.name], g.size) for g in traced.groups}
-        fn.reconstruct(ctx, keep)
     removed = {name: d.tolist() for name, d in drop.items()}
     for other in follow:  # first: a follower that does not match fails before the model itself changes
+        if output_widths(other) != output_widths(model):
+            raise UserError(f"a model to follow has other widths than {type(model).__name__}: it cannot lose the "
+                            "same channels")
         remove_channels(other, removed, ignore=ignore, example_input=traced.example_input)
+    if reconstruct and hasattr(fn, "reconstruct"):
+        fn.reconstruct(ctx, {g.name: _complement(drop[g.name], g.size) for g in traced.groups})
     for group in traced.groups:
         traced.remove(group, removed[group.name])
     traced.check()
