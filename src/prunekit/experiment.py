@@ -3,13 +3,12 @@
 Each finished round is one checkpoint file holding its weights, masks and record; an unfinished round has an epoch
 checkpoint (weights, masks, optimizer state). Every random draw is seeded by (seed, round, epoch), so a resumed run
 replays exactly what an uninterrupted one does. summary.json and rounds.csv are rebuilt from the round files.
+Unstructured runs keep boolean masks; channel runs (`prune.structure: channel`) physically thin the model, and
+their checkpoints record the narrowed architecture.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import torch
 
-from prunekit import checkpoint
+from prunekit import checkpoint, run_files
 from prunekit import config as config_mod
 from prunekit.config import Config
 from prunekit.data import Dataset, load_dataset
@@ -42,17 +41,7 @@ from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 from prunekit.train.loop import evaluate, run_epochs
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
 
-ROUND_FIELDS = [
-    "round",
-    "sparsity",
-    "test_accuracy",
-    "val_accuracy",
-    "epochs",
-    "wall_seconds",
-    "params",
-    "flops",
-    "control_accuracy",
-]
+ROUND_FIELDS = run_files.ROUND_FIELDS
 
 
 def pick_device(name: str) -> torch.device:
@@ -68,6 +57,20 @@ def seed_for(seed: int, *parts: int) -> int:
     return value
 
 
+def check_channel_config(cfg: Config) -> None:
+    """Channel pruning retrains the thinner network it made: no rewinding to wider weights, no masks to schedule."""
+    from prunekit.pruning.structured import CHANNEL_CRITERIA
+
+    p = cfg.prune
+    CHANNEL_CRITERIA.get(p.criterion)
+    if p.method not in ("oneshot", "imp"):
+        raise UserError(f"prune.structure channel works with method oneshot or imp, not {p.method}")
+    if p.method == "imp" and p.rewind not in ("lr", "finetune"):
+        raise UserError("channel pruning retrains the pruned weights: set prune.rewind to lr or finetune")
+    if p.control != "none" or p.layer_rate:
+        raise UserError("prune.control and prune.layer_rate apply to unstructured pruning only")
+
+
 class Run:
     """One experiment in one directory. `execute()` runs or resumes it and returns the summary."""
 
@@ -75,19 +78,21 @@ class Run:
         self.cfg, self.out, self.log = cfg, Path(out), log
         self.ck = self.out / "checkpoints"
         self.method = METHODS.get(cfg.prune.method)
-        self.criterion = CRITERIA.get(cfg.prune.criterion)
-        if cfg.prune.scope == "layerwise":
+        self.channel = cfg.prune.structure == "channel"
+        if self.channel:
+            check_channel_config(cfg)
+        self.criterion = None if self.channel else CRITERIA.get(cfg.prune.criterion)
+        if cfg.prune.scope == "layerwise" and not self.channel:
             allocation.ALLOCATIONS.get(cfg.prune.allocation)
         if cfg.prune.control != "none" and cfg.prune.method != "imp":
-            raise UserError(f"prune.control applies to method imp (the lottery-ticket controls), not {cfg.prune.method}")
-        if cfg.prune.structure != "unstructured":
-            raise UserError("prune.structure: channel pruning is not available yet; use unstructured")
+            raise UserError(
+                f"prune.control applies to method imp (the lottery-ticket controls), not {cfg.prune.method}"
+            )
 
     def _claim_directory(self) -> None:
         saved = self.out / "config.yaml"
         if saved.exists():
-            previous = config_mod.load(saved)
-            diff = config_mod.differences(previous, self.cfg)
+            diff = config_mod.differences(config_mod.load(saved), self.cfg)
             if diff:
                 raise UserError(
                     f"{self.out} holds a run with a different config (differs in: {', '.join(diff)}); "
@@ -114,8 +119,7 @@ class Run:
         self._claim_directory()
         self._setup()
         for plan in self.plans:
-            path = self.ck / f"round_{plan.index}.safetensors"
-            if not path.exists():
+            if not (self.ck / f"round_{plan.index}.safetensors").exists():
                 self._run_round(plan)
             self._run_control(plan)
         summary = self.write_summary()
@@ -124,22 +128,55 @@ class Run:
         write_run_report(self.out)
         return summary
 
-    # --- one round -------------------------------------------------------------------------------------------
+    # --- the network a round starts from ---------------------------------------------------------------------
     def _base(self, plan: RoundPlan) -> tuple[dict[str, torch.Tensor], Masks]:
         if plan.base is None:
-            return self.init_state, dense_masks(self.model, self.names)
-        state, masks, _, _ = checkpoint.load(self.ck / f"round_{plan.base}.safetensors")
+            self._reshape(None)
+            return self.init_state, {} if self.channel else dense_masks(self.model, self.names)
+        state, masks, record, _ = checkpoint.load(self.ck / f"round_{plan.base}.safetensors")
+        self._reshape(record.get("shape"))
         return state, self._ordered(masks)
+
+    def _reshape(self, shape: dict[str, Any] | None) -> None:
+        """Channel runs: rebuild the model as thin as `shape` records (None: the base architecture)."""
+        if self.channel:
+            from prunekit.pruning.structured.rounds import rebuild
+
+            self.model = rebuild(self.model.arch, shape, self.device)
 
     def _ordered(self, masks: Masks) -> Masks:
         """Masks in module order (files store them sorted otherwise); the order breaks ties in global ranking."""
-        return {n: masks[n] for n in self.names}
+        return {} if self.channel else {n: masks[n] for n in self.names}
 
+    def _start_state(self, plan: RoundPlan, base_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The weights a round trains from, after pruning: theta_0, the rewind point, or the base weights."""
+        if plan.weights == "init" or (plan.weights == "rewind" and not plan.start_epoch):
+            return self.init_state
+        if plan.weights == "rewind":
+            return checkpoint.load(self.ck / "rewind.safetensors")[0]  # written when round 0 passed epoch K
+        return base_state
+
+    # --- pruning -----------------------------------------------------------------------------------------------
     def _prune(self, plan: RoundPlan, masks: Masks, target: float | None = None) -> Masks:
         """Masks at `target` (default: the plan's), in `plan.iterations` steps on an exponential schedule."""
         p = self.cfg.prune
         target = plan.sparsity if target is None else target
         gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
+        if self.channel:
+            from prunekit.pruning.structured import needs_batches, prune_channels
+
+            batches = self._score_batches(gen) if needs_batches(p.criterion) else []
+            prune_channels(
+                self.model,
+                target,
+                criterion=p.criterion,
+                scope=p.scope,
+                ignore=p.ignore or (),
+                min_channels=p.min_channels,
+                batches=batches,
+                generator=gen,
+            )
+            return {}
         batches = self._score_batches(gen) if needs_data(self.criterion) or p.allocation == "snip" else []
         start, steps = sparsity(masks), plan.iterations
         for step in range(1, steps + 1):
@@ -164,34 +201,18 @@ class Run:
     def _score_batches(self, gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
         bs, n = self.cfg.train.batch_size, len(self.data.train_x)
         idx = torch.randperm(n, generator=gen)[: bs * self.cfg.prune.score_batches].to(self.device)
-        return [
-            (self.data.train_x[idx[i : i + bs]], self.data.train_y[idx[i : i + bs]]) for i in range(0, len(idx), bs)
-        ]
+        x, y = self.data.train_x, self.data.train_y
+        return [(x[idx[i : i + bs]], y[idx[i : i + bs]]) for i in range(0, len(idx), bs)]
 
-    def _lr_fn(self, plan: RoundPlan) -> Callable[[float], float]:
-        t = self.cfg.train
-        if plan.schedule == "finetune":
-            lr = self.cfg.prune.finetune_lr or final_lr(t)
-            return lambda _: lr
-        return lambda pos: lr_at(t, plan.start_epoch + pos * plan.squeeze)
-
-    def _start_state(self, plan: RoundPlan, base_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The weights a round trains from, after pruning: theta_0, the rewind point, or the base weights."""
-        if plan.weights == "init":
-            return self.init_state
-        if plan.weights == "rewind" and plan.start_epoch:
-            return checkpoint.load(self.ck / "rewind.safetensors")[0]  # written when round 0 passed epoch K
-        if plan.weights == "rewind":
-            return self.init_state
-        return base_state
-
+    # --- one round ---------------------------------------------------------------------------------------------
     def _run_round(self, plan: RoundPlan) -> None:
         epoch_path = self.ck / f"round_{plan.index}.epoch.safetensors"
-        optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
         if epoch_path.exists():
             state, masks, progress, opt = checkpoint.load(epoch_path)
             masks = self._ordered(masks)
+            self._reshape(progress.get("shape"))
             self.model.load_state_dict(state)
+            optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
             checkpoint.restore_optimizer(optimizer, opt)
             self.log(f"round {plan.index}: resuming after epoch {progress['epochs_done']}")
         else:
@@ -199,19 +220,34 @@ class Run:
             self.model.load_state_dict(state)
             if plan.sparsity is not None:
                 masks = self._prune(plan, masks)
-            self.model.load_state_dict(self._start_state(plan, state))
-            progress = {"epochs_done": 0, "seconds": 0.0, "history": []}
+            if plan.weights != "keep":
+                self.model.load_state_dict(self._start_state(plan, state))
+            progress = {"epochs_done": 0, "seconds": 0.0, "history": [], "shape": self._shape()}
+            optimizer = make_optimizer(self.model.parameters(), self.cfg.train)  # after surgery: new parameters
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
         record = self._record(plan, masks, seconds)
-        checkpoint.save(
-            self.ck / f"round_{plan.index}.safetensors", self.model, masks, {**record, "history": progress["history"]}
-        )
+        extra = {"history": progress["history"], "shape": progress.get("shape")}
+        checkpoint.save(self.ck / f"round_{plan.index}.safetensors", self.model, masks, {**record, **extra})
         epoch_path.unlink(missing_ok=True)
         self.write_summary()
         self.log(
             f"round {plan.index}/{len(self.plans) - 1}: sparsity {record['sparsity']:.2%}  test accuracy "
             f"{record['test_accuracy']:.2%}  ({record['epochs']} epochs, {record['wall_seconds']:.1f} s)"
         )
+
+    def _shape(self) -> dict[str, Any] | None:
+        if not self.channel:
+            return None
+        from prunekit.pruning.structured.rounds import shape_record
+
+        return shape_record(self.model)
+
+    def _lr_fn(self, plan: RoundPlan) -> Callable[[float], float]:
+        t = self.cfg.train
+        if plan.schedule == "finetune":
+            lr = self.cfg.prune.finetune_lr or final_lr(t)
+            return lambda _: lr
+        return lambda pos: lr_at(t, plan.start_epoch + pos * plan.squeeze)
 
     def _train(
         self,
@@ -311,57 +347,29 @@ class Run:
     def _record(self, plan: RoundPlan, masks: Masks, seconds: float) -> dict[str, Any]:
         d, t = self.data, self.cfg.train
         val = evaluate(self.model, d.val_x, d.val_y, t.eval_batch_size) if len(d.val_x) else None
+        if self.channel:
+            from prunekit.pruning.structured.rounds import measure
+
+            size = measure(self.model, d.input_shape, self.cfg.prune.ignore or ())
+        else:
+            size = {
+                "sparsity": round(sparsity(masks), 6),
+                "params": remaining_params(self.model, masks),
+                "flops": sparse_flops(self.model, masks, d.input_shape),
+                "layers": layer_report(masks),
+            }
         return {
             "round": plan.index,
-            "sparsity": round(sparsity(masks), 6),
             "test_accuracy": round(evaluate(self.model, d.test_x, d.test_y, t.eval_batch_size), 6),
             "val_accuracy": None if val is None else round(val, 6),
             "epochs": plan.epochs,
             "wall_seconds": round(seconds, 3),
-            "params": remaining_params(self.model, masks),
-            "flops": sparse_flops(self.model, masks, d.input_shape),
+            **size,
         }
 
-    # --- files -----------------------------------------------------------------------------------------------
     def write_summary(self) -> dict[str, Any]:
-        rounds, histories, last_masks = [], {}, None
-        for plan in self.plans:
-            path = self.ck / f"round_{plan.index}.safetensors"
-            if not path.exists():
-                break
-            record = checkpoint.read_record(path)
-            histories[str(plan.index)] = record.pop("history", [])
-            control = path.with_name(f"round_{plan.index}.control.safetensors")
-            record["control_accuracy"] = checkpoint.read_record(control)["test_accuracy"] if control.exists() else None
-            rounds.append({k: record.get(k) for k in ROUND_FIELDS})
-        if rounds:
-            last_masks = self._ordered(checkpoint.load(self.ck / f"round_{rounds[-1]['round']}.safetensors")[1])
-        summary = {
-            "name": self.cfg.name,
-            "model": self.cfg.model.name,
-            "arch": self.model.arch,
-            "dataset": self.cfg.data.name,
-            "method": self.cfg.prune.method,
-            "criterion": self.cfg.prune.criterion,
-            "scope": self.cfg.prune.scope,
-            "device": str(self.device),
-            "complete": len(rounds) == len(self.plans),
-            "dense_accuracy": rounds[0]["test_accuracy"] if rounds else None,
-            "final_sparsity": rounds[-1]["sparsity"] if rounds else None,
-            "final_accuracy": rounds[-1]["test_accuracy"] if rounds else None,
-            "total_epochs": sum(r["epochs"] for r in rounds),
-            "wall_seconds": round(sum(r["wall_seconds"] for r in rounds), 3),
-            "rounds": rounds,
-            "layers": layer_report(last_masks) if last_masks else [],
-            "history": histories,
-        }
-        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=1))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=ROUND_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rounds)
-        atomic_write_text(self.out / "rounds.csv", buf.getvalue())
-        return summary
+        indices = [plan.index for plan in self.plans]
+        return run_files.write(self.out, self.cfg, self.model.arch, str(self.device), indices)
 
 
 def run(cfg: Config, out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:

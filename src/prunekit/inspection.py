@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from prunekit import checkpoint, export
 from prunekit import config as config_mod
 from prunekit.errors import UserError
+from prunekit.export.compact import narrowed_modules, save_compact
 from prunekit.export.onnx import compare_latency, export_onnx
 from prunekit.flops import sparse_flops
-from prunekit.models import create_model
 from prunekit.pruning.masks import layer_report, remaining_params
+from prunekit.pruning.structured.rounds import rebuild
+from prunekit.pruning.structured.widths import layer_report as channel_layer_report
+from prunekit.pruning.structured.widths import physical_params
 
 
 def _run_summary(run_dir: Path) -> dict[str, Any]:
@@ -32,15 +38,13 @@ def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict
     if index not in done:
         raise UserError(f"{run_dir} has no finished round {index}; finished: {done}")
     state, masks, record, _ = checkpoint.load(run_dir / "checkpoints" / f"round_{index}.safetensors")
-    model = create_model(**summary["arch"])
+    model = rebuild(summary["arch"], record.get("shape"), torch.device("cpu"))
     model.load_state_dict(state)
     masks = {n: masks[n] for n, _ in model.named_parameters() if n in masks}  # module order
     return model.eval(), masks, record
 
 
 def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtype: str = "float32") -> Path:
-    if fmt == "compact":
-        raise UserError(f"--format {fmt} is not available yet: use dense, sparse or onnx")
     if fmt == "onnx" and dtype != "float32":
         raise UserError("--dtype applies to dense and sparse files; ONNX export is float32")
     if source.is_dir():
@@ -54,6 +58,11 @@ def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtyp
         masks = getattr(model, "masks", None)
     if fmt == "onnx":
         return export_onnx(model, out)
+    thinner = bool(narrowed_modules(model))
+    if fmt == "compact" or (fmt == "dense" and thinner):  # a thinner network's dense file is the compact one
+        return save_compact(model, out, dtype=dtype, metadata=extra)
+    if thinner:
+        raise UserError("this network is channel-pruned (physically thinner): export it as compact, dense or onnx")
     return export.save(model, out, format=fmt, masks=masks, dtype=dtype, metadata=extra)
 
 
@@ -73,23 +82,29 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         meta = {"arch": meta.get("arch"), "dtype": meta.get("dtype"), "extra": meta.get("extra", {})}
     arch = model.arch
     shape = tuple(arch["input_shape"])
-    kept = sum(int(m.sum()) for m in masks.values())
-    total = sum(m.numel() for m in masks.values())
-    dense_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    base = rebuild(arch, None, torch.device("cpu"))  # the unpruned architecture, for every ratio below
     info = {
         "source": str(source),
         "kind": kind,
         "arch": arch,
         "file_bytes": size,
-        "dense_bytes": dense_bytes,
-        "params": sum(p.numel() for p in model.parameters()),
-        "params_remaining": remaining_params(model, masks),
-        "sparsity": 1 - kept / total if total else 0.0,
-        "flops": sparse_flops(model, {}, shape),
-        "flops_remaining": sparse_flops(model, masks, shape),
-        "layers": layer_report(masks),
+        "dense_bytes": sum(t.numel() * t.element_size() for t in base.state_dict().values()),
+        "params": sum(p.numel() for p in base.parameters()),
+        "flops": sparse_flops(base, {}, shape),
         **meta,
     }
+    if narrowed_modules(model):  # channel-pruned: weights are physically gone
+        layers = channel_layer_report(model)
+        kept, total = sum(r["numel"] for r in layers), sum(math.prod(r["original_shape"]) for r in layers)
+        info |= {"params_remaining": physical_params(model), "flops_remaining": sparse_flops(model, {}, shape)}
+    else:
+        layers = layer_report(masks)
+        kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+        info |= {
+            "params_remaining": remaining_params(model, masks),
+            "flops_remaining": sparse_flops(model, masks, shape),
+        }
+    info |= {"sparsity": 1 - kept / total if total else 0.0, "layers": layers}
     if latency:
         info["latency"] = compare_latency(model, shape)
     return info

@@ -63,7 +63,8 @@ def dense_masks(model: nn.Module, names: Iterable[str]) -> Masks:
 def apply_masks(model: nn.Module, masks: Masks) -> None:
     """Zero the pruned weights in place."""
     params = prunable_params(model, masks)
-    torch._foreach_mul_(list(params.values()), [masks[n].to(p.device) for n, p in params.items()])
+    if params:
+        torch._foreach_mul_(list(params.values()), [masks[n].to(p.device) for n, p in params.items()])
 
 
 def check_masks(model: nn.Module, masks: Masks) -> None:
@@ -88,7 +89,8 @@ class MaskEnforcer:
 
     @torch.no_grad()
     def __call__(self, *_: object) -> None:
-        torch._foreach_mul_(self._weights, self._masks)
+        if self._weights:
+            torch._foreach_mul_(self._weights, self._masks)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> torch.utils.hooks.RemovableHandle:
         return optimizer.register_step_post_hook(self)

@@ -1,0 +1,46 @@
+"""What the runner needs to run channel-pruning rounds: record a thinner architecture, rebuild it, measure it.
+
+A channel-pruned round's checkpoint stores the narrowed modules (prunekit.export.compact's table) and the tensor
+shapes beside the weights, so the runner, resume and export rebuild exactly that network from `model.arch`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit.export.compact import narrow, narrowed_modules
+from prunekit.flops import module_flops
+from prunekit.latency import measure_latency
+from prunekit.models import create_model
+from prunekit.pruning.structured.widths import channel_sparsity, layer_report, physical_params
+
+
+def shape_record(model: nn.Module) -> dict[str, Any]:
+    """JSON describing how `model` is thinner than its base architecture ({} when it is not)."""
+    modules = narrowed_modules(model)
+    if not modules:
+        return {}
+    return {"modules": modules, "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
+
+
+def rebuild(arch: dict[str, Any], shape: dict[str, Any] | None, device: torch.device) -> nn.Module:
+    """The base model of `arch`, narrowed as `shape` records (weights are left to load_state_dict)."""
+    model = create_model(**arch)
+    if shape:
+        narrow(model, shape["modules"], shape["shapes"], "the run checkpoint")
+    return model.to(device)
+
+
+def measure(model: nn.Module, input_shape: tuple[int, ...], ignore: tuple[str, ...]) -> dict[str, Any]:
+    """Round-record fields of a channel-pruned network: channels removed, params present, FLOPs, CPU latency."""
+    latency = measure_latency(model, input_shape, 32, warmup=3, repeats=10)
+    return {
+        "sparsity": round(channel_sparsity(model, ignore=ignore), 6),
+        "params": physical_params(model),
+        "flops": module_flops(model, input_shape)[0],
+        "latency_ms": round(latency["median_ms"], 4),
+        "layers": layer_report(model),
+    }

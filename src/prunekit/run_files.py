@@ -1,0 +1,73 @@
+"""summary.json and rounds.csv, rebuilt from a run's round checkpoints (the single source of truth)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from prunekit import checkpoint
+from prunekit.config import Config
+from prunekit.export.safety import atomic_write_text
+
+ROUND_FIELDS = [
+    "round",
+    "sparsity",
+    "test_accuracy",
+    "val_accuracy",
+    "epochs",
+    "wall_seconds",
+    "params",
+    "flops",
+    "latency_ms",
+    "control_accuracy",
+]
+
+
+def collect(ck: Path, indices: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    """(rows, per-round histories, final layers) of the finished rounds among `indices`, in order."""
+    rows, histories, layers = [], {}, []
+    for index in indices:
+        path = ck / f"round_{index}.safetensors"
+        if not path.exists():
+            break
+        record = checkpoint.read_record(path)
+        histories[str(index)] = record.get("history", [])
+        layers = record.get("layers", [])
+        control = ck / f"round_{index}.control.safetensors"
+        record["control_accuracy"] = checkpoint.read_record(control)["test_accuracy"] if control.exists() else None
+        rows.append({k: record.get(k) for k in ROUND_FIELDS})
+    return rows, histories, layers
+
+
+def write(out: Path, cfg: Config, arch: dict[str, Any], device: str, indices: list[int]) -> dict[str, Any]:
+    rows, histories, layers = collect(out / "checkpoints", indices)
+    summary = {
+        "name": cfg.name,
+        "model": cfg.model.name,
+        "arch": arch,
+        "dataset": cfg.data.name,
+        "method": cfg.prune.method,
+        "structure": cfg.prune.structure,
+        "criterion": cfg.prune.criterion,
+        "scope": cfg.prune.scope,
+        "device": device,
+        "complete": len(rows) == len(indices),
+        "dense_accuracy": rows[0]["test_accuracy"] if rows else None,
+        "final_sparsity": rows[-1]["sparsity"] if rows else None,
+        "final_accuracy": rows[-1]["test_accuracy"] if rows else None,
+        "total_epochs": sum(r["epochs"] for r in rows),
+        "wall_seconds": round(sum(r["wall_seconds"] for r in rows), 3),
+        "rounds": rows,
+        "layers": layers,
+        "history": histories,
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ROUND_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "rounds.csv", buf.getvalue())
+    return summary

@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from prunekit import checkpoint, experiment, export
+from prunekit.errors import UserError
+from prunekit.inspection import export_file, round_model
+from tests.helpers import tiny
+
+
+def channel_cfg(**overrides):
+    base = {"model.name": "lenet5", "data.shape": [1, 16, 16], "prune.structure": "channel",
+            "prune.criterion": "l1_filter", "prune.rewind": "lr", "prune.rounds": 2, "prune.rate": 0.3}
+    return tiny(**{**base, **overrides})
+
+
+def run(cfg, out):
+    return experiment.run(cfg, out, log=lambda _: None)
+
+
+def test_channel_imp_thins_the_network_each_round(tmp_path):
+    summary = run(channel_cfg(), tmp_path)
+    params = [r["params"] for r in summary["rounds"]]
+    assert params[0] > params[1] > params[2]
+    assert [r["sparsity"] for r in summary["rounds"]][0] == 0.0
+    assert summary["rounds"][2]["sparsity"] == pytest.approx(0.51, abs=0.05)
+    assert all(r["latency_ms"] > 0 for r in summary["rounds"])
+    assert summary["structure"] == "channel"
+    assert summary["layers"][0]["shape"][0] < summary["layers"][0]["original_shape"][0]
+    model, _, _ = round_model(tmp_path, 2)
+    assert sum(p.numel() for p in model.parameters()) == params[2]
+
+
+def test_channel_run_resumes_identically(tmp_path, monkeypatch):
+    cfg = channel_cfg(**{"train.epochs": 3})
+    run(cfg, tmp_path / "straight")
+    calls = {"n": 0}
+    original = checkpoint.save
+
+    def crash_on_fourth(*args, **kwargs):
+        original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(checkpoint, "save", crash_on_fourth)
+    with pytest.raises(RuntimeError):
+        run(cfg, tmp_path / "resumed")
+    monkeypatch.setattr(checkpoint, "save", original)
+    run(cfg, tmp_path / "resumed")
+    a, _, ra = round_model(tmp_path / "straight", 2)
+    b, _, rb = round_model(tmp_path / "resumed", 2)
+    assert ra["test_accuracy"] == rb["test_accuracy"]
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+
+
+def test_compact_export_of_a_round_loads_and_matches(tmp_path):
+    run(channel_cfg(**{"prune.rounds": 1}), tmp_path / "run")
+    model, _, _ = round_model(tmp_path / "run", 1)
+    for fmt in ("compact", "dense"):
+        path = export_file(tmp_path / "run", 1, fmt, tmp_path / f"{fmt}.safetensors")
+        loaded = export.load(path)
+        x = torch.randn(3, 1, 16, 16)
+        assert torch.equal(model(x), loaded(x))
+    with pytest.raises(UserError, match="channel-pruned"):
+        export_file(tmp_path / "run", 1, "sparse", tmp_path / "s.safetensors")
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [({"prune.criterion": "magnitude"}, "unknown channel criterion"), ({"prune.rewind": "init"}, "prune.rewind"),
+     ({"prune.method": "gradual"}, "oneshot or imp")],
+)
+def test_channel_config_errors(tmp_path, overrides, fragment):
+    with pytest.raises(UserError, match=fragment):
+        run(channel_cfg(**overrides), tmp_path)
