@@ -26,8 +26,12 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -m slow
 
+# Each benchmark times prunekit side by side with its baseline in one process and prints JSON (ratios, medians).
 bench: setup
-	$(PY) benchmarks/train_speed.py --json
+	$(PY) benchmarks/train_speed.py --threads 1 --json
+	$(PY) benchmarks/vs_torch_prune.py --json
+	$(PY) benchmarks/sparse_linear.py --json
+	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts
