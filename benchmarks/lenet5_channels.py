@@ -29,8 +29,16 @@ from prunekit.train.loop import evaluate, run_epochs
 
 def train(model: torch.nn.Module, data, epochs: int, lr: float, batch_size: int, seed: int) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)  # built after pruning: parameters were replaced
-    run_epochs(model, optimizer, data, batch_size=batch_size, eval_batch_size=1000, lr_at=lambda _: lr,
-               epochs=range(epochs), seed_for_epoch=lambda e: seed * 1000 + e)
+    run_epochs(
+        model,
+        optimizer,
+        data,
+        batch_size=batch_size,
+        eval_batch_size=1000,
+        lr_at=lambda _: lr,
+        epochs=range(epochs),
+        seed_for_epoch=lambda e: seed * 1000 + e,
+    )
 
 
 def main() -> None:
@@ -52,17 +60,27 @@ def main() -> None:
     dense = create_model("lenet5", data.num_classes, data.input_shape)
     start = time.perf_counter()
     train(dense, data, args.epochs, args.lr, args.batch_size, args.seed)
-    result = {"config": vars(args), "dense": {"test_accuracy": evaluate(dense, data.test_x, data.test_y),
-                                              "params": physical_params(dense),
-                                              "train_seconds": round(time.perf_counter() - start, 1)}}
+    result = {
+        "config": vars(args),
+        "dense": {
+            "test_accuracy": evaluate(dense, data.test_x, data.test_y),
+            "params": physical_params(dense),
+            "train_seconds": round(time.perf_counter() - start, 1),
+        },
+    }
     gen = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(data.train_x), generator=gen)[: args.batch_size * args.score_batches]
     batches = [(data.train_x[i], data.train_y[i]) for i in idx.split(args.batch_size)]
     with tempfile.TemporaryDirectory() as tmp:
         for criterion in args.criteria.split(","):
             model = copy.deepcopy(dense)
-            prune_channels(model, args.fraction, criterion=criterion, batches=batches,
-                           generator=torch.Generator().manual_seed(args.seed))
+            prune_channels(
+                model,
+                args.fraction,
+                criterion=criterion,
+                batches=batches,
+                generator=torch.Generator().manual_seed(args.seed),
+            )
             pruned_accuracy = evaluate(model, data.test_x, data.test_y)
             train(model, data, args.finetune_epochs, args.lr, args.batch_size, args.seed + 1)
             path = save_compact(model, Path(tmp) / f"{criterion}.safetensors")

@@ -42,8 +42,13 @@ def fresh(name: str) -> torch.nn.Module:
 
 def torch_pruning(name: str, fraction: float) -> torch.nn.Module:
     model = fresh(name)
-    pruner = tp.pruner.MetaPruner(model, torch.zeros(1, *SHAPE), importance=tp.importance.MagnitudeImportance(p=1),
-                                  pruning_ratio=fraction, ignored_layers=[model.get_submodule(model.output_layer)])
+    pruner = tp.pruner.MetaPruner(
+        model,
+        torch.zeros(1, *SHAPE),
+        importance=tp.importance.MagnitudeImportance(p=1),
+        pruning_ratio=fraction,
+        ignored_layers=[model.get_submodule(model.output_layer)],
+    )
     pruner.step()
     return model.eval()
 
@@ -115,8 +120,15 @@ def main() -> None:
                 row["load_average_after"] = round(os.getloadavg()[0], 2)
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    config = {"threads": args.threads, "rounds": args.rounds, "repeats": args.repeats, "warmup": args.warmup,
-              "torch": torch.__version__, "torch_pruning": tp.__version__, "input": list(SHAPE)}
+    config = {
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "torch": torch.__version__,
+        "torch_pruning": tp.__version__,
+        "input": list(SHAPE),
+    }
     print(json.dumps({"config": config, "results": results}, indent=1))
 
 

@@ -24,21 +24,31 @@ def main() -> int:
     for name in CONFIGS:
         print(f"== {name} ==", file=sys.stderr, flush=True)
         summaries[name] = prunekit.run(ROOT / "configs" / "demo" / f"{name}.yaml", out / name)
-    report = write_report([out / name for name in CONFIGS], out / "report", title="prunekit demo: LeNet-300-100 on MNIST")
+    report = write_report(
+        [out / name for name in CONFIGS], out / "report", title="prunekit demo: LeNet-300-100 on MNIST"
+    )
     print("\nweights left %  " + "  ".join(f"{n:>14}" for n in CONFIGS))
-    rows = {n: {round(100 * (1 - r["sparsity"]), 1): r["test_accuracy"] for r in s["rounds"]} for n, s in summaries.items()}
+    rows = {
+        n: {round(100 * (1 - r["sparsity"]), 1): r["test_accuracy"] for r in s["rounds"]} for n, s in summaries.items()
+    }
     for left in sorted({k for r in rows.values() for k in r}, reverse=True):
         cells = [f"{100 * rows[n][left]:13.2f}%" if left in rows[n] else f"{'':>14}" for n in CONFIGS]
         print(f"{left:>14}  " + "  ".join(cells))
     print("\nmethod          final sparsity  final acc  epochs  wall s")
     for n, s in summaries.items():
-        print(f"{n:<15} {100 * s['final_sparsity']:>13.2f}% {100 * s['final_accuracy']:>9.2f}% "
-              f"{s['total_epochs']:>7} {s['wall_seconds']:>7.1f}")
+        print(
+            f"{n:<15} {100 * s['final_sparsity']:>13.2f}% {100 * s['final_accuracy']:>9.2f}% "
+            f"{s['total_epochs']:>7} {s['wall_seconds']:>7.1f}"
+        )
     imp, aimp = summaries["imp_wr"], summaries["aimp"]
-    print(f"\nAIMP vs IMP: {imp['total_epochs'] / aimp['total_epochs']:.2f}x fewer epochs, "
-          f"{imp['wall_seconds'] / aimp['wall_seconds']:.2f}x less wall time, accuracy "
-          f"{100 * (aimp['final_accuracy'] - imp['final_accuracy']):+.2f} points at the same sparsity")
-    print(f"\nreport: {report}  (runs in {out}; this demo took {time.perf_counter() - start:.0f} s)")
+    print(
+        f"\nAIMP vs IMP: {imp['total_epochs'] / aimp['total_epochs']:.2f}x fewer epochs, "
+        f"{imp['wall_seconds'] / aimp['wall_seconds']:.2f}x less wall time, accuracy "
+        f"{100 * (aimp['final_accuracy'] - imp['final_accuracy']):+.2f} points at the same sparsity"
+    )
+    print(
+        f"\nreport: {report.with_suffix('.html')}  (runs in {out}; this demo took {time.perf_counter() - start:.0f} s)"
+    )
     return 0
 
 

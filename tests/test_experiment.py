@@ -11,7 +11,7 @@ import torch
 
 from prunekit import checkpoint, config, experiment
 from prunekit.errors import UserError
-from tests.helpers import tiny
+from tests.helpers import run_interrupted, tiny
 
 
 def quiet(_: str) -> None:
@@ -173,10 +173,6 @@ def test_finished_rounds_are_not_redone(tmp_path, monkeypatch):
     assert (tmp_path / "checkpoints" / "round_1.safetensors").stat().st_mtime_ns == stamp
 
 
-class Crash(Exception):
-    pass
-
-
 def final_state(out: Path, rounds: int):
     records = [round_file(out, k) for k in range(rounds + 1)]
     return [(r[2]["sparsity"], r[2]["test_accuracy"], r[2]["val_accuracy"]) for r in records], records[-1]
@@ -187,20 +183,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, crash
     cfg = tiny(**{"prune.rounds": 2, "train.epochs": 3, "prune.rewind": "epoch:1", "train.optimizer": "adam"})
     run(cfg, tmp_path / "straight")
 
-    calls = {"n": 0}
-    original = checkpoint.save
-
-    def crashing_save(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == crash_after:
-            raise Crash
-
-    monkeypatch.setattr(checkpoint, "save", crashing_save)
-    with pytest.raises(Crash):
-        run(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(checkpoint, "save", original)
-    run(cfg, tmp_path / "resumed")
+    run_interrupted(cfg, tmp_path / "resumed", crash_after, monkeypatch)
 
     rows_a, (state_a, masks_a, _, _) = final_state(tmp_path / "straight", 2)
     rows_b, (state_b, masks_b, _, _) = final_state(tmp_path / "resumed", 2)

@@ -1,15 +1,22 @@
 import pytest
 import torch
 
-from prunekit import checkpoint, experiment, export
+from prunekit import experiment, export
 from prunekit.errors import UserError
 from prunekit.inspection import export_file, round_model
-from tests.helpers import tiny
+from tests.helpers import run_interrupted, tiny
 
 
 def channel_cfg(**overrides):
-    base = {"model.name": "lenet5", "data.shape": [1, 16, 16], "prune.structure": "channel",
-            "prune.criterion": "l1_filter", "prune.rewind": "lr", "prune.rounds": 2, "prune.rate": 0.3}
+    base = {
+        "model.name": "lenet5",
+        "data.shape": [1, 16, 16],
+        "prune.structure": "channel",
+        "prune.criterion": "l1_filter",
+        "prune.rewind": "lr",
+        "prune.rounds": 2,
+        "prune.rate": 0.3,
+    }
     return tiny(**{**base, **overrides})
 
 
@@ -33,20 +40,7 @@ def test_channel_imp_thins_the_network_each_round(tmp_path):
 def test_channel_run_resumes_identically(tmp_path, monkeypatch):
     cfg = channel_cfg(**{"train.epochs": 3})
     run(cfg, tmp_path / "straight")
-    calls = {"n": 0}
-    original = checkpoint.save
-
-    def crash_on_fourth(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("killed")
-
-    monkeypatch.setattr(checkpoint, "save", crash_on_fourth)
-    with pytest.raises(RuntimeError):
-        run(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(checkpoint, "save", original)
-    run(cfg, tmp_path / "resumed")
+    run_interrupted(cfg, tmp_path / "resumed", 4, monkeypatch)
     a, _, ra = round_model(tmp_path / "straight", 2)
     b, _, rb = round_model(tmp_path / "resumed", 2)
     assert ra["test_accuracy"] == rb["test_accuracy"]
@@ -68,8 +62,11 @@ def test_compact_export_of_a_round_loads_and_matches(tmp_path):
 
 @pytest.mark.parametrize(
     "overrides, fragment",
-    [({"prune.criterion": "magnitude"}, "unknown channel criterion"), ({"prune.rewind": "init"}, "prune.rewind"),
-     ({"prune.method": "gradual"}, "oneshot or imp")],
+    [
+        ({"prune.criterion": "magnitude"}, "unknown channel criterion"),
+        ({"prune.rewind": "init"}, "prune.rewind"),
+        ({"prune.method": "gradual"}, "oneshot or imp"),
+    ],
 )
 def test_channel_config_errors(tmp_path, overrides, fragment):
     with pytest.raises(UserError, match=fragment):

@@ -33,11 +33,14 @@ def erk_reference(shapes: dict[str, tuple[int, ...]], density: float, kernel: bo
         dense.add(top)
 
 
-@pytest.mark.parametrize(("model", "shape", "target", "dense_layers"), [
-    ("lenet5", (1, 28, 28), 0.9, []),
-    ("lenet5", (1, 28, 28), 0.8, ["conv1.weight"]),
-    ("conv4", (3, 32, 32), 0.9, ["features.0.weight"]),  # the first convolution is re-solved as dense
-])
+@pytest.mark.parametrize(
+    ("model", "shape", "target", "dense_layers"),
+    [
+        ("lenet5", (1, 28, 28), 0.9, []),
+        ("lenet5", (1, 28, 28), 0.8, ["conv1.weight"]),
+        ("conv4", (3, 32, 32), 0.9, ["features.0.weight"]),  # the first convolution is re-solved as dense
+    ],
+)
 @pytest.mark.parametrize("rule", ["erk", "er"])
 def test_erk_and_er_densities_follow_the_rule_exactly(model, shape, target, dense_layers, rule):
     scores, masks = magnitude_setup(model, shape)
@@ -101,8 +104,9 @@ def test_snip_ratio_takes_layer_densities_from_the_ratio_scores():
     with pytest.warns(UserWarning, match="layer collapse"):
         new = allocation.prune(scores, masks, 0.9, scope="layerwise", allocation="snip", ratio_scores=ratio)
     assert int(new["b"].sum()) == 0 and int(new["a"].sum()) == 260  # a raw density of 0 stays 0
-    floor = allocation.prune(scores, masks, 0.9, scope="layerwise", allocation="snip", ratio_scores=ratio,
-                             min_density=0.1)
+    floor = allocation.prune(
+        scores, masks, 0.9, scope="layerwise", allocation="snip", ratio_scores=ratio, min_density=0.1
+    )
     assert int(floor["b"].sum()) == 60 and int(floor["a"].sum()) == 200
 
 

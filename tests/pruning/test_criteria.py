@@ -147,8 +147,10 @@ def test_synflow_conserves_flow_layer_by_layer():
     """Without biases the abs-network is positively homogeneous, so each layer's scores sum to R (Tanaka et al.)."""
     torch.manual_seed(0)
     model = bias_free_mlp([6, 5, 4, 3])
-    masks = {f"{i}.weight": torch.rand(p.shape) > 0.3 for i, p in ((0, model[0].weight), (2, model[2].weight),
-                                                                    (4, model[4].weight))}
+    masks = {
+        f"{i}.weight": torch.rand(p.shape) > 0.3
+        for i, p in ((0, model[0].weight), (2, model[2].weight), (4, model[4].weight))
+    }
     apply_masks(model, masks)
     scores = CRITERIA.get("synflow")(ScoreContext(model, masks))
     w = [model[i].weight.detach().double().abs() for i in (0, 2, 4)]

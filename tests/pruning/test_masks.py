@@ -15,9 +15,14 @@ def test_linear_units_and_inputs():
     assert units_without_inputs(mask).tolist() == [False, True, False, True]
     assert units_without_outputs(mask).tolist() == [False, False, True, False, False, True]
     (row,) = layer_report({"fc.weight": mask})
-    assert row == {"name": "fc.weight", "shape": [4, 6], "numel": 24,
-                   "sparsity": pytest.approx(1 - int(mask.sum()) / 24, abs=1e-6),
-                   "units_pruned": 0.5, "inputs_unused": pytest.approx(2 / 6, abs=1e-6)}
+    assert row == {
+        "name": "fc.weight",
+        "shape": [4, 6],
+        "numel": 24,
+        "sparsity": pytest.approx(1 - int(mask.sum()) / 24, abs=1e-6),
+        "units_pruned": 0.5,
+        "inputs_unused": pytest.approx(2 / 6, abs=1e-6),
+    }
 
 
 def test_conv_filters_and_channels():

@@ -15,13 +15,9 @@ from prunekit.pruning.methods import METHODS
 from prunekit.pruning.methods.hooks import HookContext, cubic_sparsity
 from prunekit.pruning.methods.soft_threshold import STATE_KEY, SoftThreshold, sparse_weight
 from prunekit.train.optim import make_optimizer
-from tests.helpers import tiny
+from tests.helpers import run_interrupted, tiny
 
 SIZES = {"fc1.weight": 19200, "fc2.weight": 30000, "fc3.weight": 400}
-
-
-class Crash(Exception):
-    pass
 
 
 def run(cfg, out: Path) -> dict:
@@ -33,19 +29,22 @@ def round_file(out: Path, k: int):
 
 
 def test_at_init_plan():
-    cfg = tiny(**{"prune.method": "at_init", "prune.sparsity": [0.8, 0.95], "prune.iterations": 7,
-                  "train.epochs": 5})
+    cfg = tiny(**{"prune.method": "at_init", "prune.sparsity": [0.8, 0.95], "prune.iterations": 7, "train.epochs": 5})
     plans = METHODS.get("at_init")(cfg, SIZES)
     assert (plans[0].base, plans[0].epochs, plans[0].weights, plans[0].sparsity) == (None, 0, "init", None)
     assert [(p.index, p.base, p.sparsity, p.weights, p.epochs, p.iterations) for p in plans[1:]] == [
-        (1, 0, 0.8, "keep", 5, 7), (2, 0, 0.95, "keep", 5, 7)]
+        (1, 0, 0.8, "keep", 5, 7),
+        (2, 0, 0.95, "keep", 5, 7),
+    ]
     assert METHODS.get("at_init")(cfg.replace(**{"prune.retrain_epochs": 2}), SIZES)[1].epochs == 2
 
 
 def test_str_plan():
     plans = METHODS.get("str")(tiny(**{"prune.method": "str", "train.epochs": 4}), SIZES)
     assert [(p.index, p.base, p.sparsity, p.epochs, p.during) for p in plans] == [
-        (0, None, None, 0, None), (1, 0, None, 4, "str")]
+        (0, None, None, 0, None),
+        (1, 0, None, 4, "str"),
+    ]
 
 
 @pytest.mark.parametrize("step", [0, 10, 11, 37, 64, 109, 110, 500])
@@ -66,8 +65,9 @@ def test_cubic_schedule_is_monotone():
 
 
 def test_at_init_prunes_the_initial_weights_then_trains(tmp_path):
-    cfg = tiny(**{"prune.method": "at_init", "prune.sparsity": [0.5, 0.9], "prune.scope": "layerwise",
-                  "train.epochs": 1})
+    cfg = tiny(
+        **{"prune.method": "at_init", "prune.sparsity": [0.5, 0.9], "prune.scope": "layerwise", "train.epochs": 1}
+    )
     summary = run(cfg, tmp_path)
     assert [(r["round"], r["epochs"]) for r in summary["rounds"]] == [(0, 0), (1, 1), (2, 1)]
     assert [r["sparsity"] for r in summary["rounds"]] == pytest.approx([0.0, 0.5, 0.9], abs=1e-5)
@@ -86,8 +86,16 @@ def test_at_init_prunes_the_initial_weights_then_trains(tmp_path):
 
 
 def test_synflow_iterations_avoid_layer_collapse(tmp_path):
-    cfg = tiny(**{"prune.method": "at_init", "prune.criterion": "synflow", "prune.sparsity": 0.99,
-                  "prune.iterations": 20, "prune.retrain_epochs": 0, "data.shape": [1, 16, 16]})
+    cfg = tiny(
+        **{
+            "prune.method": "at_init",
+            "prune.criterion": "synflow",
+            "prune.sparsity": 0.99,
+            "prune.iterations": 20,
+            "prune.retrain_epochs": 0,
+            "data.shape": [1, 16, 16],
+        }
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no collapse warning either
         summary = run(cfg, tmp_path)
@@ -103,8 +111,9 @@ def test_synflow_iterations_avoid_layer_collapse(tmp_path):
 
 
 def str_setup(s_init: float = -3.0, **overrides):
-    cfg = tiny(**{"prune.method": "str", "train.optimizer": "sgd", "train.lr": 0.1, "train.weight_decay": 0.05,
-                  **overrides})
+    cfg = tiny(
+        **{"prune.method": "str", "train.optimizer": "sgd", "train.lr": 0.1, "train.weight_decay": 0.05, **overrides}
+    )
     torch.manual_seed(0)
     model = create_model("lenet_300_100", 4, (1, 8, 8))
     masks = dense_masks(model, prunable_names(model, []))
@@ -133,8 +142,7 @@ def test_str_hook_trains_thresholds_and_ends_with_a_plain_sparse_model():
     assert not torch.equal(hook.s.detach(), before)  # thresholds learn
     assert torch.equal(optimizer.state[hook.s][STATE_KEY], hook.s.detach())  # and ride in the optimizer state
     assert list(model.state_dict()) == keys  # state_dict stays plain during training
-    effective = {n: sparse_weight(dict(model.named_parameters())[n], hook.s[i]).detach()
-                 for i, n in enumerate(masks)}
+    effective = {n: sparse_weight(dict(model.named_parameters())[n], hook.s[i]).detach() for i, n in enumerate(masks)}
     hook.finish()
     for n, p in model.named_parameters():
         if n in masks:
@@ -154,8 +162,9 @@ def test_str_reparameterises_convolutions_too():
     with torch.no_grad():
         hook.s.fill_(-2.5)
     x = torch.randn(2, 1, 16, 16)
-    expected = torch.nn.functional.conv2d(x, sparse_weight(model.conv1.weight, torch.tensor(-2.5)), model.conv1.bias,
-                                          padding=2)
+    expected = torch.nn.functional.conv2d(
+        x, sparse_weight(model.conv1.weight, torch.tensor(-2.5)), model.conv1.bias, padding=2
+    )
     torch.testing.assert_close(model.conv1(x), expected)
     hook.finish()
     assert 0 < float(masks["conv1.weight"].float().mean()) < 1
@@ -182,21 +191,7 @@ def test_str_run_reports_the_sparsity_it_learned(tmp_path):
 def test_str_resume_after_an_epoch_gives_the_same_result(tmp_path, monkeypatch):
     cfg = tiny(**{"prune.method": "str", "train.epochs": 3, "train.weight_decay": 0.05})  # adam
     run(cfg, tmp_path / "straight")
-    calls = {"n": 0}
-    original = checkpoint.save
-
-    def crashing_save(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 3:  # round 0, then round 1 after its first epoch and after its second
-            raise Crash
-
-    monkeypatch.setattr(checkpoint, "save", crashing_save)
-    with pytest.raises(Crash):
-        run(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(checkpoint, "save", original)
-    assert (tmp_path / "resumed" / "checkpoints" / "round_1.epoch.safetensors").exists()
-    run(cfg, tmp_path / "resumed")
+    run_interrupted(cfg, tmp_path / "resumed", 3, monkeypatch)  # round 0, then round 1 after epochs 1 and 2
     a, b = round_file(tmp_path / "straight", 1), round_file(tmp_path / "resumed", 1)
     assert a[2]["sparsity"] == b[2]["sparsity"] and a[2]["test_accuracy"] == b[2]["test_accuracy"]
     assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])

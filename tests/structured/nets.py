@@ -36,5 +36,6 @@ def example() -> Tensor:
 
 def batches(n: int = 3, size: int = 8, classes: int = 5) -> list[tuple[Tensor, Tensor]]:
     gen = torch.Generator().manual_seed(1)
-    return [(torch.randn(size, *SHAPE, generator=gen), torch.randint(0, classes, (size,), generator=gen))
-            for _ in range(n)]
+    return [
+        (torch.randn(size, *SHAPE, generator=gen), torch.randint(0, classes, (size,), generator=gen)) for _ in range(n)
+    ]

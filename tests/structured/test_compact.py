@@ -25,8 +25,9 @@ def pruned(name: str, shape: tuple[int, int, int], fraction: float = 0.5) -> tor
     return model.eval()
 
 
-@pytest.mark.parametrize(("name", "shape"), [("lenet5", (1, 28, 28)), ("resnet20", (3, 16, 16)),
-                                             ("vgg11", (3, 16, 16))])
+@pytest.mark.parametrize(
+    ("name", "shape"), [("lenet5", (1, 28, 28)), ("resnet20", (3, 16, 16)), ("vgg11", (3, 16, 16))]
+)
 def test_round_trip_is_exact(tmp_path, name, shape):
     model = pruned(name, shape)
     path = save_compact(model, tmp_path / "m.safetensors", metadata={"round": 3})
@@ -50,7 +51,9 @@ def test_file_is_smaller_and_the_generic_entry_points_work(tmp_path):
     assert path.stat().st_size < 0.3 * dense.stat().st_size
     state, meta = load_state_dict(path)
     assert meta["modules"]["layer1.0.conv1"] == {
-        "type": "Conv2d", "attrs": {"in_channels": 8, "out_channels": 8, "groups": 1}}
+        "type": "Conv2d",
+        "attrs": {"in_channels": 8, "out_channels": 8, "groups": 1},
+    }
     assert torch.equal(state["fc.weight"], model.fc.weight)
 
 

@@ -24,8 +24,14 @@ def test_registry_holds_every_criterion():
 @pytest.mark.parametrize(("fraction", "widths"), [(0.5, (4, 6)), (0.25, (6, 9)), (0.0, (8, 12))])
 def test_each_criterion_removes_exactly_the_requested_count(criterion, fraction, widths):
     model = TinyConv()
-    prune_channels(model, fraction, criterion=criterion, batches=batches(), example_input=example(),
-                   generator=torch.Generator().manual_seed(0))
+    prune_channels(
+        model,
+        fraction,
+        criterion=criterion,
+        batches=batches(),
+        example_input=example(),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert (model.conv1.out_channels, model.conv2.out_channels) == widths
     assert model.conv1.weight.shape[0] == model.bn1.weight.shape[0] == model.conv2.weight.shape[1] == widths[0]
     assert model.conv2.weight.shape[0] == model.bn2.running_mean.shape[0] == model.fc.weight.shape[1] == widths[1]
@@ -67,8 +73,9 @@ def test_random_is_deterministic_under_a_generator():
         torch.manual_seed(0)
         model = TinyConv()
         torch.manual_seed(123)  # a different global state: only the generator may decide
-        prune_channels(model, 0.5, criterion="random", example_input=example(),
-                       generator=torch.Generator().manual_seed(7))
+        prune_channels(
+            model, 0.5, criterion="random", example_input=example(), generator=torch.Generator().manual_seed(7)
+        )
         runs.append(model.conv1.weight.detach().clone())
     assert torch.equal(runs[0], runs[1])
 
@@ -110,8 +117,16 @@ def test_thinet_rescaling_reduces_the_reconstruction_error():
     errors = {}
     for rescale in (True, False):
         model = copy.deepcopy(dense)
-        prune_channels(model, 0.5, criterion="thinet", batches=batches(), example_input=example(),
-                       ignore=["conv2"], generator=torch.Generator().manual_seed(0), reconstruct=rescale)
+        prune_channels(
+            model,
+            0.5,
+            criterion="thinet",
+            batches=batches(),
+            example_input=example(),
+            ignore=["conv2"],
+            generator=torch.Generator().manual_seed(0),
+            reconstruct=rescale,
+        )
         assert model.conv1.out_channels == 4 and model.conv2.out_channels == 12
         errors[rescale] = conv2_error(model, dense)
     assert errors[True] < errors[False]

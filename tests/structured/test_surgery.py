@@ -134,11 +134,14 @@ class HardCodedView(TinyConv):
         return self.fc(x.mean(3).view(-1, 12, 8).mean(2))
 
 
-@pytest.mark.parametrize(("net", "message"), [
-    (Detaching, "module 'conv1' is cut from the autograd graph"),
-    (RawParameter, "module 'gate' uses its parameter 'kernel' directly"),
-    (HardCodedView, "fails after channel pruning in HardCodedView.forward: shape '\\[-1, 12, 8\\]' is invalid"),
-])
+@pytest.mark.parametrize(
+    ("net", "message"),
+    [
+        (Detaching, "module 'conv1' is cut from the autograd graph"),
+        (RawParameter, "module 'gate' uses its parameter 'kernel' directly"),
+        (HardCodedView, "fails after channel pruning in HardCodedView.forward: shape '\\[-1, 12, 8\\]' is invalid"),
+    ],
+)
 def test_untraceable_models_name_the_problem(net, message):
     with pytest.raises(UserError, match=message):
         prune_channels(net(), 0.5, example_input=example())

@@ -61,12 +61,24 @@ def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", me
         tensor = tensor.detach().cpu()
         stored = tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
         tensors[name] = stored.contiguous().clone()
-        entries[name] = {"shape": list(tensor.shape), "dtype": _dtype_name(tensor.dtype),
-                         "stored_dtype": _dtype_name(stored.dtype), "encoding": "dense",
-                         "nnz": int(torch.count_nonzero(tensor)), "masked": False}
-    meta = {"format": "compact", "version": VERSION, "arch": arch, "dtype": dtype,
-            "params": sum(p.numel() for p in model.parameters()), "modules": modules, "tensors": entries,
-            "extra": metadata or {}}
+        entries[name] = {
+            "shape": list(tensor.shape),
+            "dtype": _dtype_name(tensor.dtype),
+            "stored_dtype": _dtype_name(stored.dtype),
+            "encoding": "dense",
+            "nnz": int(torch.count_nonzero(tensor)),
+            "masked": False,
+        }
+    meta = {
+        "format": "compact",
+        "version": VERSION,
+        "arch": arch,
+        "dtype": dtype,
+        "params": sum(p.numel() for p in model.parameters()),
+        "modules": modules,
+        "tensors": entries,
+        "extra": metadata or {},
+    }
     header = {"prunekit": json.dumps(meta, default=str, separators=(",", ":"))}
     return atomic_write_bytes(path, safetensors.torch.save(tensors, metadata=header))
 
@@ -104,8 +116,7 @@ def narrowed_modules(model: nn.Module) -> dict[str, dict[str, Any]]:
         if own == {k: tuple(t.shape) for k, t in _own_tensors(origin)}:
             continue
         attrs = _width_attrs(module, name)
-        table[name] = {"type": type(module).__name__,
-                       "attrs": {a: _plain(getattr(module, a)) for a in attrs}}
+        table[name] = {"type": type(module).__name__, "attrs": {a: _plain(getattr(module, a)) for a in attrs}}
     return table
 
 
@@ -146,8 +157,10 @@ def _width_attrs(module: nn.Module, name: str) -> tuple[str, ...]:
     for kind, attrs in WIDTH_ATTRS.items():
         if isinstance(module, kind):
             return attrs
-    raise UserError(f"module {name!r} ({type(module).__name__}) changed shape but compact files can only narrow "
-                    f"{', '.join(k.__name__.lstrip('_') for k in WIDTH_ATTRS)} modules")
+    raise UserError(
+        f"module {name!r} ({type(module).__name__}) changed shape but compact files can only narrow "
+        f"{', '.join(k.__name__.lstrip('_') for k in WIDTH_ATTRS)} modules"
+    )
 
 
 def _plain(value: Any) -> Any:

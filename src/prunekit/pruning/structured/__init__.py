@@ -1,8 +1,8 @@
 """Structured (channel) pruning: criteria that score channels, allocation, and surgery that makes networks thinner.
 
-    model = create_model("resnet18", 10, (3, 32, 32))
-    prune_channels(model, 0.5, criterion="l1_filter")       # in place: half the prunable channels are gone
-    save_compact(model, "r18.safetensors")                   # prunekit.export.compact; prunekit.export.load reads it
+model = create_model("resnet18", 10, (3, 32, 32))
+prune_channels(model, 0.5, criterion="l1_filter")       # in place: half the prunable channels are gone
+save_compact(model, "r18.safetensors")                   # prunekit.export.compact; prunekit.export.load reads it
 """
 
 from prunekit.pruning.structured.allocation import SCOPES

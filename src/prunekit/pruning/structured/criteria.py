@@ -90,11 +90,16 @@ def bn_scale(ctx: ChannelContext) -> Scores:
     """Liu et al. 2017 (network slimming): |gamma| of the BatchNorm that follows the channels."""
     scores = {}
     for g in ctx.groups:
-        norms = [m for m in g.role("norm") if isinstance(m.module, nn.modules.batchnorm._BatchNorm)
-                 and m.module.weight is not None]
+        norms = [
+            m
+            for m in g.role("norm")
+            if isinstance(m.module, nn.modules.batchnorm._BatchNorm) and m.module.weight is not None
+        ]
         if not norms:
-            raise UserError(f"criterion bn_scale needs a BatchNorm with affine weights after {g.name!r}; "
-                            "add it to prune.ignore or use another criterion")
+            raise UserError(
+                f"criterion bn_scale needs a BatchNorm with affine weights after {g.name!r}; "
+                "add it to prune.ignore or use another criterion"
+            )
         scores[g.name] = _mean([to_root(g, m, m.module.weight.abs()) for m in norms])
     return scores
 

@@ -70,8 +70,10 @@ class Traced:
         with torch.no_grad(), _mode(self.model, train=False):
             out = _forward(self.model, self.example_input, "after channel pruning")
         if tuple(out.shape) != self.output_shape:
-            raise UserError(f"channel pruning changed the output of {type(self.model).__name__} from "
-                            f"{list(self.output_shape)} to {list(out.shape)}; add its last layers to prune.ignore")
+            raise UserError(
+                f"channel pruning changed the output of {type(self.model).__name__} from "
+                f"{list(self.output_shape)} to {list(out.shape)}; add its last layers to prune.ignore"
+            )
 
 
 def resolve_ignore(model: nn.Module, ignore: Iterable[str]) -> list[str]:
@@ -107,11 +109,15 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Tensor | 
         for h in hooks:
             h.remove()
     if not isinstance(out, Tensor):
-        raise UserError(f"cannot trace {type(model).__name__} for channel pruning: its forward returns a "
-                        f"{type(out).__name__}, not one tensor")
+        raise UserError(
+            f"cannot trace {type(model).__name__} for channel pruning: its forward returns a "
+            f"{type(out).__name__}, not one tensor"
+        )
     if out.grad_fn is None:
-        raise UserError(f"cannot trace {type(model).__name__} for channel pruning: its output has no autograd "
-                        "history (torch.no_grad or .detach() in forward?)")
+        raise UserError(
+            f"cannot trace {type(model).__name__} for channel pruning: its output has no autograd "
+            "history (torch.no_grad or .detach() in forward?)"
+        )
     with torch.enable_grad(), _mode(model, train=False):
         try:
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=x, verbose=False)
@@ -119,8 +125,10 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Tensor | 
             raise UserError(f"Torch-Pruning cannot trace {type(model).__name__}: {one_line(exc)}") from exc
     cut = [names[m] for m in dict.fromkeys(ran) if m not in graph.module2node]
     if cut:
-        raise UserError(f"cannot trace {type(model).__name__} for channel pruning: module {cut[0]!r} is cut from "
-                        "the autograd graph (.detach() or torch.no_grad in forward?)")
+        raise UserError(
+            f"cannot trace {type(model).__name__} for channel pruning: module {cut[0]!r} is cut from "
+            "the autograd graph (.detach() or torch.no_grad in forward?)"
+        )
     order = {n: i for i, n in enumerate(names.values())}
     found = graph.get_all_groups(ignored_layers=kept, root_module_types=LAYERS)
     groups = [_group(graph, items, names, order) for items in found]
@@ -148,15 +156,21 @@ def _group(graph: tp.DependencyGraph, items: list, names: dict[nn.Module, str], 
 def _refuse_unwrapped(model: nn.Module, names: dict[nn.Module, str]) -> None:
     """Parameters used outside a layer Torch-Pruning knows (e.g. F.conv2d(x, self.weight)) cannot be followed."""
     known = tp.DependencyGraph().REGISTERED_PRUNERS
-    wrapped = {id(p) for m in model.modules() if tp.ops.module2type(m) in known and tp.ops.module2type(m)
-               != tp.ops.OPTYPE.ELEMENTWISE for p in m.parameters()}
+    wrapped = {
+        id(p)
+        for m in model.modules()
+        if tp.ops.module2type(m) in known and tp.ops.module2type(m) != tp.ops.OPTYPE.ELEMENTWISE
+        for p in m.parameters()
+    }
     for module in model.modules():
         for pname, p in module.named_parameters(recurse=False):
             if id(p) not in wrapped:
                 owner = names[module] or type(model).__name__
-                raise UserError(f"cannot prune channels of {type(model).__name__}: module {owner!r} uses its parameter "
-                                f"{pname!r} directly ({type(module).__name__} is not a layer Torch-Pruning can "
-                                "resize); rewrite it with nn.Conv/nn.Linear layers")
+                raise UserError(
+                    f"cannot prune channels of {type(model).__name__}: module {owner!r} uses its parameter "
+                    f"{pname!r} directly ({type(module).__name__} is not a layer Torch-Pruning can "
+                    "resize); rewrite it with nn.Conv/nn.Linear layers"
+                )
 
 
 def _example(model: nn.Module, example_input: Tensor | None) -> Tensor:
@@ -186,8 +200,10 @@ def _forward(model: nn.Module, x: Tensor, when: str) -> Tensor:
         return model(x)
     except Exception as exc:  # any failure inside a user model; the user needs the module's name
         where = f"module {stack[-1]!r}" if stack and stack[-1] else f"{type(model).__name__}.forward"
-        raise UserError(f"channel pruning: {type(model).__name__} fails {when} in {where}: {one_line(exc)}; "
-                        "add that module to prune.ignore") from exc
+        raise UserError(
+            f"channel pruning: {type(model).__name__} fails {when} in {where}: {one_line(exc)}; "
+            "add that module to prune.ignore"
+        ) from exc
     finally:
         for h in hooks:
             h.remove()

@@ -28,7 +28,8 @@ def shape_record(model: nn.Module) -> dict[str, Any]:
 
 def rebuild(arch: dict[str, Any], shape: dict[str, Any] | None, device: torch.device) -> nn.Module:
     """The base model of `arch`, narrowed as `shape` records (weights are left to load_state_dict)."""
-    model = create_model(**arch)
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the global RNG untouched
+        model = create_model(**arch)
     if shape:
         narrow(model, shape["modules"], shape["shapes"], "the run checkpoint")
     return model.to(device)

@@ -85,8 +85,9 @@ def prune_channels(
     removed = {name: d.tolist() for name, d in drop.items()}
     for other in follow:  # first: a follower that does not match fails before the model itself changes
         if output_widths(other) != output_widths(model):
-            raise UserError(f"a model to follow has other widths than {type(model).__name__}: it cannot lose the "
-                            "same channels")
+            raise UserError(
+                f"a model to follow has other widths than {type(model).__name__}: it cannot lose the same channels"
+            )
         remove_channels(other, removed, ignore=ignore, example_input=traced.example_input)
     if reconstruct and hasattr(fn, "reconstruct"):
         fn.reconstruct(ctx, {g.name: _complement(drop[g.name], g.size) for g in traced.groups})

@@ -125,8 +125,10 @@ def _contributions(member: Member, x: Tensor, count: int, gen: torch.Generator |
     (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.stride, layer.dilation
     out_h = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
     out_w = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
-    n, o, oh, ow = (torch.randint(size, (count,), generator=gen).to(x.device)
-                    for size in (xp.shape[0], weight.shape[0], out_h, out_w))
+    n, o, oh, ow = (
+        torch.randint(size, (count,), generator=gen).to(x.device)
+        for size in (xp.shape[0], weight.shape[0], out_h, out_w)
+    )
     rows = oh[:, None] * sh + torch.arange(kh, device=x.device) * dh
     cols = ow[:, None] * sw + torch.arange(kw, device=x.device) * dw
     channels = torch.arange(xp.shape[1], device=x.device)

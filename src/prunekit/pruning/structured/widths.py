@@ -68,12 +68,14 @@ def layer_report(model: nn.Module) -> list[dict]:
         shape = tuple(module.weight.shape)
         origin = base_shapes.get(name, shape)
         numel, origin_numel = module.weight.numel(), int(torch.Size(origin).numel())
-        rows.append({
-            "name": f"{name}.weight",
-            "shape": list(shape),
-            "original_shape": list(origin),
-            "numel": numel,
-            "sparsity": round(1.0 - numel / origin_numel, 6),
-            "units_pruned": round(1.0 - shape[0] / origin[0], 6),
-        })
+        rows.append(
+            {
+                "name": f"{name}.weight",
+                "shape": list(shape),
+                "original_shape": list(origin),
+                "numel": numel,
+                "sparsity": round(1.0 - numel / origin_numel, 6),
+                "units_pruned": round(1.0 - shape[0] / origin[0], 6),
+            }
+        )
     return rows
