@@ -93,3 +93,30 @@ def test_latency_reports_both_runtimes_and_restores_threads(tmp_path):
     assert report["threads"] == 1 and torch.get_num_threads() == before
     with pytest.raises(UserError, match="repeats"):
         onnx_latency(path, (1, 28, 28), 1, repeats=0)
+
+
+def test_compact_resnet20_exports_to_onnx_and_matches(tmp_path):
+    """A channel-pruned ResNet-20, saved compact and loaded back, runs in onnxruntime within 1e-4 of PyTorch."""
+    import onnxruntime as ort
+
+    from prunekit.export import load
+    from prunekit.export.compact import save_compact
+    from prunekit.pruning.structured import prune_channels
+
+    torch.manual_seed(0)
+    model = create_model("resnet20", 10, (3, 32, 32))
+    for m in model.modules():  # non-trivial BatchNorm statistics, as after training
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+    prune_channels(model, 0.5, criterion="l1_filter")
+    thin = load(save_compact(model, tmp_path / "r20.safetensors"))
+    dense = create_model("resnet20", 10, (3, 32, 32))
+    assert sum(p.numel() for p in thin.parameters()) < 0.4 * sum(p.numel() for p in dense.parameters())
+    path = export_onnx(thin, tmp_path / "r20.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = thin(x).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert abs(got - expected).max() < 1e-4
