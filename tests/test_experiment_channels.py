@@ -65,9 +65,42 @@ def test_compact_export_of_a_round_loads_and_matches(tmp_path):
     [
         ({"prune.criterion": "magnitude"}, "unknown channel criterion"),
         ({"prune.rewind": "init"}, "prune.rewind"),
-        ({"prune.method": "gradual"}, "oneshot or imp"),
+        ({"prune.method": "at_init"}, "oneshot, imp or gradual"),
     ],
 )
 def test_channel_config_errors(tmp_path, overrides, fragment):
     with pytest.raises(UserError, match=fragment):
         run(channel_cfg(**overrides), tmp_path)
+
+
+def gradual_cfg(**overrides):
+    base = {
+        "prune.method": "gradual",
+        "prune.sparsity": 0.5,
+        "train.epochs": 1,
+        "prune.retrain_epochs": 3,
+        "prune.frequency": 2,
+        "prune.end_epoch": 2.0,
+    }
+    return channel_cfg(**{**base, **overrides})
+
+
+def test_gradual_channel_pruning_thins_while_training(tmp_path):
+    summary = run(gradual_cfg(), tmp_path)
+    dense, pruned = summary["rounds"]
+    assert pruned["sparsity"] == pytest.approx(0.5, abs=0.03)
+    assert pruned["params"] < 0.5 * dense["params"]
+    model, _, _ = round_model(tmp_path, 1)
+    x = torch.randn(2, 1, 16, 16)
+    assert model(x).shape == (2, 4)
+
+
+def test_gradual_channel_run_resumes_identically(tmp_path, monkeypatch):
+    cfg = gradual_cfg()
+    run(cfg, tmp_path / "straight")
+    run_interrupted(cfg, tmp_path / "resumed", 2, monkeypatch)  # round 0, then round 1 after its first epoch
+    a, _, ra = round_model(tmp_path / "straight", 1)
+    b, _, rb = round_model(tmp_path / "resumed", 1)
+    assert ra["test_accuracy"] == rb["test_accuracy"] and ra["params"] == rb["params"]
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name

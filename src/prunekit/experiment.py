@@ -63,8 +63,8 @@ def check_channel_config(cfg: Config) -> None:
 
     p = cfg.prune
     CHANNEL_CRITERIA.get(p.criterion)
-    if p.method not in ("oneshot", "imp"):
-        raise UserError(f"prune.structure channel works with method oneshot or imp, not {p.method}")
+    if p.method not in ("oneshot", "imp", "gradual"):
+        raise UserError(f"prune.structure channel works with method oneshot, imp or gradual, not {p.method}")
     if p.method == "imp" and p.rewind not in ("lr", "finetune"):
         raise UserError("channel pruning retrains the pruned weights: set prune.rewind to lr or finetune")
     if p.control != "none" or p.layer_rate:
@@ -226,7 +226,7 @@ class Run:
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)  # after surgery: new parameters
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
         record = self._record(plan, masks, seconds)
-        extra = {"history": progress["history"], "shape": progress.get("shape")}
+        extra = {"history": progress["history"], "shape": self._shape()}
         checkpoint.save(self.ck / f"round_{plan.index}.safetensors", self.model, masks, {**record, **extra})
         epoch_path.unlink(missing_ok=True)
         self.write_summary()
@@ -289,6 +289,7 @@ class Run:
                 }
             )
             progress["seconds"] = time.perf_counter() - start
+            progress["shape"] = self._shape()  # gradual channel pruning thins the model during the round
             self._maybe_save_rewind(plan, result.epoch + 1, masks)
             if epoch_path is not None and result.epoch + 1 < plan.epochs:
                 checkpoint.save(epoch_path, self.model, masks, progress, optimizer)

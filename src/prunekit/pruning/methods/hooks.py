@@ -48,6 +48,15 @@ def cubic_sparsity(step: int, s_i: float, s_f: float, begin: int, end: int) -> f
     return s_f + (s_i - s_f) * (1.0 - (step - begin) / (end - begin)) ** 3
 
 
+def rebind(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+    """After channel surgery replaced parameters, train the new ones, with fresh optimizer state."""
+    params = list(model.parameters())
+    group = optimizer.param_groups[0]["params"]
+    if len(params) != len(group) or any(p is not q for p, q in zip(params, group, strict=False)):
+        optimizer.param_groups[0]["params"] = params
+        optimizer.state.clear()
+
+
 @TRAINING_HOOKS.register("gradual")
 class GradualPruning:
     """Prunes every `frequency` steps to the cubic schedule's sparsity between begin_epoch and end_epoch."""
@@ -75,6 +84,7 @@ class GradualPruning:
         for name, mask in new.items():
             self.ctx.masks[name].copy_(mask)
         apply_masks(self.ctx.model, self.ctx.masks)
+        rebind(self.ctx.optimizer, self.ctx.model)
         self.current = target
 
     def finish(self) -> None:
