@@ -54,17 +54,13 @@ def prune(
     """
     import torch
 
-    from prunekit.pruning import allocation as alloc
-    from prunekit.pruning.criteria import CRITERIA, ScoreContext, needs_data
+    from prunekit.pruning.criteria import ScoreContext
     from prunekit.pruning.masks import apply_masks, dense_masks, prunable_names
+    from prunekit.pruning.step import prune_step
 
-    score = CRITERIA.get(criterion)
-    if needs_data(score) and not batches:
-        raise UserError(f"criterion {criterion} needs data: pass batches=[(x, y), ...]")
     masks = masks if masks is not None else dense_masks(model, prunable_names(model, ignore))
     ctx = ScoreContext(model, masks, list(batches or []), torch.Generator().manual_seed(seed))
-    ratio = CRITERIA.get("snip")(ctx) if allocation == "snip" else None
-    masks = alloc.prune(score(ctx), masks, sparsity, scope=scope, allocation=allocation, ratio_scores=ratio)
+    masks = prune_step(ctx, criterion, sparsity, scope=scope, allocation=allocation)
     apply_masks(model, masks)
     return masks
 

@@ -25,7 +25,7 @@ from prunekit.export.safety import atomic_write_text
 from prunekit.flops import sparse_flops
 from prunekit.models import create_model
 from prunekit.pruning import allocation
-from prunekit.pruning.criteria import CRITERIA, ScoreContext, needs_data
+from prunekit.pruning.criteria import CRITERIA, ScoreContext
 from prunekit.pruning.masks import (
     MaskEnforcer,
     Masks,
@@ -38,10 +38,9 @@ from prunekit.pruning.masks import (
 )
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
+from prunekit.pruning.step import prune_step, wants_data
 from prunekit.train.loop import evaluate, run_epochs
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
-
-ROUND_FIELDS = run_files.ROUND_FIELDS
 
 
 def pick_device(name: str) -> torch.device:
@@ -81,7 +80,8 @@ class Run:
         self.channel = cfg.prune.structure == "channel"
         if self.channel:
             check_channel_config(cfg)
-        self.criterion = None if self.channel else CRITERIA.get(cfg.prune.criterion)
+        if not self.channel:
+            CRITERIA.get(cfg.prune.criterion)  # an unknown criterion fails before anything is computed
         if cfg.prune.scope == "layerwise" and not self.channel:
             allocation.ALLOCATIONS.get(cfg.prune.allocation)
         if cfg.prune.control != "none" and cfg.prune.method != "imp":
@@ -177,22 +177,19 @@ class Run:
                 generator=gen,
             )
             return {}
-        batches = self._score_batches(gen) if needs_data(self.criterion) or p.allocation == "snip" else []
+        batches = self._score_batches(gen) if wants_data(p.criterion, p.scope, p.allocation) else []
         start, steps = sparsity(masks), plan.iterations
         for step in range(1, steps + 1):
             goal = 1.0 - (1.0 - start) * ((1.0 - target) / (1.0 - start)) ** (step / steps) if steps > 1 else target
             ctx = ScoreContext(self.model, masks, batches, gen, iteration=(step, steps))
-            scores = self.criterion(ctx)
-            ratio = CRITERIA.get("snip")(ctx) if p.scope == "layerwise" and p.allocation == "snip" else None
-            masks = allocation.prune(
-                scores,
-                masks,
+            masks = prune_step(
+                ctx,
+                p.criterion,
                 min(goal, target),
                 scope=p.scope,
                 allocation=p.allocation,
                 fixed=plan.fixed,
                 min_density=p.min_density,
-                ratio_scores=ratio,
             )
             if steps > 1:
                 apply_masks(self.model, masks)
