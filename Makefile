@@ -30,6 +30,7 @@ test-slow: setup
 bench: setup
 	$(PY) benchmarks/train_speed.py --threads 1 --json
 	$(PY) benchmarks/vs_torch_prune.py --json
+	$(PY) benchmarks/mask_kernels.py --json
 	$(PY) benchmarks/sparse_linear.py --json
 	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
 
