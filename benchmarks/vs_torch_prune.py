@@ -3,7 +3,8 @@
 For each model, in one process, three copies start from the same weights:
   dense        - no pruning,
   prunekit     - global magnitude masks (prunekit.pruning.allocation) applied in place, kept at zero by
-                 prunekit.pruning.masks.MaskEnforcer attached to the optimizer (bool masks, no copies),
+                 prunekit.pruning.masks.MaskEnforcer attached to the optimizer (bool masks, no copies; the
+                 compiled multiply when numba is installed, PyTorch's with --eager),
   torch_prune  - torch.nn.utils.prune.global_unstructured(L1Unstructured) over the same Conv/Linear weights
                  (weight_orig parameter + weight_mask buffer + a forward pre-hook recomputing weight).
 Reported over dense:
@@ -37,17 +38,20 @@ from prunekit import export
 from prunekit.models import create_model
 from prunekit.pruning import allocation
 from prunekit.pruning.criteria import ScoreContext, magnitude
+from prunekit.pruning.mask_kernel import numba_kernel
 from prunekit.pruning.masks import MaskEnforcer, Masks, apply_masks, dense_masks, prunable_names
 
 DEFAULT_MODELS = ("lenet_300_100:1,28,28", "vgg11:3,32,32")
 
 
-def build(name: str, shape: tuple[int, ...], variant: str, sparsity: float, optimizer: str, lr: float) -> dict:
+def build(
+    name: str, shape: tuple[int, ...], variant: str, sparsity: float, optimizer: str, lr: float, fast: bool = True
+) -> dict:
     torch.manual_seed(0)
     model = create_model(name, 10, shape)
     names = prunable_names(model)  # the model's default: every Conv/Linear weight but the output layer
     masks: Masks = {}
-    if variant == "prunekit":
+    if variant.startswith("prunekit"):
         masks = allocation.prune(
             magnitude(ScoreContext(model, dense_masks(model, names))), dense_masks(model, names), sparsity
         )
@@ -59,8 +63,8 @@ def build(name: str, shape: tuple[int, ...], variant: str, sparsity: float, opti
         opt = torch.optim.Adam(model.parameters(), lr=lr)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    if variant == "prunekit":
-        MaskEnforcer(model, masks).attach(opt)
+    if variant.startswith("prunekit"):
+        MaskEnforcer(model, masks, fast=fast and variant == "prunekit").attach(opt)
     return {"model": model, "opt": opt, "masks": masks, "names": names}
 
 
@@ -119,8 +123,10 @@ def file_sizes(setups: dict[str, dict], tmp: Path) -> dict[str, int]:
 def compare(spec: str, args: argparse.Namespace) -> dict:
     name, _, shape_text = spec.partition(":")
     shape = tuple(int(s) for s in (shape_text or "3,32,32").split(","))
-    variants = ("dense", "prunekit", "torch_prune")
-    setups = {v: build(name, shape, v, args.sparsity, args.optimizer, args.lr) for v in variants}
+    variants: tuple[str, ...] = ("dense", "prunekit", "torch_prune")
+    if not args.eager and numba_kernel() is not None:  # also time PyTorch's multiply, side by side
+        variants += ("prunekit_pytorch_multiply",)
+    setups = {v: build(name, shape, v, args.sparsity, args.optimizer, args.lr, not args.eager) for v in variants}
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(args.batch_size, *shape, generator=gen), torch.randint(0, 10, (args.batch_size,), generator=gen)
     for v in variants:  # warm-up
@@ -138,9 +144,10 @@ def compare(spec: str, args: argparse.Namespace) -> dict:
     memory = {v: memory_bytes(s["model"], s["masks"]) for v, s in setups.items()}
     with tempfile.TemporaryDirectory() as tmp:
         files = file_sizes(setups, Path(tmp))
+    files["prunekit_pytorch_multiply"] = files["prunekit"]  # the same masks: the same sparse file
     dense = {"step_ms": step["dense"] * 1e3, "memory": memory["dense"], "file_bytes": files["dense"]}
     result = {"input_shape": list(shape), "steps_per_sample": steps, "dense": dense}
-    for v in ("prunekit", "torch_prune"):
+    for v in variants[1:]:
         result[v] = {
             "step_ratio": round(step[v] / step["dense"], 3),
             "memory_ratio": round(memory[v]["total"] / memory["dense"]["total"], 3),
@@ -169,6 +176,7 @@ def main() -> None:
     parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="sgd has momentum 0.9")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: shared box)")
+    parser.add_argument("--eager", action="store_true", help="mask with PyTorch's multiply even when numba is there")
     parser.add_argument("--json", action="store_true", help="only {model: {prunekit: ratios, torch_prune: ratios}}")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -187,6 +195,7 @@ def main() -> None:
             "optimizer": args.optimizer,
             "repeats": args.repeats,
             "threads": torch.get_num_threads(),
+            "mask_kernel": "pytorch" if args.eager or numba_kernel() is None else "numba",
             "torch": torch.__version__,
         }
         print(json.dumps({"setup": setup, "models": results}, indent=1))
