@@ -39,8 +39,9 @@ class MaskMultiply:
 
     def __init__(self, weights: Sequence[Tensor], masks: Sequence[Tensor], fast: bool = True) -> None:
         self.weights, self.masks = list(weights), list(masks)
-        self.kernel = numba_kernel() if fast else None
-        self._arrays: list[tuple] = [()] * len(self.weights)  # per pair: (key, weight array, mask array) or (key,)
+        on_cpu = any(w.device.type == "cpu" for w in self.weights)
+        self.kernel = numba_kernel() if fast and on_cpu else None  # CUDA never imports numba
+        self._arrays: list[tuple] = [()] * len(self.weights)  # per pair: (key, (weight array, mask array) or None)
 
     @property
     def compiled(self) -> bool:
