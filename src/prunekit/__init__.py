@@ -45,21 +45,32 @@ def prune(
     allocation: str = "uniform",
     ignore: list[str] | None = None,
     masks: dict[str, torch.Tensor] | None = None,
-    batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    batches: list[Any] | None = None,
+    loss_fn: Any = None,
+    inputs_fn: Any = None,
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Prune `model` in place to `sparsity` of its prunable weights; returns the boolean masks.
 
-    Pass the masks of an earlier call to prune further (masks only shrink); data-dependent criteria need `batches`.
+    Pass the masks of an earlier call to prune further (masks only shrink); data-dependent criteria need `batches`,
+    of any structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch) -> loss` and
+    `inputs_fn(batch) -> model inputs`.
     """
     import torch
 
+    from prunekit.batches import make_objective
     from prunekit.pruning.criteria import ScoreContext
     from prunekit.pruning.masks import apply_masks, dense_masks, prunable_names
     from prunekit.pruning.step import prune_step
 
     masks = masks if masks is not None else dense_masks(model, prunable_names(model, ignore))
-    ctx = ScoreContext(model, masks, list(batches or []), torch.Generator().manual_seed(seed))
+    ctx = ScoreContext(
+        model,
+        masks,
+        list(batches or []),
+        torch.Generator().manual_seed(seed),
+        objective=make_objective(loss_fn, inputs_fn),
+    )
     masks = prune_step(ctx, criterion, sparsity, scope=scope, allocation=allocation)
     apply_masks(model, masks)
     return masks

@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
 from prunekit.pruning.masks import Masks, apply_masks, prunable_params
 from prunekit.registry import Registry
@@ -27,9 +28,11 @@ Scores = dict[str, Tensor]
 class ScoreContext:
     model: nn.Module
     masks: Masks
-    batches: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    batches: list[Batch] = field(default_factory=list)
     generator: torch.Generator | None = None
     iteration: tuple[int, int] = (0, 1)  # (step, steps) when a method prunes iteratively (SynFlow)
+    objective: Objective = DEFAULT  # how a batch becomes model inputs and a loss (any batch structure)
+    example_input: Any = None  # one input of the model's (for data-free criteria such as SynFlow)
 
     @property
     def params(self) -> dict[str, nn.Parameter]:
@@ -59,13 +62,39 @@ def random(ctx: ScoreContext) -> Scores:
     return {n: torch.rand(p.shape, generator=ctx.generator).to(p.device) for n, p in ctx.params.items()}
 
 
+class _ScaledOutput:
+    """Divides the model's output by `scale` while active (GraSP's softmax temperature), for any loss function."""
+
+    def __init__(self, model: nn.Module, scale: float) -> None:
+        self.model, self.scale, self.handle = model, scale, None
+
+    def __enter__(self) -> None:
+        if self.scale != 1.0:
+            self.handle = self.model.register_forward_hook(self._hook)
+
+    def _hook(self, _: nn.Module, __: object, out: Any) -> Any:
+        if not isinstance(out, Tensor):
+            raise UserError("criterion grasp scales the model's logits: the model must return one tensor")
+        return out / self.scale
+
+    def __exit__(self, *_: object) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+
+
+def _loss(ctx: ScoreContext, batch: Batch, scale: float = 1.0) -> Tensor:
+    """The objective's loss on one batch, the model's output divided by `scale` first."""
+    with _ScaledOutput(ctx.model, scale):
+        return ctx.objective.loss(ctx.model, batch)
+
+
 def _batch_grads(ctx: ScoreContext, scale: float = 1.0) -> Iterator[tuple[Tensor, ...]]:
-    """Gradients of cross-entropy(model(x) / scale, y) w.r.t. the prunable weights, one batch at a time, for the
-    masked network (no .grad is touched)."""
+    """Gradients of the loss (on the model's output / scale) w.r.t. the prunable weights, one batch at a time, for
+    the masked network (no .grad is touched)."""
     params = list(ctx.params.values())
     apply_masks(ctx.model, ctx.masks)
-    for x, y in ctx.batches:
-        yield torch.autograd.grad(F.cross_entropy(ctx.model(x) / scale, y), params)
+    for batch in ctx.batches:
+        yield torch.autograd.grad(_loss(ctx, batch, scale), params)
 
 
 def _summed_grads(ctx: ScoreContext, scale: float = 1.0) -> list[Tensor]:
@@ -140,21 +169,28 @@ def grasp(ctx: ScoreContext) -> Scores:
     with _EvalMode(ctx.model):
         g = [gi * m for gi, m in zip(_summed_grads(ctx, GRASP_TEMPERATURE), masks, strict=True)]
         hg = [torch.zeros_like(p) for p in params]
-        for x, y in ctx.batches:
-            grads = torch.autograd.grad(F.cross_entropy(ctx.model(x) / GRASP_TEMPERATURE, y), params, create_graph=True)
+        for batch in ctx.batches:
+            grads = torch.autograd.grad(_loss(ctx, batch, GRASP_TEMPERATURE), params, create_graph=True)
             z = sum((gi * si).sum() for gi, si in zip(grads, g, strict=True))
             for acc, h in zip(hg, torch.autograd.grad(z, params), strict=True):
                 acc += h
     return {n: p.detach() * h for (n, p), h in zip(ctx.params.items(), hg, strict=True)}
 
 
-def _input_shape(ctx: ScoreContext) -> tuple[int, ...]:
+def _ones_input(ctx: ScoreContext, device: torch.device) -> Any:
+    """SynFlow's all-ones input of one example, float64: shaped like the model's input (arch, example or batch)."""
     arch = getattr(ctx.model, "arch", None)
-    if arch and arch.get("input_shape"):
-        return tuple(arch["input_shape"])
-    if ctx.batches:
-        return tuple(ctx.batches[0][0].shape[1:])
-    raise UserError("criterion synflow needs the model's input shape: build it with prunekit.models.create_model")
+    if isinstance(arch, dict) and arch.get("input_shape"):
+        return torch.ones((1, *arch["input_shape"]), dtype=torch.float64, device=device)
+    example = ctx.example_input
+    if example is None and ctx.batches:
+        example = ctx.objective.inputs(ctx.batches[0])
+    if isinstance(example, Tensor) and example.is_floating_point() and example.dim() >= 1:
+        return torch.ones((1, *example.shape[1:]), dtype=torch.float64, device=device)
+    raise UserError(
+        "criterion synflow needs a floating-point input shape: pass example_inputs (one batch) or build the model "
+        "with prunekit.create_model"
+    )
 
 
 @CRITERIA.register("synflow")
@@ -179,7 +215,7 @@ def synflow(ctx: ScoreContext) -> Scores:
             named[n].mul_(ctx.masks[n].to(named[n].device))
     weights = [named[n] for n in ctx.params]
     device = weights[0].device
-    out = clone(torch.ones((1, *_input_shape(ctx)), dtype=torch.float64, device=device)).sum()
+    out = clone(_ones_input(ctx, device)).sum()
     grads = torch.autograd.grad(out, weights)
     scores = {n: (w.detach() * g).abs() for n, w, g in zip(ctx.params, weights, grads, strict=True)}
     if not all(torch.isfinite(s).all() for s in scores.values()):

@@ -28,7 +28,7 @@ def prune_step(
 ) -> Masks:
     """New masks at `sparsity` from ctx.masks (which only shrink), scored on ctx.model."""
     if wants_data(criterion, scope, allocation) and not ctx.batches:
-        raise UserError(f"criterion {criterion} with allocation {allocation} needs data: pass batches of (x, y)")
+        raise UserError(f"criterion {criterion} with allocation {allocation} needs data: pass batches")
     scores = CRITERIA.get(criterion)(ctx)
     ratio = CRITERIA.get("snip")(ctx) if scope == "layerwise" and allocation == "snip" else None
     return alloc.prune(

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
 from prunekit.pruning.structured.groups import ChannelGroup, Member
 from prunekit.registry import Registry
@@ -27,9 +27,10 @@ Scores = dict[str, Tensor]
 class ChannelContext:
     model: nn.Module
     groups: list[ChannelGroup]
-    batches: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    batches: list[Batch] = field(default_factory=list)
     generator: torch.Generator | None = None
     cache: dict[str, Any] = field(default_factory=dict)  # what a criterion keeps for its reconstruct step
+    objective: Objective = DEFAULT  # how a batch becomes model inputs and a loss
 
 
 ChannelCriterion = Callable[[ChannelContext], Scores]
@@ -117,9 +118,9 @@ def taylor(ctx: ChannelContext) -> Scores:
     was_training = model.training
     model.eval()
     try:
-        for x, y in ctx.batches:
+        for batch in ctx.batches:
             model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            ctx.objective.loss(model, batch).backward()
             for name, layer in layers.items():
                 change = (layer.weight * layer.weight.grad).flatten(1).sum(1)
                 if layer.bias is not None and layer.bias.grad is not None:

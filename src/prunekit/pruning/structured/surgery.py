@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
+from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
@@ -34,7 +35,8 @@ def prune_channels(
     scope: str = "layerwise",
     ignore: Iterable[str] = (),
     min_channels: int = 1,
-    batches: list[tuple[Tensor, Tensor]] | None = None,
+    batches: list[Batch] | None = None,
+    objective: Objective = DEFAULT,
     example_input: Tensor | None = None,
     generator: torch.Generator | None = None,
     original: Mapping[str, int] | None = None,
@@ -48,7 +50,8 @@ def prune_channels(
     ignore: Conv/Linear layers (names, `name.weight`, globs, parents) whose output channels stay; the model's
         output layer is always kept. A coupled group containing an ignored layer is left whole.
     min_channels: no group keeps fewer channels.
-    batches: (x, y) batches for data-dependent criteria (taylor, thinet), on the model's device.
+    batches: batches for data-dependent criteria (taylor, thinet), on the model's device; any structure that
+        `objective` understands ((x, y) pairs and cross-entropy by default).
     example_input: a batch to trace with; default zeros of shape (1, *model.arch["input_shape"]).
     generator: for the random criterion and ThiNet's sampled positions.
     original: output width of each group's first layer (by module name) before any pruning; default: rebuilt from
@@ -76,7 +79,7 @@ def prune_channels(
     widths = dict(original) if original is not None else original_widths(model)
     sizes = {g.name: g.size for g in traced.groups}
     origin = {n: max(int(widths.get(n, size)), size) for n, size in sizes.items()}
-    ctx = ChannelContext(model, traced.groups, list(batches or []), generator)
+    ctx = ChannelContext(model, traced.groups, list(batches or []), generator, objective=objective)
     scores = fn(ctx)
     missing = sorted(set(sizes) - set(scores))
     if missing:

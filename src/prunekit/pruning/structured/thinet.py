@@ -93,8 +93,8 @@ def sample_contributions(ctx: ChannelContext) -> dict[str, dict[str, Tensor]]:
     ctx.model.eval()
     try:
         with torch.no_grad():
-            for x, _ in ctx.batches:
-                ctx.model(x)
+            for batch in ctx.batches:
+                ctx.objective.forward(ctx.model, batch)
     finally:
         for h in hooks:
             h.remove()
