@@ -3,6 +3,7 @@
     import prunekit
     model = prunekit.create_model("lenet_300_100")
     masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity
+    masks = prunekit.prune(llm, 0.5, criterion="sparsegpt", batches=calib, pattern="2:4")  # post-training
     keep = prunekit.keep_masked(model, masks, opt)     # your own loop: pruned weights stay zero after each step
     prunekit.save(model, "m.safetensors", format="sparse", masks=masks)
     model = prunekit.load("m.safetensors")             # rebuilt from metadata, never unpickled
@@ -49,12 +50,18 @@ def prune(
     loss_fn: Any = None,
     inputs_fn: Any = None,
     seed: int = 0,
+    pattern: str = "unstructured",
 ) -> dict[str, torch.Tensor]:
     """Prune `model` in place to `sparsity` of its prunable weights; returns the boolean masks.
 
     Pass the masks of an earlier call to prune further (masks only shrink); data-dependent criteria need `batches`,
     of any structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch) -> loss` and
     `inputs_fn(batch) -> model inputs`.
+
+    criterion "wanda" or "sparsegpt": post-training pruning from calibration `batches` (the model's inputs are
+    `inputs_fn(batch)`), block by block; each covered layer is pruned to `sparsity` (these criteria compare within a
+    layer, so `scope` "global" means per layer too) and SparseGPT updates the weights it keeps.
+    pattern: "unstructured", or "N:M" such as "2:4" or "4:8" for any criterion (then `sparsity` must be 1 - N/M).
     """
     import torch
 
@@ -71,7 +78,7 @@ def prune(
         torch.Generator().manual_seed(seed),
         objective=make_objective(loss_fn, inputs_fn),
     )
-    masks = prune_step(ctx, criterion, sparsity, scope=scope, allocation=allocation)
+    masks = prune_step(ctx, criterion, sparsity, scope=scope, allocation=allocation, pattern=pattern)
     apply_masks(model, masks)
     return masks
 

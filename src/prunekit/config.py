@@ -31,7 +31,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "mnist"  # mnist | cifar10 | cifar100 | minicifar | synthetic
+    name: str = "mnist"  # mnist | cifar10 | cifar100 | minicifar | synthetic | pystdlib
     root: str | None = None  # directory with the dataset files; null = the bundled copy (mnist only)
     val_size: int = 5000  # training examples held out for validation
     augment: bool | None = None  # random crop + flip; null = the dataset's default (on for CIFAR)
@@ -43,6 +43,9 @@ class DataConfig:
     # minicifar: CIFAR-10 restricted to some classes and a number of training images per class
     subset: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
     per_class: int = 500
+    # pystdlib: byte-level text of the Python standard library's sources
+    seq_len: int = 128  # tokens (bytes) per example
+    max_bytes: int = 2_000_000  # bytes read for training (validation and test read a twentieth each)
 
     def __post_init__(self) -> None:
         _check(self.val_size >= 0, "data.val_size", f"must be >= 0, got {self.val_size}")
@@ -50,6 +53,8 @@ class DataConfig:
         _check(self.classes >= 2, "data.classes", f"must be >= 2, got {self.classes}")
         _check(len(self.shape) == 3 and min(self.shape) > 0, "data.shape", f"must be [C, H, W], got {self.shape}")
         _check(self.per_class > 0, "data.per_class", f"must be positive, got {self.per_class}")
+        _check(1 <= self.seq_len <= 65536, "data.seq_len", f"must be in [1, 65536], got {self.seq_len}")
+        _check(1 <= self.max_bytes <= 2**31, "data.max_bytes", f"must be in [1, 2**31], got {self.max_bytes}")
         _check(
             len(self.subset) >= 2 and all(0 <= c < 10 for c in self.subset), "data.subset", "classes 0-9, two or more"
         )
@@ -90,8 +95,9 @@ REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
 class PruneConfig:
     method: str = "none"  # none | oneshot | imp | gradual | at_init | str
     structure: str = "unstructured"  # unstructured | channel
-    criterion: str = "magnitude"
-    scope: str = "global"  # global | layerwise
+    criterion: str = "magnitude"  # also wanda | sparsegpt: post-training, from calibration batches, layer by layer
+    scope: str = "global"  # global | layerwise (wanda and sparsegpt always compare within a layer: each at the target)
+    pattern: str = "unstructured"  # unstructured | N:M such as 2:4 or 4:8 (then sparsity must be 1 - N/M)
     allocation: str = "uniform"  # layerwise split: uniform | erk | er | snip
     sparsity: float | tuple[float, ...] = 0.9  # fraction of prunable weights removed; oneshot takes a list
     rate: float = 0.2  # imp: fraction of the remaining weights removed each round
@@ -119,6 +125,18 @@ class PruneConfig:
             _check(0.0 <= s < 1.0, "prune.sparsity", f"must be in [0, 1), got {s}")
         _check(self.structure in ("unstructured", "channel"), "prune.structure", "unstructured | channel")
         _check(self.scope in ("global", "layerwise"), "prune.scope", f"global | layerwise, got {self.scope!r}")
+        nm = re.match(r"^(\d+):(\d+)$", self.pattern)
+        ok = self.pattern == "unstructured" or (nm is not None and 1 <= int(nm[1]) < int(nm[2]) <= 16)
+        _check(ok, "prune.pattern", f"unstructured | N:M with 1 <= N < M <= 16 such as 2:4, got {self.pattern!r}")
+        if nm is not None:
+            implied = 1.0 - int(nm[1]) / int(nm[2])
+            _check(
+                all(abs(s - implied) < 1e-9 for s in self.sparsities),
+                "prune.sparsity",
+                f"pattern {self.pattern} prunes exactly {implied:g}: set prune.sparsity to {implied:g}",
+            )
+            one_step = self.method in ("oneshot", "at_init") and self.iterations == 1 and self.structure != "channel"
+            _check(one_step, "prune.pattern", "N:M patterns prune in one step: method oneshot or at_init, 1 iteration")
         _check(0.0 < self.rate < 1.0, "prune.rate", f"must be in (0, 1), got {self.rate}")
         _check(self.rounds is None or self.rounds >= 1, "prune.rounds", "must be >= 1 or null")
         _check(

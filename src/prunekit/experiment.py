@@ -25,7 +25,7 @@ from prunekit.export.safety import atomic_write_text
 from prunekit.flops import sparse_flops
 from prunekit.models import create_model
 from prunekit.pruning import allocation
-from prunekit.pruning.criteria import CRITERIA, ScoreContext
+from prunekit.pruning.criteria import ScoreContext
 from prunekit.pruning.masks import (
     MaskEnforcer,
     Masks,
@@ -38,7 +38,7 @@ from prunekit.pruning.masks import (
 )
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
-from prunekit.pruning.step import prune_step, wants_data
+from prunekit.pruning.step import check_criterion, prune_step, wants_data
 from prunekit.train.loop import evaluate, run_epochs
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
 
@@ -81,7 +81,7 @@ class Run:
         if self.channel:
             check_channel_config(cfg)
         if not self.channel:
-            CRITERIA.get(cfg.prune.criterion)  # an unknown criterion fails before anything is computed
+            check_criterion(cfg.prune.criterion)  # an unknown criterion fails before anything is computed
         if cfg.prune.scope == "layerwise" and not self.channel:
             allocation.ALLOCATIONS.get(cfg.prune.allocation)
         if cfg.prune.control != "none" and cfg.prune.method != "imp":
@@ -190,6 +190,7 @@ class Run:
                 allocation=p.allocation,
                 fixed=plan.fixed,
                 min_density=p.min_density,
+                pattern=p.pattern,
             )
             if steps > 1:
                 apply_masks(self.model, masks)
@@ -215,14 +216,17 @@ class Run:
         else:
             state, masks = self._base(plan)
             self.model.load_state_dict(state)
+            started = time.perf_counter()
             if plan.sparsity is not None:
                 masks = self._prune(plan, masks)
+            prune_seconds = round(time.perf_counter() - started, 3) if plan.sparsity is not None else None
             if plan.weights != "keep":
                 self.model.load_state_dict(self._start_state(plan, state))
             progress = {"epochs_done": 0, "seconds": 0.0, "history": [], "shape": self._shape()}
+            progress["prune_seconds"] = prune_seconds  # pruning time, reported beside the training time
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)  # after surgery: new parameters
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
-        record = self._record(plan, masks, seconds)
+        record = {**self._record(plan, masks, seconds), "prune_seconds": progress.get("prune_seconds")}
         extra = {"history": progress["history"], "shape": self._shape()}
         checkpoint.save(self.ck / f"round_{plan.index}.safetensors", self.model, masks, {**record, **extra})
         epoch_path.unlink(missing_ok=True)
