@@ -25,10 +25,13 @@ __all__ = ["create_model", "list_models", "prune", "keep_masked", "save", "load"
 from prunekit.errors import UserError  # noqa: E402
 
 
-def create_model(name: str, num_classes: int = 10, input_shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
+def create_model(
+    name: str, num_classes: int = 10, input_shape: tuple[int, ...] = (1, 28, 28), **options: int
+) -> nn.Module:
+    """A registered model; `options` are a builder's sizes (e.g. gpt's n_layer, n_head, n_embd)."""
     from prunekit.models import create_model as build
 
-    return build(name, num_classes, input_shape)
+    return build(name, num_classes, input_shape, **options)
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -11,11 +11,13 @@ from prunekit.pruning.masks import Masks
 
 def module_flops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, dict[str, int]]:
     """(total FLOPs for one sample, FLOPs per module name) of a dense forward pass (a multiply-add counts 2)."""
+    from prunekit.models import example_input
+
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, *input_shape, device=device))
+        model(example_input(model, input_shape, 1, device))
     model.train(was_training)
     root = type(model).__name__ + "."  # the counter names modules "<RootClass>.<dotted name>"
     per_module = {
