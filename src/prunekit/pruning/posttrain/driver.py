@@ -70,8 +70,8 @@ def prune_sequential(
                 pruner.run(block, calls, layers)
                 done.update(layers)
                 if index + 1 < len(blocks):
-                    for i, call in enumerate(calls):  # replaced one by one: only one block's inputs are held
-                        calls[i] = next_call(call, block(*call[0], **call[1]), block_name)
+                    for i in range(len(calls)):  # replaced one by one (no loop variable keeps an old one alive)
+                        calls[i] = next_call(calls[i], block(*calls[i][0], **calls[i][1]), block_name)
             del calls
         rest = [n for n in masks if n not in done]
         if rest:

@@ -1,0 +1,122 @@
+"""Prune the small GPT trained by scripts/train_gpt.py with magnitude, Wanda and SparseGPT; perplexity on held-out
+stdlib bytes and pruning time, over several calibration draws; optionally a perplexity-vs-sparsity figure.
+
+    nice -n 10 .venv/bin/python scripts/prune_gpt.py runs/llm/gpt.safetensors --out runs/llm/prune.json \
+        --figure docs/reports/llm_pruning/perplexity_vs_sparsity.png
+
+Every pruning starts from the trained file. Magnitude prunes each layer to the target by |w| (layer-wise, as the
+Wanda paper's baseline); Wanda and SparseGPT calibrate on `--calibration` windows drawn from the training split
+(draw k uses seed k), block by block. Magnitude uses no data, so one run stands for all draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import prunekit
+from prunekit.config import DataConfig
+from prunekit.data import load_dataset
+from prunekit.train.perplexity import perplexity, token_batches
+
+SETTINGS = [("unstructured", 0.5), ("2:4", 0.5), ("4:8", 0.5)]
+CRITERIA = ["magnitude", "wanda", "sparsegpt"]
+
+
+def calibration(data, count: int, seed: int, batch: int = 16) -> list:
+    idx = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(seed))[:count]
+    return token_batches(data.train_x[idx], data.train_y[idx], batch)
+
+
+def prune_once(path: Path, criterion: str, sparsity: float, pattern: str, batches: list) -> tuple[object, float]:
+    model = prunekit.load(path)
+    start = time.perf_counter()
+    prunekit.prune(model, sparsity, criterion=criterion, batches=batches, pattern=pattern, scope="layerwise")
+    return model, time.perf_counter() - start
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--calibration", type=int, default=128, help="calibration sequences per draw")
+    parser.add_argument("--eval-windows", type=int, default=512, help="test windows for perplexity")
+    parser.add_argument("--max-bytes", type=int, default=4_000_000)
+    parser.add_argument("--figure", type=Path, default=None)
+    parser.add_argument("--sweep", type=float, nargs="*", default=[0.3, 0.4, 0.5, 0.6, 0.7])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = prunekit.load(args.model)
+    seq_len = int(model.arch["input_shape"][0])
+    data = load_dataset(DataConfig(name="pystdlib", seq_len=seq_len, max_bytes=args.max_bytes), 0)
+    test = token_batches(data.test_x[: args.eval_windows], data.test_y[: args.eval_windows], 64)
+    results = {"dense": perplexity(model, test), "eval_tokens": sum(y.numel() for _, y in test), "rows": []}
+    print(f"dense perplexity {results['dense']:.3f} on {results['eval_tokens']} test tokens", flush=True)
+    for pattern, sparsity in SETTINGS:
+        for criterion in CRITERIA:
+            ppls, seconds = [], []
+            for draw in range(1 if criterion == "magnitude" else args.draws):
+                pruned, took = prune_once(
+                    args.model, criterion, sparsity, pattern, calibration(data, args.calibration, draw)
+                )
+                ppls.append(perplexity(pruned, test))
+                seconds.append(took)
+                print(f"{pattern:>12} {criterion:>9} draw {draw}: ppl {ppls[-1]:.3f}  {took:.2f} s", flush=True)
+            row = {"pattern": pattern, "sparsity": sparsity, "criterion": criterion, "draws": len(ppls)}
+            results["rows"].append({**row, "ppl": summary(ppls), "seconds": summary(seconds), "all": ppls})
+    if args.figure is not None:
+        results["sweep"] = sweep(args, data, test)
+        figure(results, args.figure)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+
+
+def sweep(args, data, test) -> list[dict]:
+    """Unstructured perplexity at several sparsities, calibration draw 0."""
+    rows = []
+    for sparsity in args.sweep:
+        for criterion in CRITERIA:
+            pruned, took = prune_once(
+                args.model, criterion, sparsity, "unstructured", calibration(data, args.calibration, 0)
+            )
+            rows.append(
+                {"sparsity": sparsity, "criterion": criterion, "ppl": perplexity(pruned, test), "seconds": took}
+            )
+            print(f"sweep {sparsity:.2f} {criterion:>9}: ppl {rows[-1]['ppl']:.3f}", flush=True)
+    return rows
+
+
+def figure(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for criterion in CRITERIA:
+        rows = [r for r in results["sweep"] if r["criterion"] == criterion]
+        ax.plot([100 * r["sparsity"] for r in rows], [r["ppl"] for r in rows], marker="o", label=criterion)
+    ax.axhline(results["dense"], color="gray", linestyle="--", label="dense")
+    ax.set_xlabel("sparsity of every block Linear (%)")
+    ax.set_ylabel("test perplexity (bytes)")
+    ax.set_yscale("log")
+    ax.set_title("Small GPT on Python stdlib bytes: one-shot pruning, no retraining")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
