@@ -70,11 +70,11 @@ def test_codes_are_ranks_of_lexicographic_subsets():
 
 def test_transposed_conv1d_layout_and_non_patterns():
     stored = nm_mask(torch.rand(16, 8), torch.ones(16, 8, dtype=torch.bool), 2, 4).t().contiguous()  # [in, out]
-    assert nm_layout(stored) == (2, 4, 0)
+    assert nm_layout(stored, axis=0) == (2, 4, 0) and nm_layout(stored) is None  # only along the inputs
     assert torch.equal(decode_nm(encode_nm(stored, (2, 4, 0)), stored.shape, (2, 4, 0)), stored)
     uneven = stored.clone()
     uneven[0, 0] = ~uneven[0, 0]
-    assert nm_layout(uneven) is None and choose_encoding(uneven) in ("bitmask", "gaps8", "gaps16")
+    assert nm_layout(uneven, axis=0) is None and choose_encoding(uneven, 0) in ("bitmask", "gaps8", "gaps16")
     assert nm_layout(torch.rand(64, 64) > 0.5) is None
 
 

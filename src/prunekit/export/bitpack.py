@@ -118,21 +118,23 @@ def _subsets(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return table, lookup
 
 
-def nm_layout(mask: Tensor) -> NMLayout | None:
-    """The N:M layout (n, m, axis) with the smallest index that ``mask`` follows exactly (every group keeps n)."""
+def nm_layout(mask: Tensor, axis: int = 1) -> NMLayout | None:
+    """The N:M layout (n, m, axis) with the smallest index that ``mask`` follows exactly (every group keeps n) along
+    the layer's inputs: ``axis`` 1, or 0 for a 2-D weight stored [in, out] (Hugging Face Conv1D)."""
     flat, shape = _flat_bool(mask), tuple(mask.shape)
     best: tuple[int, NMLayout] | None = None
-    for axis in (1, 0) if len(shape) == 2 else (1,):
-        for m in NM_GROUP_SIZES:
-            groups = _nm_view(flat, shape, m, axis)
-            if groups is None or not groups.size:
-                continue
-            kept = groups.sum(axis=1)
-            n = int(kept[0])
-            if 0 < n < m and bool((kept == n).all()):
-                size = (groups.shape[0] * code_bits(n, m) + 7) // 8
-                if best is None or size < best[0]:
-                    best = (size, (n, m, axis))
+    if axis == 0 and len(shape) != 2:
+        return None
+    for m in NM_GROUP_SIZES:
+        groups = _nm_view(flat, shape, m, axis)
+        if groups is None or not groups.size:
+            continue
+        kept = groups.sum(axis=1)
+        n = int(kept[0])
+        if 0 < n < m and bool((kept == n).all()):
+            size = (groups.shape[0] * code_bits(n, m) + 7) // 8
+            if best is None or size < best[0]:
+                best = (size, (n, m, axis))
     return None if best is None else best[1]
 
 
@@ -174,25 +176,25 @@ def decode_nm(packed: Tensor, shape: tuple[int, ...] | list[int], layout: NMLayo
     return torch.from_numpy(np.ascontiguousarray(view.T if axis == 0 else view)).reshape(shape)
 
 
-def index_nbytes(mask: Tensor, encoding: str) -> int:
+def index_nbytes(mask: Tensor, encoding: str, nm_axis: int = 1) -> int:
     """Bytes the index of ``mask`` takes in ``encoding`` ("dense" costs nothing but keeps every value)."""
     if encoding == "dense":
         return 0
     if encoding == "bitmask":
         return (mask.numel() + 7) // 8
     if encoding == "nm":
-        layout = nm_layout(mask)
+        layout = nm_layout(mask, nm_axis)
         return math.inf if layout is None else nm_nbytes(tuple(mask.shape), layout)
     return gap_entries(mask, encoding) * GAP_DTYPES[encoding].itemsize
 
 
-def choose_encoding(mask: Tensor) -> str:
+def choose_encoding(mask: Tensor, nm_axis: int = 1) -> str:
     """The smallest index for ``mask``: a full mask stays dense, otherwise bitmask, gaps or, for a mask that follows
-    an N:M pattern exactly, nm (ties: bitmask, then gaps, then nm).
+    an N:M pattern exactly along the inputs (``nm_axis``, see :func:`nm_layout`), nm (ties: bitmask, gaps, nm).
 
     Every encoding stores the same nnz values, so only the index size decides.
     """
     if bool(mask.all()):
         return "dense"
     candidates = (*INDEX_ENCODINGS, "nm")
-    return min(candidates, key=lambda enc: (index_nbytes(mask, enc), candidates.index(enc)))
+    return min(candidates, key=lambda enc: (index_nbytes(mask, enc, nm_axis), candidates.index(enc)))

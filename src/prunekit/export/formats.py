@@ -40,7 +40,6 @@ VERSION = 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 _INDEX_SUFFIX = {"bitmask": "::mask", "gaps8": "::gaps", "gaps16": "::gaps", "nm": "::nm"}
-_PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 PathLike = str | os.PathLike[str]
 
 
@@ -68,6 +67,7 @@ def save(
         raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
     masks = _checked_masks(state, zero_masks(model) if masks is None else masks)
+    transposed = _transposed(model)
     tensors: dict[str, Tensor] = {}
     entries: dict[str, dict[str, Any]] = {}
     for name, tensor in state.items():
@@ -75,8 +75,9 @@ def save(
         stored = tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
         if mask is not None:
             stored = stored.masked_fill(~mask, 0)
-        encoding = choose_encoding(mask) if format == "sparse" and mask is not None else "dense"
-        layout = nm_layout(mask) if encoding == "nm" else None
+        axis = 0 if name in transposed else 1  # N:M groups run along the layer's inputs
+        encoding = choose_encoding(mask, axis) if format == "sparse" and mask is not None else "dense"
+        layout = nm_layout(mask, axis) if encoding == "nm" else None
         if encoding == "dense":
             tensors[name] = stored.contiguous().clone()
         else:
@@ -106,12 +107,21 @@ def save(
     return atomic_write_bytes(path, safetensors.torch.save(tensors, metadata=header))
 
 
+def _transposed(model: nn.Module) -> frozenset[str]:
+    from prunekit.pruning.masks import transposed_names
+
+    return transposed_names(model)
+
+
 def zero_masks(model: nn.Module) -> dict[str, Tensor]:
-    """The nonzero pattern of every Conv/Linear weight, keyed by state-dict name."""
+    """The nonzero pattern of every Conv/Linear weight (and Hugging Face Conv1D), keyed by state-dict name."""
+    from prunekit.pruning.masks import is_prunable
+
+    state = model.state_dict(keep_vars=True)
     return {
-        f"{name}.weight" if name else "weight": module.weight.detach().cpu() != 0
+        key: module.weight.detach().cpu() != 0
         for name, module in model.named_modules()
-        if isinstance(module, _PRUNABLE)
+        if is_prunable(module) and state.get(key := f"{name}.weight" if name else "weight") is module.weight
     }
 
 
