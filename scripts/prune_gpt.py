@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 import prunekit
+import prunekit.export
 from prunekit.config import DataConfig
 from prunekit.data import load_dataset
 from prunekit.train.perplexity import perplexity, token_batches
@@ -75,11 +76,22 @@ def main() -> None:
                 print(f"{pattern:>12} {criterion:>9} draw {draw}: ppl {ppls[-1]:.3f}  {took:.2f} s", flush=True)
             row = {"pattern": pattern, "sparsity": sparsity, "criterion": criterion, "draws": len(ppls)}
             results["rows"].append({**row, "ppl": summary(ppls), "seconds": summary(seconds), "all": ppls})
+    results["files"] = file_sizes(args, data, args.out.parent)
     if args.figure is not None:
         results["sweep"] = sweep(args, data, test)
         figure(results, args.figure)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
+
+
+def file_sizes(args, data, folder: Path) -> dict[str, int]:
+    """Bytes of the 2:4 SparseGPT model (draw 0) as dense and sparse fp16 files; the sparse one stores N:M codes."""
+    model, _ = prune_once(args.model, "sparsegpt", 0.5, "2:4", calibration(data, args.calibration, 0))
+    masks = prunekit.export.zero_masks(model)
+    dense = prunekit.save(model, folder / "gpt_2_4_dense.safetensors", dtype="float16")
+    sparse = prunekit.save(model, folder / "gpt_2_4_sparse.safetensors", format="sparse", masks=masks, dtype="float16")
+    linear = sum(m.numel() for m in masks.values())
+    return {"dense_fp16": dense.stat().st_size, "sparse_fp16": sparse.stat().st_size, "linear_weights": linear}
 
 
 def sweep(args, data, test) -> list[dict]:
