@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--calibration", type=int, default=128, help="calibration sequences per draw")
-    parser.add_argument("--eval-windows", type=int, default=512, help="test windows for perplexity")
+    parser.add_argument("--eval-windows", type=int, default=256, help="test windows for perplexity")
     parser.add_argument("--max-bytes", type=int, default=4_000_000)
     parser.add_argument("--figure", type=Path, default=None)
     parser.add_argument("--sweep", type=float, nargs="*", default=[0.3, 0.4, 0.5, 0.6, 0.7])
@@ -65,17 +65,21 @@ def main() -> None:
     results = {"dense": perplexity(model, test), "eval_tokens": sum(y.numel() for _, y in test), "rows": []}
     print(f"dense perplexity {results['dense']:.3f} on {results['eval_tokens']} test tokens", flush=True)
     for pattern, sparsity in SETTINGS:
-        for criterion in CRITERIA:
-            ppls, seconds = [], []
-            for draw in range(1 if criterion == "magnitude" else args.draws):
-                pruned, took = prune_once(
-                    args.model, criterion, sparsity, pattern, calibration(data, args.calibration, draw)
+        ppls: dict[str, list[float]] = {c: [] for c in CRITERIA}
+        seconds: dict[str, list[float]] = {c: [] for c in CRITERIA}
+        for draw in range(args.draws):  # criteria interleaved within a draw: machine load hits them alike
+            batches = calibration(data, args.calibration, draw)
+            for criterion in CRITERIA if draw == 0 else CRITERIA[1:]:  # magnitude uses no data: one run
+                pruned, took = prune_once(args.model, criterion, sparsity, pattern, batches)
+                ppls[criterion].append(perplexity(pruned, test))
+                seconds[criterion].append(took)
+                print(
+                    f"{pattern:>12} {criterion:>9} draw {draw}: ppl {ppls[criterion][-1]:.3f}  {took:.2f} s", flush=True
                 )
-                ppls.append(perplexity(pruned, test))
-                seconds.append(took)
-                print(f"{pattern:>12} {criterion:>9} draw {draw}: ppl {ppls[-1]:.3f}  {took:.2f} s", flush=True)
-            row = {"pattern": pattern, "sparsity": sparsity, "criterion": criterion, "draws": len(ppls)}
-            results["rows"].append({**row, "ppl": summary(ppls), "seconds": summary(seconds), "all": ppls})
+        for criterion in CRITERIA:
+            row = {"pattern": pattern, "sparsity": sparsity, "criterion": criterion, "draws": len(ppls[criterion])}
+            stats = {"ppl": summary(ppls[criterion]), "seconds": summary(seconds[criterion]), "all": ppls[criterion]}
+            results["rows"].append({**row, **stats})
     results["files"] = file_sizes(args, data, args.out.parent)
     if args.figure is not None:
         results["sweep"] = sweep(args, data, test)
