@@ -176,3 +176,20 @@ def test_conv2d_layers_prune_through_unfold_and_the_runner_config_path():
     masks = prunekit.prune(model, 0.5, criterion="sparsegpt", batches=data)
     for name, mask in masks.items():
         assert float(mask.float().mean()) == pytest.approx(0.5, abs=1 / mask.numel()), name
+
+
+def test_gpt_calibrates_on_bare_token_tensors_and_keeps_its_quality_better_than_magnitude():
+    torch.manual_seed(6)
+    model = prunekit.create_model("gpt", 32, (16,), n_layer=2, n_head=2, n_embd=32)
+    tokens = [torch.randint(32, (4, 16)) for _ in range(4)]  # batches are the model inputs themselves
+    with torch.no_grad():
+        dense = model(tokens[0])
+    masks = prunekit.prune(model, 0.5, criterion="sparsegpt", batches=tokens, pattern="4:8")
+    assert len(masks) == 12 and sparsity(masks) == 0.5
+    with torch.no_grad():
+        error = float((model(tokens[0]) - dense).norm())
+    torch.manual_seed(6)
+    magnitude = prunekit.create_model("gpt", 32, (16,), n_layer=2, n_head=2, n_embd=32)
+    prunekit.prune(magnitude, 0.5, pattern="4:8")
+    with torch.no_grad():
+        assert error < float((magnitude(tokens[0]) - dense).norm())  # on its own calibration data
