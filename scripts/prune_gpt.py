@@ -114,6 +114,7 @@ def sweep(args, data, test) -> list[dict]:
 
 
 def figure(results: dict, path: Path) -> None:
+    """Perplexity vs sparsity of the sweep (also: `python -c "...figure(json.load(open(out)), path)"` to redraw)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,8 +127,7 @@ def figure(results: dict, path: Path) -> None:
     ax.axhline(results["dense"], color="gray", linestyle="--", label="dense")
     ax.set_xlabel("sparsity of every block Linear (%)")
     ax.set_ylabel("test perplexity (bytes)")
-    ax.set_yscale("log")
-    ax.set_title("Small GPT on Python stdlib bytes: one-shot pruning, no retraining")
+    ax.set_title("Small GPT, stdlib bytes: one-shot, no retraining", fontsize=10)
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
