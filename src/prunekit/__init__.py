@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "prune", "keep_masked", "save", "load", "run", "UserError"]
+__all__ = ["Experiment", "create_model", "list_models", "prune", "keep_masked", "save", "load", "run", "UserError"]
 
 from prunekit.errors import UserError  # noqa: E402
 
@@ -93,6 +93,14 @@ def load(path: Any, **kwargs: Any) -> nn.Module:
     from prunekit.export import load as read
 
     return read(path, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Experiment":  # the user-model API, imported on first use (it pulls in torch)
+        from prunekit.api import Experiment
+
+        return Experiment
+    raise AttributeError(f"module 'prunekit' has no attribute {name!r}")
 
 
 def run(config: Any, out: Any, overrides: list[str] = ()) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
-from torch import Tensor, nn
+from torch import Tensor
 
 from prunekit.errors import UserError
 from prunekit.export.safety import atomic_write_bytes, require_safetensors
@@ -23,14 +23,19 @@ MASK, OPT = "mask::", "opt::"
 
 
 def save(
-    path: Path, model: nn.Module, masks: Masks, record: dict[str, Any], optimizer: torch.optim.Optimizer | None = None
+    path: Path,
+    state: dict[str, Tensor],
+    masks: Masks,
+    record: dict[str, Any],
+    optimizer_state: dict[str, Any] | None = None,
 ) -> None:
-    tensors = {f"state::{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    """One checkpoint file: a model state dict, masks, a JSON record and optionally `optimizer.state_dict()`."""
+    tensors = {f"state::{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
     tensors |= {MASK + k: m.cpu().contiguous() for k, m in masks.items()}
     numbers: dict[str, Any] = {}
-    if optimizer is not None:
-        for idx, state in optimizer.state_dict()["state"].items():
-            for key, value in state.items():
+    if optimizer_state is not None:
+        for idx, entry in optimizer_state["state"].items():
+            for key, value in entry.items():
                 if isinstance(value, Tensor):
                     tensors[f"{OPT}{idx}::{key}"] = value.detach().cpu().contiguous().clone()
                 else:

@@ -106,7 +106,9 @@ class PruneConfig:
     score_batches: int = 10  # batches fed to data-dependent criteria
     min_density: float = 0.0  # no prunable tensor keeps fewer than this fraction of its weights
     min_channels: int = 1  # channel pruning: no layer keeps fewer output channels
-    iterations: int = 1  # at_init: pruning steps on an exponential schedule (SynFlow uses 100)
+    iterations: int | None = (
+        None  # pruning steps on an exponential schedule; null = the criterion's (synflow 100, else 1)
+    )
     initial_sparsity: float = 0.0  # gradual: sparsity at begin_epoch
     begin_epoch: float = 0.0  # gradual: epoch (of the pruning round) where the cubic schedule starts
     end_epoch: float | None = None  # gradual: epoch where it reaches `sparsity`; null = 3/4 of the round
@@ -134,7 +136,7 @@ class PruneConfig:
         _check(self.control in ("none", "reinit", "random"), "prune.control", "none | reinit | random")
         _check(self.score_batches >= 1, "prune.score_batches", "must be >= 1")
         _check(0.0 <= self.min_density <= 1.0, "prune.min_density", "must be in [0, 1]")
-        _check(self.iterations >= 1, "prune.iterations", "must be >= 1")
+        _check(self.iterations is None or self.iterations >= 1, "prune.iterations", "must be >= 1 or null")
         _check(self.min_channels >= 1, "prune.min_channels", "must be >= 1")
         _check(0.0 <= self.initial_sparsity < 1.0, "prune.initial_sparsity", "must be in [0, 1)")
         _check(self.begin_epoch >= 0, "prune.begin_epoch", "must be >= 0")

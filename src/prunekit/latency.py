@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.batches import call_model, to_device
 from prunekit.errors import UserError
 
 
@@ -27,11 +28,14 @@ def measure_latency(
     warmup: int = 5,
     repeats: int = 30,
     device: str | torch.device | None = None,
+    inputs: Any = None,
 ) -> dict[str, Any]:
     """Milliseconds per forward pass of a `batch_size` x `input_shape` batch: median, p10, p90, mean, min, max.
 
     threads: CPU threads during the measurement (None = torch's current setting). device: where to time (None = where
-    the model's parameters are; a different device times a copy, the model itself is not moved).
+    the model's parameters are; a different device times a copy, the model itself is not moved). inputs: model
+    inputs to time instead of random `batch_size` x `input_shape` data (a tensor, tuple or dict; then input_shape and
+    batch_size only label the result).
     """
     if repeats < 1 or warmup < 0 or batch_size < 1:
         raise UserError(
@@ -42,7 +46,10 @@ def measure_latency(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("latency on cuda requested but CUDA is not available")
     net = model if device == here else copy.deepcopy(model).to(device)
-    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+    if inputs is None:
+        x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+    else:
+        x = to_device(inputs, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     previous = torch.get_num_threads()
     if threads is not None and device.type == "cpu":
@@ -53,11 +60,11 @@ def measure_latency(
     try:
         with torch.inference_mode():
             for _ in range(warmup):
-                net(x)
+                call_model(net, x)
             sync()
             for _ in range(repeats):
                 start = time.perf_counter()
-                net(x)
+                call_model(net, x)
                 sync()
                 times.append((time.perf_counter() - start) * 1000.0)
         used = torch.get_num_threads() if device.type == "cpu" else None

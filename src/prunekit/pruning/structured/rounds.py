@@ -35,13 +35,19 @@ def rebuild(arch: dict[str, Any], shape: dict[str, Any] | None, device: torch.de
     return model.to(device)
 
 
-def measure(model: nn.Module, input_shape: tuple[int, ...], ignore: tuple[str, ...]) -> dict[str, Any]:
-    """Round-record fields of a channel-pruned network: channels removed, params present, FLOPs, CPU latency."""
-    latency = measure_latency(model, input_shape, 32, warmup=3, repeats=10)
+def measure(model: nn.Module, example: Any, ignore: tuple[str, ...]) -> dict[str, Any]:
+    """Round-record fields of a channel-pruned network: channels removed, params present, FLOPs, CPU latency.
+
+    example: the input shape of one sample (latency at batch 32), or one sample of model inputs (timed as it is)."""
+    shape = isinstance(example, tuple) and all(isinstance(d, int) for d in example)
+    if shape:
+        latency = measure_latency(model, example, 32, warmup=3, repeats=10)
+    else:
+        latency = measure_latency(model, (), 1, warmup=3, repeats=10, inputs=example)
     return {
-        "sparsity": round(channel_sparsity(model, ignore=ignore), 6),
+        "sparsity": round(channel_sparsity(model, ignore=ignore, example_input=None if shape else example), 6),
         "params": physical_params(model),
-        "flops": module_flops(model, input_shape)[0],
+        "flops": module_flops(model, example)[0],
         "latency_ms": round(latency["median_ms"], 4),
         "layers": layer_report(model),
     }
