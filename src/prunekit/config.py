@@ -99,7 +99,10 @@ class PruneConfig:
     rewind: str = "init"  # imp: init | epoch:K | iter:N | lr | finetune
     retrain_epochs: int | None = None  # epochs of retraining after each prune; null = train.epochs
     finetune_lr: float | None = None  # lr for fine-tuning; null = the final lr of the training schedule
-    tau: int | None = None  # AIMP: retraining epochs in every round but the last
+    tau: int | str | None = None  # AIMP: retraining epochs in every round but the last; auto = until recovered
+    tau_tolerance: float = 0.002  # tau auto: stop once val metric is within this of the previous round's (0.2 points)
+    tau_min: int = 1  # tau auto: epochs every intermediate round trains at least
+    tau_max: int | None = None  # tau auto: epochs at most (the lr schedule squeezed into them); null = retrain epochs
     ignore: tuple[str, ...] | None = None  # parameter names never pruned; null = the model's output layer
     layer_rate: dict[str, float] = field(default_factory=dict)  # per-tensor rate overrides (imp, layerwise)
     control: str = "none"  # lottery-ticket control per pruned round: none | reinit | random (same layer sparsities)
@@ -130,7 +133,14 @@ class PruneConfig:
         )
         _check(self.retrain_epochs is None or self.retrain_epochs >= 0, "prune.retrain_epochs", "must be >= 0 or null")
         _check(self.finetune_lr is None or self.finetune_lr > 0, "prune.finetune_lr", "must be positive or null")
-        _check(self.tau is None or self.tau >= 0, "prune.tau", "must be >= 0 or null")
+        _check(
+            self.tau is None or self.tau == "auto" or (isinstance(self.tau, int) and self.tau >= 0),
+            "prune.tau",
+            f"an integer >= 0, auto or null, got {self.tau!r}",
+        )
+        _check(self.tau_tolerance >= 0, "prune.tau_tolerance", "must be >= 0")
+        _check(self.tau_min >= 1, "prune.tau_min", "must be >= 1")
+        _check(self.tau_max is None or self.tau_max >= self.tau_min, "prune.tau_max", "must be >= tau_min or null")
         for name, r in self.layer_rate.items():
             _check(0.0 <= r < 1.0, f"prune.layer_rate.{name}", f"must be in [0, 1), got {r}")
         _check(self.control in ("none", "reinit", "random"), "prune.control", "none | reinit | random")

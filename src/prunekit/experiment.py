@@ -122,6 +122,8 @@ class Run:
         self.model = task.build_model().to(self.device)
         self.arch = getattr(self.model, "arch", None)
         self.example = self._example()
+        if self.cfg.prune.tau == "auto" and not task.has_split("val"):
+            raise UserError("prune.tau auto compares validation metrics: give the run a validation split")
         self.names = prunable_names(self.model, self.cfg.prune.ignore)
         self.init_state = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.plans = METHODS.get(self.cfg.prune.method)(
@@ -248,7 +250,7 @@ class Run:
             progress = {"epochs_done": 0, "seconds": 0.0, "history": [], "shape": self._shape()}
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)  # after surgery: new parameters
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
-        record = self._record(plan, masks, seconds)
+        record = self._record(plan, masks, seconds, progress["epochs_done"])
         extra = {"history": progress["history"], "shape": self._shape()}
         self.store.save(self.store.round_path(plan.index), self.model.state_dict(), masks, {**record, **extra})
         self.store.discard(epoch_path)
@@ -305,7 +307,12 @@ class Run:
         lr_fn = self._lr_fn(plan)
         what = f"round {plan.index}/{len(self.plans) - 1}" + (" control" if stream else "")
         val_key = "val_accuracy" if self.task.metric.name == "accuracy" else "val_metric"
+        recovered = self._recovery_test(plan, val_key) if stream == 0 else None
         for epoch in range(progress["epochs_done"], plan.epochs):
+            if recovered is not None and epoch >= plan.min_epochs and recovered(progress["history"][-1][val_key]):
+                self.progress.skip(plan.epochs - epoch)
+                self.log(f"{what}: validation recovered after {plural(epoch, 'epoch')}; stopping early (tau: auto)")
+                break
             began = time.perf_counter()
             loss = self.task.train_epoch(
                 self.model,
@@ -342,6 +349,16 @@ class Run:
             hook.finish()
         return time.perf_counter() - start
 
+    def _recovery_test(self, plan: RoundPlan, val_key: str) -> Callable[[float | None], bool] | None:
+        """For adaptive AIMP: whether a val metric is back within `plan.stop_within` of the base round's."""
+        if plan.stop_within is None:
+            return None
+        reference = self.store.record(plan.base)[val_key] if plan.base is not None else None
+        if reference is None or not self.task.has_split("val"):
+            raise UserError("prune.tau auto compares validation metrics: give the run a validation split")
+        tol, higher = plan.stop_within, self.task.metric.higher_is_better
+        return lambda val: val is not None and (val >= reference - tol if higher else val <= reference + tol)
+
     def _wants_control(self, plan: RoundPlan) -> bool:
         return (
             self.cfg.prune.control != "none"
@@ -370,7 +387,7 @@ class Run:
         optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
         progress = {"epochs_done": 0, "seconds": 0.0, "history": []}
         seconds = self._train(plan, masks, optimizer, progress, None, stream=1)
-        record = self._record(plan, masks, seconds)
+        record = self._record(plan, masks, seconds, progress["epochs_done"])
         record = {**record, "history": progress["history"], "control": kind}
         self.store.save(self.store.control_path(plan.index), self.model.state_dict(), masks, record)
         self.write_summary()
@@ -383,7 +400,7 @@ class Run:
         if plan.index == 0 and kind == "epoch" and epochs_done == int(arg) and not path.exists():
             self.store.save(path, self.model.state_dict(), masks, {"epoch": epochs_done})
 
-    def _record(self, plan: RoundPlan, masks: Masks, seconds: float) -> dict[str, Any]:
+    def _record(self, plan: RoundPlan, masks: Masks, seconds: float, epochs: int) -> dict[str, Any]:
         batch = self.cfg.train.eval_batch_size
         val = self.task.evaluate(self.model, "val", batch)
         test = self.task.evaluate(self.model, "test", batch)
@@ -404,7 +421,7 @@ class Run:
             "round": plan.index,
             "test_accuracy": rounded["test"] if accuracy else None,
             "val_accuracy": rounded["val"] if accuracy else None,
-            "epochs": plan.epochs,
+            "epochs": epochs,
             "wall_seconds": round(seconds, 3),
             **size,
             **({} if accuracy else {"test_metric": rounded["test"], "val_metric": rounded["val"]}),

@@ -117,6 +117,10 @@ class Store:
         """(state, masks, record, optimizer entries) of a checkpoint of this run."""
         return checkpoint.load(path)
 
+    def record(self, index: int) -> dict[str, Any]:
+        """The JSON record of a finished round, read from its file's header alone."""
+        return checkpoint.read_record(self.round_path(index))
+
     def save(
         self,
         path: Path,

@@ -27,6 +27,8 @@ class RoundPlan:
     iterations: int | None = None  # pruning steps to reach `sparsity` (exponential schedule); None = prune.iterations
     during: str | None = None  # a TRAINING_HOOKS entry that prunes while this round trains
     gradual: dict[str, float] | None = None  # for during="gradual": initial, final, begin, end (epochs)
+    stop_within: float | None = None  # end training once the val metric is within this of the base round's
+    min_epochs: int = 0  # with stop_within: epochs trained before the first check
 
 
 Method = Callable[[Config, dict[str, int]], list[RoundPlan]]
