@@ -208,13 +208,13 @@ class Run:
             state, masks, progress, opt = checkpoint.load(epoch_path)
             masks = self._ordered(masks)
             self._reshape(progress.get("shape"))
-            self.model.load_state_dict(state)
+            checkpoint.load_weights(self.model, state, epoch_path)  # trust: a damaged file is named (exit 2)
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
-            checkpoint.restore_optimizer(optimizer, opt)
+            checkpoint.restore_optimizer(optimizer, opt, epoch_path)
             self.log(f"round {plan.index}: resuming after epoch {progress['epochs_done']}")
         else:
             state, masks = self._base(plan)
-            self.model.load_state_dict(state)
+            checkpoint.load_weights(self.model, state, self.ck / f"round_{plan.base}.safetensors")  # trust: named
             if plan.sparsity is not None:
                 masks = self._prune(plan, masks)
             if plan.weights != "keep":

@@ -2,40 +2,36 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from prunekit import run_summary
 from prunekit.errors import UserError
+from prunekit.safe_text import clip, load_yaml
 
 REWIND_NAMES = {"init": "WR", "lr": "LRR", "finetune": "FT"}
 METHOD_NAMES = {"oneshot": "one-shot", "none": "dense", "at_init": "at-init", "str": "STR"}
+SECTIONS = ("model", "data", "train", "prune")
+MAX_LABEL = 48  # characters of a run's name in tables and legends
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run directory (no summary.json)")
-    try:
-        summary = json.loads(path.read_text())
-    except ValueError as e:
-        raise UserError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(summary, dict):
-        raise UserError(f"{path} is not a run summary (expected a JSON object)")
-    return summary
+    """summary.json, checked field by field (a damaged one is a UserError naming the file and the field)."""
+    return run_summary.load(run_dir)
 
 
 def load_config(run_dir: Path) -> dict[str, Any]:
-    """config.yaml beside summary.json as a plain mapping; {} when it is missing or unreadable."""
+    """config.yaml beside summary.json as a plain mapping ({} when missing); a damaged one is a UserError."""
     path = Path(run_dir) / "config.yaml"
-    try:
-        values = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    except yaml.YAMLError:
+    if not path.exists():
         return {}
-    return values if isinstance(values, dict) else {}
+    values = load_yaml(path, "run config")
+    if not isinstance(values, dict) or any(not isinstance(values.get(k, {}), dict) for k in SECTIONS):
+        raise UserError(
+            f"{path} is damaged: not a mapping with mappings {', '.join(SECTIONS)}; rerun or delete the run"
+        )
+    return values
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -68,7 +64,7 @@ class RunInfo:
 
     @property
     def name(self) -> str:
-        return str(self.summary.get("name") or self.config.get("name") or self.path.name)
+        return clip(str(self.summary.get("name") or self.config.get("name") or self.path.name), MAX_LABEL)
 
     @property
     def model(self) -> str:

@@ -10,9 +10,7 @@ AIMP (`tau`): every round but the last retrains only tau epochs, the lr schedule
 
 from __future__ import annotations
 
-import math
-
-from prunekit.config import Config
+from prunekit.config import Config, rounds_needed
 from prunekit.errors import UserError
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
 
@@ -21,10 +19,7 @@ def round_count(cfg: Config) -> int:
     """prune.rounds, or the rounds of `rate` needed to reach prune.sparsity."""
     if cfg.prune.rounds is not None:
         return cfg.prune.rounds
-    target = max(cfg.prune.sparsities)
-    if target == 0:
-        return 0
-    return math.ceil(math.log(1.0 - target) / math.log(1.0 - cfg.prune.rate) - 1e-9)
+    return rounds_needed(max(cfg.prune.sparsities), cfg.prune.rate)  # at most MAX_ROUNDS: the config checked it
 
 
 def round_target(cfg: Config, sizes: dict[str, int], k: int) -> tuple[float, dict[str, float]]:
