@@ -41,6 +41,7 @@ from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 from prunekit.pruning.step import prune_step, wants_data
 from prunekit.train.loop import evaluate, run_epochs
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
+from prunekit.wording import plural
 
 
 def pick_device(name: str) -> torch.device:
@@ -229,7 +230,7 @@ class Run:
         self.write_summary()
         self.log(
             f"round {plan.index}/{len(self.plans) - 1}: sparsity {record['sparsity']:.2%}  test accuracy "
-            f"{record['test_accuracy']:.2%}  ({record['epochs']} epochs, {record['wall_seconds']:.1f} s)"
+            f"{record['test_accuracy']:.2%}  ({plural(record['epochs'], 'epoch')}, {record['wall_seconds']:.1f} s)"
         )
 
     def _shape(self) -> dict[str, Any] | None:

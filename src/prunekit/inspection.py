@@ -20,6 +20,7 @@ from prunekit.pruning.structured.rounds import rebuild
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
 from prunekit.pruning.structured.widths import physical_params
 from prunekit.safe_text import clip
+from prunekit.wording import plural
 
 
 def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict[str, Any]]:
@@ -132,7 +133,9 @@ def render(info: dict[str, Any]) -> str:
         )
     if "latency" in info:
         lat = info["latency"]
-        lines.append(f"CPU latency, {lat['threads']} threads, {lat['statistic']} of {lat['repeats']} runs:")
+        lines.append(
+            f"CPU latency, {plural(lat['threads'], 'thread')}, {lat['statistic']} of {plural(lat['repeats'], 'run')}:"
+        )
         lines += [
             f"  batch {row['batch_size']:>3}: PyTorch {row['pytorch_ms']:.3f} ms, "
             f"onnxruntime {row['onnxruntime_ms']:.3f} ms"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from prunekit.config import Config, rounds_needed
 from prunekit.errors import UserError
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
+from prunekit.wording import plural
 
 
 def round_count(cfg: Config) -> int:
@@ -45,7 +46,7 @@ def imp(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
     if kind == "iter":
         raise UserError("prune.rewind iter:N is not supported yet: use epoch:K")
     if kind == "epoch" and not 0 <= start < cfg.train.epochs:
-        raise UserError(f"prune.rewind epoch:{start} must be inside round 0's {cfg.train.epochs} epochs")
+        raise UserError(f"prune.rewind epoch:{start} must be inside round 0's {plural(cfg.train.epochs, 'epoch')}")
     rounds = [dense_round(cfg)]
     for k in range(1, n + 1):
         sparsity, fixed = round_target(cfg, sizes, k)
