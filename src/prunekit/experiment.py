@@ -39,6 +39,7 @@ from prunekit.pruning.masks import (
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 from prunekit.pruning.step import prune_step, wants_data
+from prunekit.threads import choose_threads
 from prunekit.train.loop import evaluate, run_epochs
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
 from prunekit.wording import plural
@@ -104,8 +105,10 @@ class Run:
 
     def _setup(self) -> None:
         self.device = pick_device(self.cfg.device)
-        if self.cfg.threads is not None:
-            torch.set_num_threads(self.cfg.threads)
+        threads, warning = choose_threads(self.cfg.threads)  # trust: null = physical cores, 1 on a busy machine
+        torch.set_num_threads(threads)
+        if warning:
+            self.log(f"warning: {warning}")
         data = load_dataset(self.cfg.data, self.cfg.seed)
         for split in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
             setattr(data, split, getattr(data, split).to(self.device))
