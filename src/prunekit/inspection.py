@@ -36,7 +36,9 @@ def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict
     state, masks, record, _ = checkpoint.load(path)
     probe = arch_mod.meta_model(summary.get("arch"), run_dir / "summary.json")
     arch_mod.check_budget(probe, path)  # before allocating: the run's files may have been tampered with
-    model = rebuild(arch_mod.checked_arch(summary["arch"], path), record.get("shape"), torch.device("cpu"))
+    kwargs = arch_mod.checked_arch(summary["arch"], path)
+    arch_mod.check_forward(rebuild(kwargs, record.get("shape"), torch.device("meta")), kwargs["input_shape"], path)
+    model = rebuild(kwargs, record.get("shape"), torch.device("cpu"))
     export.formats._check_fits(path, model, {k: {"shape": list(v.shape)} for k, v in state.items()})
     model.load_state_dict(state)
     params = dict(model.named_parameters())

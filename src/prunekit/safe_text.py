@@ -94,8 +94,9 @@ def parse_yaml(text: str, source: str) -> Any:
     """One YAML document with the limits above; `source` names it in errors (a path, or `--set KEY`)."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise UserError(f"{source}: more than {MAX_BYTES:,} characters of YAML")
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # its reader already refuses control characters
         node = loader.get_single_node()
         value = loader.construct_document(node) if node is not None else None
     except _Refused as exc:
@@ -111,7 +112,8 @@ def parse_yaml(text: str, source: str) -> Any:
             f"{source}: a value cannot be read (a number with too many digits, or an impossible date)"
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return value
 
 

@@ -67,6 +67,19 @@ def meta_model(arch: Any, source: str | os.PathLike[str]) -> nn.Module:
         raise UserError(f"{source}: cannot rebuild its architecture: {clip(str(exc), 120)}") from None
 
 
+def check_forward(model: nn.Module, input_shape: Any, source: str | os.PathLike[str]) -> None:
+    """Refuse a (meta) network that cannot run on its recorded input shape, e.g. narrowed to inconsistent widths."""
+    device = next((t.device for t in model.state_dict().values()), torch.device("meta"))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape, device=device))
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        raise UserError(
+            f"{source}: the network it describes cannot run on its input shape {list(input_shape)} "
+            f"({clip(str(exc), 100)}); the file is damaged"
+        ) from None
+
+
 def state_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 

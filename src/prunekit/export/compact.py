@@ -100,6 +100,7 @@ def load_compact(
         arch.check_budget(probe, path, max_bytes)
         narrow(probe, meta.get("modules"), shapes, path)
         _check_fits(path, probe, meta["tensors"])
+        arch.check_forward(probe, probe.arch["input_shape"], path)
         model = arch.build(meta.get("arch"), path, max_bytes)
     else:
         model = builder(meta.get("arch"))

@@ -138,6 +138,7 @@ def load(
         probe = arch.meta_model(meta.get("arch"), path)
         _check_fits(path, probe, meta["tensors"])
         arch.check_budget(probe, path, max_bytes)
+        arch.check_forward(probe, probe.arch["input_shape"], path)
         model = arch.build(meta.get("arch"), path, max_bytes)
     else:
         model = builder(meta.get("arch"))
