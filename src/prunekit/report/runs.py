@@ -152,12 +152,48 @@ class RunInfo:
         return " ".join([text, *extras])
 
 
+def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config sections as dotted keys (depth is bounded by the YAML reader)."""
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, dict) and v:
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + str(k)] = v
+    return out
+
+
+def _value(v: Any) -> str:
+    text = "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+    return clip(text, 16)
+
+
+def differing_labels(names: list[str], configs: list[dict[str, Any]], ignore: tuple[str, ...] = ("name",)) -> list[str]:
+    """Labels for items that share a name: the name and the config keys whose values tell them apart.
+
+    e.g. two runs named aimp_lenet300_wr become "aimp_lenet300_wr: tau=1" and "aimp_lenet300_wr: tau=null".
+    """
+    labels = list(names)
+    for name in {n for n in names if names.count(n) > 1}:
+        members = [i for i, n in enumerate(names) if n == name]
+        flats = [flat(configs[i]) for i in members]
+        keys = sorted({k for f in flats for k in f if k not in ignore and len({repr(g.get(k)) for g in flats}) > 1})
+        leaves = [k.rsplit(".", 1)[-1] for k in keys]
+        shown = [leaf if leaves.count(leaf) == 1 else key for key, leaf in zip(keys, leaves, strict=True)]
+        for i, f in zip(members, flats, strict=True):
+            parts = [f"{label}={_value(f.get(key))}" for key, label in zip(keys, shown, strict=True)]
+            labels[i] = clip(f"{name}: {', '.join(parts)}", MAX_LABEL + 16) if parts else name
+    return labels
+
+
 def load_runs(run_dirs: list[Path]) -> list[RunInfo]:
-    """RunInfo for each directory, each with a label that is unique within the list."""
+    """RunInfo for each directory, each with a label that is unique within the list and says what differs."""
     runs = [RunInfo(Path(d), load_summary(d), load_config(d)) for d in run_dirs]
-    names = [r.name for r in runs]
+    for r, label in zip(runs, differing_labels([r.name for r in runs], [r.config for r in runs]), strict=True):
+        r.label = label
+    names = [r.label for r in runs]
     for r in runs:
-        r.label = r.name if names.count(r.name) == 1 else f"{r.name} ({r.path.name})"
+        r.label = r.label if names.count(r.label) == 1 else f"{r.label} ({clip(r.path.name, 24)})"
     labels = [r.label for r in runs]
     for i, r in enumerate(runs):
         if labels.count(r.label) > 1:
