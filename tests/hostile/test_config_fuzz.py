@@ -92,7 +92,7 @@ def _check_valid(cfg: config.Config) -> None:
         assert len(plans) <= max(config.MAX_ROUNDS, config.MAX_LIST) + 1
 
 
-@fixed(200)
+@fixed(120)
 @given(doc=plausible_configs())
 def test_random_configs_load_or_fail_in_one_line(doc: dict, tmp_path_factory) -> None:
     count("config documents")
@@ -101,7 +101,7 @@ def test_random_configs_load_or_fail_in_one_line(doc: dict, tmp_path_factory) ->
     _load(path, [])
 
 
-@fixed(150)
+@fixed(100)
 @given(text=st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1"))))
 def test_random_text_as_config(text: str, tmp_path_factory) -> None:
     count("config texts")
@@ -110,7 +110,7 @@ def test_random_text_as_config(text: str, tmp_path_factory) -> None:
     _load(path, [])
 
 
-@fixed(200)
+@fixed(120)
 @given(
     overrides=st.lists(
         st.tuples(
