@@ -62,14 +62,14 @@ def plausible_configs(draw: st.DrawFn) -> dict:
 
 
 def _load(path: Path, overrides: list[str]) -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         cfg = config.load(path, overrides)
     except UserError as exc:
         one_line(str(exc))
     else:
         _check_valid(cfg)
-    assert time.perf_counter() - start < MAX_SECONDS
+    assert time.process_time() - start < MAX_SECONDS
     check_memory(path)
 
 

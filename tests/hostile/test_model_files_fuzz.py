@@ -73,16 +73,16 @@ def _exercise(path: Path, out: Path) -> None:
     """The three readers of a model file; each one exits 0 or 2 with one line, in bounded time and memory."""
     cli(["inspect", path])
     cli(["export", path, "--format", "sparse", "--out", out])
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         prunekit.load(path)
     except UserError as exc:
         one_line(str(exc))
-    assert time.perf_counter() - start < MAX_SECONDS
+    assert time.process_time() - start < MAX_SECONDS
     check_memory(path)
 
 
-@fixed(60)
+@fixed(40)
 @given(
     kind=st.sampled_from(["dense", "sparse", "compact"]),
     edits=st.lists(st.tuples(st.sampled_from(META_PATHS), json_values), min_size=1, max_size=3),
