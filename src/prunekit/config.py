@@ -350,8 +350,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip()
     parts = key.split(".")
-    if not key or len(parts) > 3 or not all(parts):
-        raise UserError(f"--set {clip(key, 40)}: a key is one to three names joined by dots, e.g. prune.sparsity")
+    if not key or len(parts) > 8 or not all(parts):
+        raise UserError(f"--set {clip(key, 40)}: a key is names joined by single dots, e.g. prune.sparsity")
     return key, parse_yaml(raw, f"--set {clip(key, 40)}")
 
 
