@@ -3,7 +3,8 @@
     import prunekit
     model = prunekit.create_model("lenet_300_100")
     masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity
-    keep = prunekit.keep_masked(model, masks, opt)     # your own loop: pruned weights stay zero after each step
+    optimizer = torch.optim.Adam(model.parameters())
+    keep = prunekit.keep_masked(model, masks, optimizer)  # your own loop: pruned weights stay zero after each step
     prunekit.save(model, "m.safetensors", format="sparse", masks=masks)
     model = prunekit.load("m.safetensors")             # rebuilt from metadata, never unpickled
 

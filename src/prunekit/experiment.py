@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit import checkpoint
 from prunekit.config import Config
 from prunekit.errors import UserError
 from prunekit.flops import sparse_flops
-from prunekit.progress import Progress, plural
+from prunekit.progress import Progress
 from prunekit.pruning import allocation
 from prunekit.pruning.criteria import CRITERIA, ScoreContext
 from prunekit.pruning.masks import (
@@ -39,7 +40,9 @@ from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 from prunekit.pruning.step import prune_to, wants_data
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
+from prunekit.threads import choose_threads
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
+from prunekit.wording import plural
 
 
 def pick_device(name: str) -> torch.device:
@@ -113,8 +116,10 @@ class Run:
 
     def _setup(self) -> None:
         self.device = pick_device(self.cfg.device)
-        if self.cfg.threads is not None:
-            torch.set_num_threads(self.cfg.threads)
+        threads, warning = choose_threads(self.cfg.threads)  # null = physical cores, 1 on a busy machine
+        torch.set_num_threads(threads)
+        if warning:
+            self.log(f"warning: {warning}")
         task = self.task if self.task is not None else build_task(self.cfg)
         task.to(self.device)
         self.task = task
@@ -233,16 +238,15 @@ class Run:
             state, masks, progress, opt = self.store.load(epoch_path)
             masks = self._ordered(masks)
             self._reshape(progress.get("shape"))
-            self.model.load_state_dict(state)
+            checkpoint.load_weights(self.model, state, epoch_path)  # a damaged file is named (exit 2)
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
-            from prunekit.checkpoint import restore_optimizer
-
-            restore_optimizer(optimizer, opt)
+            checkpoint.restore_optimizer(optimizer, opt, epoch_path)
             self.progress.skip(progress["epochs_done"])
             self.log(f"round {plan.index}: resuming after epoch {progress['epochs_done']}")
         else:
             state, masks = self._base(plan)
-            self.model.load_state_dict(state)
+            source = "the initial weights" if plan.base is None else self.store.round_path(plan.base)
+            checkpoint.load_weights(self.model, state, source)  # a damaged file is named (exit 2)
             if plan.sparsity is not None:
                 masks = self._prune(plan, masks)
             if plan.weights != "keep":

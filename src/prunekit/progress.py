@@ -20,10 +20,6 @@ def duration(seconds: float) -> str:
     return f"{s}s"
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 class Progress:
     """Counts planned and finished epochs; `epoch_done` logs one line per epoch."""
 

@@ -14,21 +14,17 @@ fully. The run records the epochs each round actually trained.
 
 from __future__ import annotations
 
-import math
-
-from prunekit.config import Config
+from prunekit.config import Config, rounds_needed
 from prunekit.errors import UserError
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
+from prunekit.wording import plural
 
 
 def round_count(cfg: Config) -> int:
     """prune.rounds, or the rounds of `rate` needed to reach prune.sparsity."""
     if cfg.prune.rounds is not None:
         return cfg.prune.rounds
-    target = max(cfg.prune.sparsities)
-    if target == 0:
-        return 0
-    return math.ceil(math.log(1.0 - target) / math.log(1.0 - cfg.prune.rate) - 1e-9)
+    return rounds_needed(max(cfg.prune.sparsities), cfg.prune.rate)  # at most MAX_ROUNDS: the config checked it
 
 
 def round_target(cfg: Config, sizes: dict[str, int], k: int) -> tuple[float, dict[str, float]]:
@@ -54,7 +50,7 @@ def imp(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
     if kind == "iter":
         raise UserError("prune.rewind iter:N is not supported yet: use epoch:K")
     if kind == "epoch" and not 0 <= start < cfg.train.epochs:
-        raise UserError(f"prune.rewind epoch:{start} must be inside round 0's {cfg.train.epochs} epochs")
+        raise UserError(f"prune.rewind epoch:{start} must be inside round 0's {plural(cfg.train.epochs, 'epoch')}")
     rounds = [dense_round(cfg)]
     for k in range(1, n + 1):
         sparsity, fixed = round_target(cfg, sizes, k)

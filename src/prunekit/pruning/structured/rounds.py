@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.errors import UserError
 from prunekit.export.compact import narrow, narrowed_modules
 from prunekit.flops import module_flops
 from prunekit.latency import measure_latency
@@ -31,7 +32,9 @@ def rebuild(arch: dict[str, Any], shape: dict[str, Any] | None, device: torch.de
     with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the global RNG untouched
         model = create_model(**arch)
     if shape:
-        narrow(model, shape["modules"], shape["shapes"], "the run checkpoint")
+        if not isinstance(shape, dict):
+            raise UserError("the run checkpoint's shape record is damaged (not an object); delete that checkpoint")
+        narrow(model, shape.get("modules"), shape.get("shapes") or {}, "the run checkpoint")
     return model.to(device)
 
 
