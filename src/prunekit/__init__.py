@@ -4,7 +4,8 @@
     model = prunekit.create_model("lenet_300_100")
     masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity
     masks = prunekit.prune(llm, 0.5, criterion="sparsegpt", batches=calib, pattern="2:4")  # post-training
-    keep = prunekit.keep_masked(model, masks, opt)     # your own loop: pruned weights stay zero after each step
+    optimizer = torch.optim.Adam(model.parameters())
+    keep = prunekit.keep_masked(model, masks, optimizer)  # your own loop: pruned weights stay zero after each step
     prunekit.save(model, "m.safetensors", format="sparse", masks=masks)
     model = prunekit.load("m.safetensors")             # rebuilt from metadata, never unpickled
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "prune", "keep_masked", "save", "load", "run", "UserError"]
+__all__ = ["Experiment", "create_model", "list_models", "prune", "keep_masked", "save", "load", "run", "UserError"]
 
 from prunekit.errors import UserError  # noqa: E402
 
@@ -104,6 +105,14 @@ def load(path: Any, **kwargs: Any) -> nn.Module:
     from prunekit.export import load as read
 
     return read(path, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Experiment":  # the user-model API, imported on first use (it pulls in torch)
+        from prunekit.api import Experiment
+
+        return Experiment
+    raise AttributeError(f"module 'prunekit' has no attribute {name!r}")
 
 
 def run(config: Any, out: Any, overrides: list[str] = ()) -> dict[str, Any]:

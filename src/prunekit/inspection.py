@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from prunekit import checkpoint, export
+from prunekit import checkpoint, export, run_summary
 from prunekit import config as config_mod
 from prunekit.errors import UserError
+from prunekit.export import arch as arch_mod
 from prunekit.export.compact import narrowed_modules, save_compact
 from prunekit.export.onnx import compare_latency, export_onnx
 from prunekit.flops import sparse_flops
@@ -19,28 +19,33 @@ from prunekit.pruning.masks import layer_report, remaining_params
 from prunekit.pruning.structured.rounds import rebuild
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
 from prunekit.pruning.structured.widths import physical_params
-
-
-def _run_summary(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run directory (no summary.json)")
-    return json.loads(path.read_text())
+from prunekit.safe_text import clip
+from prunekit.wording import plural
 
 
 def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict[str, Any]]:
     """(model, masks, record) of a finished round of a run; the last finished round by default."""
-    summary = _run_summary(run_dir)
-    done = [r["round"] for r in summary["rounds"]]
+    summary = run_summary.load(run_dir)
+    done = [r["round"] for r in summary.get("rounds") or [] if r.get("round") is not None]
     if not done:
         raise UserError(f"{run_dir} has no finished round yet")
     index = done[-1] if round_index is None else round_index
     if index not in done:
-        raise UserError(f"{run_dir} has no finished round {index}; finished: {done}")
-    state, masks, record, _ = checkpoint.load(run_dir / "checkpoints" / f"round_{index}.safetensors")
-    model = rebuild(summary["arch"], record.get("shape"), torch.device("cpu"))
+        raise UserError(f"{run_dir} has no finished round {index}; finished: {clip(str(done), 80)}")
+    path = run_dir / "checkpoints" / f"round_{index}.safetensors"
+    state, masks, record, _ = checkpoint.load(path)
+    probe = arch_mod.meta_model(summary.get("arch"), run_dir / "summary.json")
+    arch_mod.check_budget(probe, path)  # before allocating: the run's files may have been tampered with
+    kwargs = arch_mod.checked_arch(summary["arch"], path)
+    arch_mod.check_forward(rebuild(kwargs, record.get("shape"), torch.device("meta")), kwargs["input_shape"], path)
+    model = rebuild(kwargs, record.get("shape"), torch.device("cpu"))
+    export.formats._check_fits(path, model, {k: {"shape": list(v.shape)} for k, v in state.items()})
     model.load_state_dict(state)
-    masks = {n: masks[n] for n, _ in model.named_parameters() if n in masks}  # module order
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        if name not in params or mask.dtype != torch.bool or mask.shape != params[name].shape:
+            raise UserError(f"checkpoint {path} is damaged: mask {clip(name, 60)!r} does not fit the network")
+    masks = {n: masks[n] for n in params if n in masks}  # module order
     return model.eval(), masks, record
 
 
@@ -130,7 +135,9 @@ def render(info: dict[str, Any]) -> str:
         )
     if "latency" in info:
         lat = info["latency"]
-        lines.append(f"CPU latency, {lat['threads']} threads, {lat['statistic']} of {lat['repeats']} runs:")
+        lines.append(
+            f"CPU latency, {plural(lat['threads'], 'thread')}, {lat['statistic']} of {plural(lat['repeats'], 'run')}:"
+        )
         lines += [
             f"  batch {row['batch_size']:>3}: PyTorch {row['pytorch_ms']:.3f} ms, "
             f"onnxruntime {row['onnxruntime_ms']:.3f} ms"

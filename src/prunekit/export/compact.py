@@ -21,12 +21,12 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.errors import UserError
+from prunekit.export import arch
 from prunekit.export.formats import (
     _DTYPE_ALIASES,
     DTYPES,
     VERSION,
     PathLike,
-    _build,
     _check_fits,
     _dtype_name,
     _read,
@@ -84,14 +84,26 @@ def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", me
 
 
 def load_compact(
-    path: PathLike, *, builder: Callable[[Any], nn.Module] | None = None, map_location: Any = "cpu"
+    path: PathLike,
+    *,
+    builder: Callable[[Any], nn.Module] | None = None,
+    map_location: Any = "cpu",
+    max_bytes: int | None = None,
 ) -> nn.Module:
     """Rebuild the thinner model recorded in a compact file (or narrow ``builder(arch)``), in eval mode."""
     meta = read_metadata(path)
     if meta["format"] != "compact":
         raise UserError(f"{path} is a {meta['format']} file, not compact; read it with prunekit.export.load")
-    model = _build(Path(path), meta.get("arch")) if builder is None else builder(meta.get("arch"))
     shapes = {k: e.get("shape") if isinstance(e, dict) else None for k, e in meta["tensors"].items()}
+    if builder is None:  # narrow and compare on the meta device first; the base network is what gets allocated
+        probe = arch.meta_model(meta.get("arch"), path)
+        arch.check_budget(probe, path, max_bytes)
+        narrow(probe, meta.get("modules"), shapes, path)
+        _check_fits(path, probe, meta["tensors"])
+        arch.check_forward(probe, probe.arch["input_shape"], path)
+        model = arch.build(meta.get("arch"), path, max_bytes)
+    else:
+        model = builder(meta.get("arch"))
     narrow(model, meta.get("modules"), shapes, path)
     _check_fits(path, model, meta["tensors"])
     state, _, _ = _read(path)

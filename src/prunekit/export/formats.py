@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from prunekit.errors import UserError
+from prunekit.export import arch
 from prunekit.export.bitpack import (
     BITORDER,
     choose_encoding,
@@ -144,10 +145,12 @@ def load(
     builder: Callable[[Any], nn.Module] | None = None,
     map_location: Any = "cpu",
     semi_structured: bool = False,
+    max_bytes: int | None = None,
 ) -> nn.Module:
     """Rebuild the model recorded in the file (or ``builder(arch)``), load its weights, return it in eval mode.
 
     Sparse files also give the model a ``masks`` attribute: name -> bool tensor, the saved pruning pattern.
+    ``max_bytes`` raises the limit on the dense size of the rebuilt network (default: prunekit.export.arch.budget).
     semi_structured: on CUDA (``map_location``, default "cuda" then), cast the model to the file's half dtype
     (bfloat16 if it was saved so, else float16) and back every 2:4 Linear layer by a semi-structured sparse tensor
     (see :mod:`prunekit.semi_structured`); the converted layers' names are in ``model.semi_structured``.
@@ -158,9 +161,16 @@ def load(
     if meta["format"] == "compact":
         from prunekit.export.compact import load_compact
 
-        return load_compact(path, builder=builder, map_location=map_location)
-    model = _build(path, meta.get("arch")) if builder is None else builder(meta.get("arch"))
-    _check_fits(path, model, meta["tensors"])  # before decoding, so a hostile header cannot claim huge tensors
+        return load_compact(path, builder=builder, map_location=map_location, max_bytes=max_bytes)
+    if builder is None:  # shapes first, on the meta device: a hostile header cannot make us allocate
+        probe = arch.meta_model(meta.get("arch"), path)
+        _check_fits(path, probe, meta["tensors"])
+        arch.check_budget(probe, path, max_bytes)
+        arch.check_forward(probe, probe.arch["input_shape"], path)
+        model = arch.build(meta.get("arch"), path, max_bytes)
+    else:
+        model = builder(meta.get("arch"))
+    _check_fits(path, model, meta["tensors"])
     state, masks, meta = _read(path)
     model.load_state_dict(state)
     if semi_structured and str(map_location) == "cpu":
@@ -274,21 +284,6 @@ def _parse_meta(path: Path, header: dict[str, str] | None) -> dict:
     if not isinstance(meta.get("tensors"), dict):
         raise UserError(f"{path} has no tensor table in its prunekit metadata; export it again")
     return meta
-
-
-def _build(path: Path, arch: Any) -> nn.Module:
-    """The architecture named in the file, via the model registry (imported late: models are heavy)."""
-    from prunekit.models import create_model
-
-    if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
-        raise UserError(f"{path} does not record its architecture; pass builder= to rebuild the model")
-    kwargs = {key: value for key, value in arch.items() if key != "name"}
-    if isinstance(kwargs.get("input_shape"), list):
-        kwargs["input_shape"] = tuple(kwargs["input_shape"])
-    try:
-        return create_model(arch["name"], **kwargs)
-    except (UserError, TypeError, ValueError) as exc:
-        raise UserError(f"{path}: cannot rebuild its architecture: {one_line(exc)}") from exc
 
 
 def _check_fits(path: PathLike, model: nn.Module, entries: dict[str, Any]) -> None:

@@ -4,9 +4,10 @@ A builder is a function `(num_classes, input_shape, **options) -> nn.Module`, re
 `@MODELS.register("name")`. Image models take input_shape (C, H, W) and no options. A builder whose models read
 token ids sets `input_rank = 1` on itself: its input_shape is (sequence length,), num_classes is the vocabulary, its
 keyword options (sizes) are recorded in `arch`, and its models offer `example_input(batch_size)` (long token ids),
-which FLOP counting, latency, tracing and SynFlow use instead of float zeros (see `example_input` below).
+which FLOP counting, latency, tracing, file checks and SynFlow use instead of float zeros.
 Every prunable tensor is the weight of a real `nn.Conv2d` or `nn.Linear` module (no functional convolutions, no
-shared weights), so masks, criteria and Torch-Pruning's dependency graph all see the same layers.
+shared prunable weights: gpt's tied output projection is its embedding, which is not pruned), so masks, criteria and
+Torch-Pruning's dependency graph all see the same layers.
 
 Initialisation, shared by every built-in model (`init_weights`): convolutions use Kaiming-normal with
 `mode="fan_out"` for ReLU (the torchvision ResNet/VGG choice, which keeps the backward signal at unit variance
@@ -52,15 +53,6 @@ def create_model(
         model.output_layer = _last_linear(model)
     model.arch = {"name": name, "num_classes": int(num_classes), "input_shape": list(shape), **options}
     return model
-
-
-def example_input(
-    model: nn.Module, input_shape: tuple[int, ...], batch_size: int = 1, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """A batch the model accepts: its own `example_input(batch_size)` when it has one, else float zeros."""
-    make = getattr(model, "example_input", None)
-    x = make(batch_size) if callable(make) else torch.zeros(batch_size, *input_shape)
-    return x.to(device) if device is not None else x
 
 
 def list_models(pattern: str = "*") -> list[str]:

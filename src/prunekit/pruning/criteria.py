@@ -94,7 +94,9 @@ def _batch_grads(ctx: ScoreContext, scale: float = 1.0) -> Iterator[tuple[Tensor
     params = list(ctx.params.values())
     apply_masks(ctx.model, ctx.masks)
     for batch in ctx.batches:
-        yield torch.autograd.grad(_loss(ctx, batch, scale), params)
+        with torch.enable_grad():  # criteria may be called from no-grad code (an optimizer step hook)
+            grads = torch.autograd.grad(_loss(ctx, batch, scale), params)
+        yield grads
 
 
 def _summed_grads(ctx: ScoreContext, scale: float = 1.0) -> list[Tensor]:
@@ -166,7 +168,7 @@ def grasp(ctx: ScoreContext) -> Scores:
     """
     _require_batches(ctx, "grasp")
     params, masks = list(ctx.params.values()), [ctx.masks[n] for n in ctx.params]
-    with _EvalMode(ctx.model):
+    with _EvalMode(ctx.model), torch.enable_grad():
         g = [gi * m for gi, m in zip(_summed_grads(ctx, GRASP_TEMPERATURE), masks, strict=True)]
         hg = [torch.zeros_like(p) for p in params]
         for batch in ctx.batches:
@@ -208,7 +210,8 @@ def synflow(ctx: ScoreContext) -> Scores:
     running statistics and acts as a fixed affine layer. The work is done on a float64 copy of the model, so the
     model itself is never modified and R does not overflow on deep networks: at initialisation (seed 0, 3x32x32)
     R is 1.0e26 for VGG-19, 4.2e69 for ResNet-56 and 1.6e138 for ResNet-110, far past float32's 3.4e38. The scores
-    are float64, which allocation ranks without loss. Iterate it (prune.iterations, e.g. 100) to avoid layer collapse.
+    are float64, which allocation ranks without loss. It is iterated 100 times by default (prune.iterations) to avoid
+    layer collapse.
     """
     clone = copy.deepcopy(ctx.model).double().eval()
     with torch.no_grad():
@@ -226,3 +229,6 @@ def synflow(ctx: ScoreContext) -> Scores:
     if not all(torch.isfinite(s).all() for s in scores.values()):
         raise UserError("synflow: the flow overflowed float64 on this network; scores are not finite")
     return scores
+
+
+synflow.default_iterations = 100  # type: ignore[attr-defined]  (Tanaka et al. 2020; see step.default_iterations)

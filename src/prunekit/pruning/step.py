@@ -12,12 +12,13 @@ each output row the N best weights stay, so the sparsity is 1 - N/M and must be 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
 from prunekit.errors import UserError
 from prunekit.pruning import allocation as alloc
 from prunekit.pruning.criteria import CRITERIA, ScoreContext, needs_data
-from prunekit.pruning.masks import Masks, transposed_names
+from prunekit.pruning.masks import Masks, apply_masks, sparsity, transposed_names
 from prunekit.pruning.patterns import check_divisible, check_sparsity, parse_pattern, select_nm
 from prunekit.pruning.posttrain import POSTTRAIN, Target, prune_sequential
 
@@ -86,3 +87,47 @@ def prune_step(
         min_density=min_density,
         ratio_scores=ratio,
     )
+
+
+def default_iterations(criterion: str) -> int:
+    """Pruning steps a criterion takes when none are asked for: SynFlow is iterative by design (Tanaka et al. 2020
+    use 100 steps on an exponential schedule; one step empties layers at high sparsity), every other criterion 1."""
+    check_criterion(criterion)
+    return 1 if criterion in POSTTRAIN else int(getattr(CRITERIA.get(criterion), "default_iterations", 1))
+
+
+def prune_to(
+    ctx: ScoreContext,
+    criterion: str,
+    target: float,
+    *,
+    iterations: int | None = None,
+    scope: str = "global",
+    allocation: str = "uniform",
+    fixed: dict[str, float] | None = None,
+    min_density: float = 0.0,
+    pattern: str = "unstructured",
+) -> Masks:
+    """Masks at `target` in `iterations` steps (None: the criterion's default) on an exponential schedule: step k of
+    n reaches 1 - (1 - s0) ((1 - target) / (1 - s0))^(k/n) from the current sparsity s0, applying the masks between
+    steps so each step scores the network already pruned by the last."""
+    steps = default_iterations(criterion) if iterations is None else int(iterations)
+    if steps < 1:
+        raise UserError(f"iterations must be >= 1, got {steps}")
+    masks, start = ctx.masks, sparsity(ctx.masks)
+    for step in range(1, steps + 1):
+        goal = 1.0 - (1.0 - start) * ((1.0 - target) / (1.0 - start)) ** (step / steps) if steps > 1 else target
+        step_ctx = dataclasses.replace(ctx, masks=masks, iteration=(step, steps))
+        masks = prune_step(
+            step_ctx,
+            criterion,
+            min(goal, target),
+            scope=scope,
+            allocation=allocation,
+            fixed=fixed,
+            min_density=min_density,
+            pattern=pattern,
+        )
+        if steps > 1:
+            apply_masks(ctx.model, masks)
+    return masks

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.errors import UserError
 from prunekit.export.compact import narrow, narrowed_modules
 from prunekit.flops import module_flops
 from prunekit.latency import measure_latency
@@ -31,17 +32,25 @@ def rebuild(arch: dict[str, Any], shape: dict[str, Any] | None, device: torch.de
     with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the global RNG untouched
         model = create_model(**arch)
     if shape:
-        narrow(model, shape["modules"], shape["shapes"], "the run checkpoint")
+        if not isinstance(shape, dict):
+            raise UserError("the run checkpoint's shape record is damaged (not an object); delete that checkpoint")
+        narrow(model, shape.get("modules"), shape.get("shapes") or {}, "the run checkpoint")
     return model.to(device)
 
 
-def measure(model: nn.Module, input_shape: tuple[int, ...], ignore: tuple[str, ...]) -> dict[str, Any]:
-    """Round-record fields of a channel-pruned network: channels removed, params present, FLOPs, CPU latency."""
-    latency = measure_latency(model, input_shape, 32, warmup=3, repeats=10)
+def measure(model: nn.Module, example: Any, ignore: tuple[str, ...]) -> dict[str, Any]:
+    """Round-record fields of a channel-pruned network: channels removed, params present, FLOPs, CPU latency.
+
+    example: the input shape of one sample (latency at batch 32), or one sample of model inputs (timed as it is)."""
+    shape = isinstance(example, tuple) and all(isinstance(d, int) for d in example)
+    if shape:
+        latency = measure_latency(model, example, 32, warmup=3, repeats=10)
+    else:
+        latency = measure_latency(model, (), 1, warmup=3, repeats=10, inputs=example)
     return {
-        "sparsity": round(channel_sparsity(model, ignore=ignore), 6),
+        "sparsity": round(channel_sparsity(model, ignore=ignore, example_input=None if shape else example), 6),
         "params": physical_params(model),
-        "flops": module_flops(model, input_shape)[0],
+        "flops": module_flops(model, example)[0],
         "latency_ms": round(latency["median_ms"], 4),
         "layers": layer_report(model),
     }
