@@ -42,3 +42,20 @@ def test_config_refuses_what_a_pattern_cannot_do():
 def test_unknown_criterion_lists_post_training_ones_too(tmp_path):
     with pytest.raises(UserError, match="did you mean wanda"):
         experiment.Run(oneshot(**{"prune.criterion": "wandaa"}), tmp_path)
+
+
+def test_runner_trains_the_gpt_on_stdlib_bytes_and_reports_perplexity(tmp_path):
+    cfg = config.from_dict(
+        {
+            "model": {"name": "gpt"},
+            "data": {"name": "pystdlib", "seq_len": 16, "max_bytes": 4000},
+            "train": {"epochs": 1, "batch_size": 16, "lr": 0.002},
+            "prune": {"method": "oneshot", "criterion": "wanda", "pattern": "2:4", "sparsity": 0.5, "retrain_epochs": 0},
+        }
+    )
+    summary = experiment.run(cfg, tmp_path, log=lambda _: None)
+    assert summary["metric"] == {"name": "perplexity", "higher_is_better": False}
+    dense, pruned = summary["rounds"]
+    assert 1.0 < dense["test_metric"] < 256.0 and pruned["test_metric"] > 1.0  # better than uniform over bytes
+    _, masks, _, _ = checkpoint.load(tmp_path / "checkpoints" / "round_1.safetensors")
+    assert len(masks) == 24 and violations(masks, "2:4") == []

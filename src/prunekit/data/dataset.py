@@ -36,6 +36,7 @@ class Dataset:
     num_classes: int
     input_shape: tuple[int, ...]
     augment: bool  # whether training batches should go through augment_batch
+    metric: str = "accuracy"  # what the runner's Task reports: accuracy, or perplexity for text
 
 
 def load_dataset(cfg: DataConfig, seed: int) -> Dataset:

@@ -91,4 +91,5 @@ def build(cfg: DataConfig, seed: int) -> Dataset:
         num_classes=VOCAB,
         input_shape=(cfg.seq_len,),
         augment=False,
+        metric="perplexity",
     )
