@@ -23,7 +23,12 @@ import prunekit
 import prunekit.export
 from prunekit.config import DataConfig
 from prunekit.data import load_dataset
-from prunekit.train.perplexity import perplexity, token_batches
+from prunekit.tasks.metrics import perplexity
+
+
+def token_batches(x: torch.Tensor, y: torch.Tensor, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(x[i : i + size], y[i : i + size]) for i in range(0, len(x), size)]
+
 
 SETTINGS = [("unstructured", 0.5), ("2:4", 0.5), ("4:8", 0.5)]
 CRITERIA = ["magnitude", "wanda", "sparsegpt"]

@@ -21,7 +21,11 @@ import torch.nn.functional as F
 import prunekit
 from prunekit.config import DataConfig
 from prunekit.data import load_dataset
-from prunekit.train.perplexity import perplexity, token_batches
+from prunekit.tasks.metrics import perplexity
+
+
+def token_batches(x: torch.Tensor, y: torch.Tensor, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(x[i : i + size], y[i : i + size]) for i in range(0, len(x), size)]
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:

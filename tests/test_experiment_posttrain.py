@@ -50,7 +50,13 @@ def test_runner_trains_the_gpt_on_stdlib_bytes_and_reports_perplexity(tmp_path):
             "model": {"name": "gpt"},
             "data": {"name": "pystdlib", "seq_len": 16, "max_bytes": 4000},
             "train": {"epochs": 1, "batch_size": 16, "lr": 0.002},
-            "prune": {"method": "oneshot", "criterion": "wanda", "pattern": "2:4", "sparsity": 0.5, "retrain_epochs": 0},
+            "prune": {
+                "method": "oneshot",
+                "criterion": "wanda",
+                "pattern": "2:4",
+                "sparsity": 0.5,
+                "retrain_epochs": 0,
+            },
         }
     )
     summary = experiment.run(cfg, tmp_path, log=lambda _: None)

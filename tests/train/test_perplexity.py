@@ -1,4 +1,4 @@
-"""Perplexity: exp of the mean cross-entropy per token, by hand, with padding labels ignored."""
+"""The perplexity metric: exp of the mean cross-entropy per token, by hand, with padding labels ignored."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from prunekit.errors import UserError
-from prunekit.train.perplexity import perplexity, token_batches
+from prunekit.tasks.metrics import perplexity
 
 
 class Fixed(nn.Module):
@@ -26,7 +26,7 @@ class Fixed(nn.Module):
 def test_uniform_logits_give_the_vocabulary_size():
     model = Fixed(torch.zeros(7, 7))
     x = torch.randint(7, (5, 9))
-    assert perplexity(model, token_batches(x, x, 2)) == pytest.approx(7.0)
+    assert perplexity(model, [(x[i : i + 2], x[i : i + 2]) for i in range(0, 5, 2)]) == pytest.approx(7.0)
 
 
 def test_mean_is_over_tokens_not_batches_and_ignores_padding():
