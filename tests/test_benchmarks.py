@@ -38,3 +38,11 @@ def test_mask_kernels_checks_every_way_and_reports_ratios():
     assert "uint8_view_mul (prunekit without numba)" in ways and "float_mask_mul" in ways
     assert all(w["extra_bytes_per_weight"] == 0.0 for name, w in ways.items() if "prunekit" in name)
     assert all(w["step_ratio"] >= 1.0 for w in ways.values())
+
+
+def test_semi_structured_benchmark_runs_or_says_why_not():
+    out = run_json("semi_structured.py", "--repeats", "1")
+    if "skipped" in out:
+        assert "CUDA" in out["skipped"]
+    else:
+        assert out["rows"] and all(r["speedup"] > 0 and r["max_rel_diff"] < 0.05 for r in out["rows"])

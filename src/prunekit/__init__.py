@@ -3,6 +3,7 @@
     import prunekit
     model = prunekit.create_model("lenet_300_100")
     masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity
+    masks = prunekit.prune(llm, 0.5, criterion="sparsegpt", batches=calib, pattern="2:4")  # post-training
     optimizer = torch.optim.Adam(model.parameters())
     keep = prunekit.keep_masked(model, masks, optimizer)  # your own loop: pruned weights stay zero after each step
     prunekit.save(model, "m.safetensors", format="sparse", masks=masks)
@@ -25,10 +26,13 @@ __all__ = ["Experiment", "create_model", "list_models", "prune", "keep_masked", 
 from prunekit.errors import UserError  # noqa: E402
 
 
-def create_model(name: str, num_classes: int = 10, input_shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
+def create_model(
+    name: str, num_classes: int = 10, input_shape: tuple[int, ...] = (1, 28, 28), **options: int
+) -> nn.Module:
+    """A registered model; `options` are a builder's sizes (e.g. gpt's n_layer, n_head, n_embd)."""
     from prunekit.models import create_model as build
 
-    return build(name, num_classes, input_shape)
+    return build(name, num_classes, input_shape, **options)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -50,12 +54,18 @@ def prune(
     loss_fn: Any = None,
     inputs_fn: Any = None,
     seed: int = 0,
+    pattern: str = "unstructured",
 ) -> dict[str, torch.Tensor]:
     """Prune `model` in place to `sparsity` of its prunable weights; returns the boolean masks.
 
     Pass the masks of an earlier call to prune further (masks only shrink); data-dependent criteria need `batches`,
     of any structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch) -> loss` and
     `inputs_fn(batch) -> model inputs`.
+
+    criterion "wanda" or "sparsegpt": post-training pruning from calibration `batches` (the model's inputs are
+    `inputs_fn(batch)`), block by block; each covered layer is pruned to `sparsity` (these criteria compare within a
+    layer, so `scope` "global" means per layer too) and SparseGPT updates the weights it keeps.
+    pattern: "unstructured", or "N:M" such as "2:4" or "4:8" for any criterion (then `sparsity` must be 1 - N/M).
     """
     import torch
 
@@ -72,7 +82,7 @@ def prune(
         torch.Generator().manual_seed(seed),
         objective=make_objective(loss_fn, inputs_fn),
     )
-    masks = prune_step(ctx, criterion, sparsity, scope=scope, allocation=allocation)
+    masks = prune_step(ctx, criterion, sparsity, scope=scope, allocation=allocation, pattern=pattern)
     apply_masks(model, masks)
     return masks
 
@@ -91,6 +101,7 @@ def save(model: nn.Module, path: Any, **kwargs: Any) -> Any:
 
 
 def load(path: Any, **kwargs: Any) -> nn.Module:
+    """A model from a prunekit file; `semi_structured=True` (CUDA) backs its 2:4 Linear layers by sparse kernels."""
     from prunekit.export import load as read
 
     return read(path, **kwargs)

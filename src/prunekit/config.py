@@ -66,7 +66,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "mnist"  # mnist | cifar10 | cifar100 | minicifar | synthetic
+    name: str = "mnist"  # mnist | cifar10 | cifar100 | minicifar | synthetic | pystdlib
     root: str | None = None  # directory with the dataset files; null = the bundled copy (mnist only)
     val_size: int = 5000  # training examples held out for validation
     augment: bool | None = None  # random crop + flip; null = the dataset's default (on for CIFAR)
@@ -78,6 +78,9 @@ class DataConfig:
     # minicifar: CIFAR-10 restricted to some classes and a number of training images per class
     subset: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
     per_class: int = 500
+    # pystdlib: byte-level text of the Python standard library's sources
+    seq_len: int = 128  # tokens (bytes) per example
+    max_bytes: int = 2_000_000  # bytes read for training (validation and test read a twentieth each)
 
     def __post_init__(self) -> None:
         _bounded(self.val_size, "data.val_size", 0, MAX_EXAMPLES)
@@ -96,6 +99,8 @@ class DataConfig:
             f"(train_size + test_size) x C x H x W is {total:,}, more than {MAX_SYNTHETIC_VALUES:,}: fewer examples",
         )
         _bounded(self.per_class, "data.per_class", 1, MAX_EXAMPLES)
+        _bounded(self.seq_len, "data.seq_len", 1, 65_536)
+        _bounded(self.max_bytes, "data.max_bytes", 1, 2**31)
         _check(
             2 <= len(self.subset) <= 10 and all(0 <= c < 10 for c in self.subset),
             "data.subset",
@@ -147,8 +152,9 @@ REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
 class PruneConfig:
     method: str = "none"  # none | oneshot | imp | gradual | at_init | str
     structure: str = "unstructured"  # unstructured | channel
-    criterion: str = "magnitude"
-    scope: str = "global"  # global | layerwise
+    criterion: str = "magnitude"  # also wanda | sparsegpt: post-training, from calibration batches, layer by layer
+    scope: str = "global"  # global | layerwise (wanda and sparsegpt always compare within a layer: each at the target)
+    pattern: str = "unstructured"  # unstructured | N:M such as 2:4 or 4:8 (then sparsity must be 1 - N/M)
     allocation: str = "uniform"  # layerwise split: uniform | erk | er | snip
     sparsity: float | tuple[float, ...] = 0.9  # fraction of prunable weights removed; oneshot takes a list
     rate: float = 0.2  # imp: fraction of the remaining weights removed each round
@@ -191,6 +197,22 @@ class PruneConfig:
             f"{self.rate:g} per round needs {needed:,} rounds to reach sparsity {max(self.sparsities):g}, more than "
             f"{MAX_ROUNDS}: raise prune.rate or set prune.rounds",
         )
+        nm = re.match(r"^(\d+):(\d+)$", self.pattern)
+        ok = self.pattern == "unstructured" or (nm is not None and 1 <= int(nm[1]) < int(nm[2]) <= 16)
+        _check(ok, "prune.pattern", f"unstructured | N:M with 1 <= N < M <= 16 such as 2:4, got {short(self.pattern)}")
+        if nm is not None:
+            implied = 1.0 - int(nm[1]) / int(nm[2])
+            _check(
+                all(abs(s - implied) < 1e-9 for s in self.sparsities),
+                "prune.sparsity",
+                f"pattern {self.pattern} prunes exactly {implied:g}: set prune.sparsity to {implied:g}",
+            )
+            one_step = self.method in ("oneshot", "at_init") and self.iterations in (None, 1)
+            _check(
+                one_step and self.structure != "channel",
+                "prune.pattern",
+                "N:M patterns prune in one step: method oneshot or at_init, 1 iteration",
+            )
         _check(
             bool(REWIND.match(self.rewind)),
             "prune.rewind",

@@ -24,7 +24,7 @@ from prunekit.errors import UserError
 from prunekit.flops import sparse_flops
 from prunekit.progress import Progress
 from prunekit.pruning import allocation
-from prunekit.pruning.criteria import CRITERIA, ScoreContext
+from prunekit.pruning.criteria import ScoreContext
 from prunekit.pruning.masks import (
     MaskEnforcer,
     Masks,
@@ -37,7 +37,7 @@ from prunekit.pruning.masks import (
 )
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
-from prunekit.pruning.step import prune_to, wants_data
+from prunekit.pruning.step import check_criterion, prune_to, wants_data
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
 from prunekit.threads import choose_threads
@@ -73,7 +73,7 @@ def check_config(cfg: Config) -> None:
         if p.control != "none" or p.layer_rate:
             raise UserError("prune.control and prune.layer_rate apply to unstructured pruning only")
     else:
-        CRITERIA.get(p.criterion)  # an unknown criterion fails before anything is computed
+        check_criterion(p.criterion)  # an unknown criterion fails before anything is computed
         if p.scope == "layerwise":
             allocation.ALLOCATIONS.get(p.allocation)
     if p.control != "none" and p.method != "imp":
@@ -226,6 +226,7 @@ class Run:
             allocation=p.allocation,
             fixed=plan.fixed,
             min_density=p.min_density,
+            pattern=p.pattern,
         )
 
     def _score_batches(self, gen: torch.Generator) -> list[Any]:
@@ -247,14 +248,20 @@ class Run:
             state, masks = self._base(plan)
             source = "the initial weights" if plan.base is None else self.store.round_path(plan.base)
             checkpoint.load_weights(self.model, state, source)  # a damaged file is named (exit 2)
+            started = time.perf_counter()
             if plan.sparsity is not None:
                 masks = self._prune(plan, masks)
+            prune_seconds = round(time.perf_counter() - started, 3) if plan.sparsity is not None else None
             if plan.weights != "keep":
                 self.model.load_state_dict(self._start_state(plan, state))
             progress = {"epochs_done": 0, "seconds": 0.0, "history": [], "shape": self._shape()}
+            progress["prune_seconds"] = prune_seconds  # pruning time, reported beside the training time
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)  # after surgery: new parameters
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
-        record = self._record(plan, masks, seconds, progress["epochs_done"])
+        record = {
+            **self._record(plan, masks, seconds, progress["epochs_done"]),
+            "prune_seconds": progress.get("prune_seconds"),
+        }
         extra = {"history": progress["history"], "shape": self._shape()}
         self.store.save(self.store.round_path(plan.index), self.model.state_dict(), masks, {**record, **extra})
         self.store.discard(epoch_path)

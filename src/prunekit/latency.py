@@ -48,10 +48,12 @@ def measure_latency(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("latency on cuda requested but CUDA is not available")
     net = model if device == here else copy.deepcopy(model).to(device)
-    if inputs is None:
-        x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
-    else:
+    if inputs is not None:
         x = to_device(inputs, device)
+    elif callable(getattr(net, "example_input", None)):  # token ids for a language model
+        x = net.example_input(batch_size).to(device)
+    else:
+        x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     cpu_threads = int(threads) if threads is not None and device.type == "cpu" else torch.get_num_threads()
     timer = benchmark.Timer(

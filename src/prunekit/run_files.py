@@ -19,6 +19,7 @@ ROUND_FIELDS = [
     "val_accuracy",
     "epochs",
     "wall_seconds",
+    "prune_seconds",
     "params",
     "flops",
     "latency_ms",

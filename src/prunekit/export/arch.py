@@ -1,6 +1,7 @@
 """Architecture records read from files (model files, run directories): checked before any memory is allocated.
 
-A file says which registered model rebuilds it (`{"name", "num_classes", "input_shape"}`). Trusting it blindly
+A file says which registered model rebuilds it (`{"name", "num_classes", "input_shape"}`, plus the size options of a
+builder that takes them, such as gpt's n_layer, n_head, n_embd: integers in [1, 65,536]). Trusting it blindly
 lets a 1 MB file ask for a network with millions of classes. So the record is checked against sane bounds, the
 network is first built on PyTorch's meta device (shapes only, no memory), its tensors compared with the file's
 tensor table, and its dense size held to a budget that grows with the file's own size, all before the real build.
@@ -8,6 +9,7 @@ tensor table, and its dense size held to a budget that grows with the file's own
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from pathlib import Path
@@ -31,28 +33,34 @@ def checked_arch(arch: Any, source: str | os.PathLike[str]) -> dict[str, Any]:
 
     if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
         raise UserError(f"{source} does not record its architecture; pass builder= to rebuild the model")
-    unknown = [k for k in arch if k not in ARCH_KEYS]
-    if unknown:
-        raise UserError(f"{source} has an architecture record with unknown field {clip(str(unknown[0]), 40)!r}")
     name = arch["name"]
     try:
-        MODELS.get(clip(name, 100))
+        builder = MODELS.get(clip(name, 100))
     except UserError as exc:
         raise UserError(f"{source}: cannot rebuild its architecture: {exc}") from None
+    accepted = list(inspect.signature(builder).parameters)[2:]  # after (num_classes, input_shape)
+    unknown = [k for k in arch if k not in ARCH_KEYS and k not in accepted]
+    if unknown:
+        raise UserError(f"{source} has an architecture record with unknown field {clip(str(unknown[0]), 40)!r}")
+    options = {k: v for k, v in arch.items() if k not in ARCH_KEYS}
+    for key, value in options.items():
+        if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65_536):
+            raise UserError(f"{source}: architecture option {key} = {short(value, 30)} is outside 1-65,536")
+    rank = getattr(builder, "input_rank", 3)
     classes, shape = arch.get("num_classes", 10), arch.get("input_shape", [1, 28, 28])
     if not (isinstance(classes, int) and not isinstance(classes, bool) and 1 <= classes <= MAX_CLASSES):
         raise UserError(f"{source}: num_classes {short(classes, 30)} is outside 1-{MAX_CLASSES:,}; the file is damaged")
     if not (
         isinstance(shape, list | tuple)
-        and len(shape) == 3
+        and len(shape) == rank
         and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 65_536 for d in shape)
         and math.prod(shape) <= MAX_EXAMPLE_VALUES
     ):
         raise UserError(
-            f"{source}: input_shape {short(shape, 40)} is not [C, H, W] with at most "
+            f"{source}: input_shape {short(shape, 40)} is not {'[C, H, W]' if rank == 3 else '[T]'} with at most "
             f"{MAX_EXAMPLE_VALUES:,} values; the file is damaged"
         )
-    return {"name": name, "num_classes": classes, "input_shape": tuple(shape)}
+    return {"name": name, "num_classes": classes, "input_shape": tuple(shape), **options}
 
 
 def meta_model(arch: Any, source: str | os.PathLike[str]) -> nn.Module:
@@ -72,7 +80,8 @@ def check_forward(model: nn.Module, input_shape: Any, source: str | os.PathLike[
     device = next((t.device for t in model.state_dict().values()), torch.device("meta"))
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape, device=device))
+            make = getattr(model, "example_input", None)  # token ids for a language model
+            model.eval()(make(1) if callable(make) else torch.zeros(1, *input_shape, device=device))
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:
         raise UserError(
             f"{source}: the network it describes cannot run on its input shape {list(input_shape)} "

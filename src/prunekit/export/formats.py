@@ -2,8 +2,9 @@
 
 A dense file stores every state-dict tensor under its own name, so any safetensors reader can use it. A sparse
 file stores each masked tensor as its surviving values (1-D, row-major order of the kept positions) under
-``NAME::values`` plus an index, ``NAME::mask`` (bitmask) or ``NAME::gaps`` (gaps8/gaps16), whichever is smaller
-(see :mod:`prunekit.export.bitpack`); a masked tensor with nothing pruned stays dense. Floating tensors are
+``NAME::values`` plus an index, ``NAME::mask`` (bitmask), ``NAME::gaps`` (gaps8/gaps16) or, for a mask that follows
+an N:M pattern exactly, ``NAME::nm`` (one code per group; the header entry's ``nm`` holds [n, m, axis]), whichever
+is smaller (see :mod:`prunekit.export.bitpack`); a masked tensor with nothing pruned stays dense. Floating tensors are
 stored in ``dtype`` and restored to their original dtype on load.
 """
 
@@ -22,15 +23,24 @@ from torch import Tensor, nn
 
 from prunekit.errors import UserError
 from prunekit.export import arch
-from prunekit.export.bitpack import BITORDER, choose_encoding, decode_gaps, encode_gaps, pack_mask, unpack_mask
+from prunekit.export.bitpack import (
+    BITORDER,
+    choose_encoding,
+    decode_gaps,
+    decode_nm,
+    encode_gaps,
+    encode_nm,
+    nm_layout,
+    pack_mask,
+    unpack_mask,
+)
 from prunekit.export.safety import atomic_write_bytes, one_line, require_safetensors
 
 FORMATS = ("dense", "sparse", "compact")  # compact: see prunekit.export.compact
 VERSION = 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
-_INDEX_SUFFIX = {"bitmask": "::mask", "gaps8": "::gaps", "gaps16": "::gaps"}
-_PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_INDEX_SUFFIX = {"bitmask": "::mask", "gaps8": "::gaps", "gaps16": "::gaps", "nm": "::nm"}
 PathLike = str | os.PathLike[str]
 
 
@@ -58,6 +68,7 @@ def save(
         raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
     masks = _checked_masks(state, zero_masks(model) if masks is None else masks)
+    transposed = _transposed(model)
     tensors: dict[str, Tensor] = {}
     entries: dict[str, dict[str, Any]] = {}
     for name, tensor in state.items():
@@ -65,13 +76,14 @@ def save(
         stored = tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
         if mask is not None:
             stored = stored.masked_fill(~mask, 0)
-        encoding = choose_encoding(mask) if format == "sparse" and mask is not None else "dense"
+        axis = 0 if name in transposed else 1  # N:M groups run along the layer's inputs
+        encoding = choose_encoding(mask, axis) if format == "sparse" and mask is not None else "dense"
+        layout = nm_layout(mask, axis) if encoding == "nm" else None
         if encoding == "dense":
             tensors[name] = stored.contiguous().clone()
         else:
             tensors[name + "::values"] = stored.reshape(-1)[mask.reshape(-1)].contiguous()
-            index = pack_mask(mask) if encoding == "bitmask" else encode_gaps(mask, encoding)
-            tensors[name + _INDEX_SUFFIX[encoding]] = index
+            tensors[name + _INDEX_SUFFIX[encoding]] = _encode_index(mask, encoding, layout)
         entries[name] = {
             "shape": list(tensor.shape),
             "dtype": _dtype_name(tensor.dtype),
@@ -79,6 +91,7 @@ def save(
             "encoding": encoding,
             "nnz": int(mask.sum()) if mask is not None else int(torch.count_nonzero(tensor)),
             "masked": mask is not None and format == "sparse",
+            **({"nm": list(layout)} if layout is not None else {}),
         }
     numel = sum(m.numel() for m in masks.values())
     meta = {
@@ -95,12 +108,21 @@ def save(
     return atomic_write_bytes(path, safetensors.torch.save(tensors, metadata=header))
 
 
+def _transposed(model: nn.Module) -> frozenset[str]:
+    from prunekit.pruning.masks import transposed_names
+
+    return transposed_names(model)
+
+
 def zero_masks(model: nn.Module) -> dict[str, Tensor]:
-    """The nonzero pattern of every Conv/Linear weight, keyed by state-dict name."""
+    """The nonzero pattern of every Conv/Linear weight (and Hugging Face Conv1D), keyed by state-dict name."""
+    from prunekit.pruning.masks import is_prunable
+
+    state = model.state_dict(keep_vars=True)
     return {
-        f"{name}.weight" if name else "weight": module.weight.detach().cpu() != 0
+        key: module.weight.detach().cpu() != 0
         for name, module in model.named_modules()
-        if isinstance(module, _PRUNABLE)
+        if is_prunable(module) and state.get(key := f"{name}.weight" if name else "weight") is module.weight
     }
 
 
@@ -122,14 +144,20 @@ def load(
     *,
     builder: Callable[[Any], nn.Module] | None = None,
     map_location: Any = "cpu",
+    semi_structured: bool = False,
     max_bytes: int | None = None,
 ) -> nn.Module:
     """Rebuild the model recorded in the file (or ``builder(arch)``), load its weights, return it in eval mode.
 
     Sparse files also give the model a ``masks`` attribute: name -> bool tensor, the saved pruning pattern.
     ``max_bytes`` raises the limit on the dense size of the rebuilt network (default: prunekit.export.arch.budget).
+    semi_structured: on CUDA (``map_location``, default "cuda" then), cast the model to the file's half dtype
+    (bfloat16 if it was saved so, else float16) and back every 2:4 Linear layer by a semi-structured sparse tensor
+    (see :mod:`prunekit.semi_structured`); the converted layers' names are in ``model.semi_structured``.
     """
     meta = read_metadata(path)
+    if semi_structured and not torch.cuda.is_available():
+        raise UserError("semi_structured=True needs a CUDA device (2:4 sparse tensor cores); none is available")
     if meta["format"] == "compact":
         from prunekit.export.compact import load_compact
 
@@ -145,9 +173,16 @@ def load(
     _check_fits(path, model, meta["tensors"])
     state, masks, meta = _read(path)
     model.load_state_dict(state)
+    if semi_structured and str(map_location) == "cpu":
+        map_location = "cuda"
     model.to(map_location).eval()
     if meta["format"] == "sparse":
         model.masks = {name: mask.to(map_location) for name, mask in masks.items()}
+    if semi_structured:
+        from prunekit.semi_structured import to_semi_structured
+
+        model.to(torch.bfloat16 if meta.get("dtype") == "bfloat16" else torch.float16)
+        model.semi_structured = to_semi_structured(model)
     return model
 
 
@@ -190,7 +225,15 @@ def _decode(name: str, entry: dict, stored: dict[str, Tensor]) -> tuple[Tensor, 
     if encoding not in _INDEX_SUFFIX:
         raise ValueError(f"unknown encoding {encoding!r}")
     index = _take(stored, name + _INDEX_SUFFIX[encoding])
-    mask = unpack_mask(index, shape) if encoding == "bitmask" else decode_gaps(index, shape, encoding)
+    if encoding == "bitmask":
+        mask = unpack_mask(index, shape)
+    elif encoding == "nm":
+        layout = entry.get("nm")
+        if not (isinstance(layout, list) and len(layout) == 3 and all(isinstance(v, int) for v in layout)):
+            raise ValueError(f"nm encoding needs [n, m, axis] integers, got {layout!r}")
+        mask = decode_nm(index, shape, tuple(layout))
+    else:
+        mask = decode_gaps(index, shape, encoding)
     values = _take(stored, name + "::values")
     nnz = int(mask.sum())
     if values.ndim != 1 or values.numel() != nnz or nnz != int(entry["nnz"]):
@@ -198,6 +241,14 @@ def _decode(name: str, entry: dict, stored: dict[str, Tensor]) -> tuple[Tensor, 
     flat = torch.zeros(mask.numel(), dtype=dtype)
     flat[mask.reshape(-1)] = values.to(dtype)
     return flat.reshape(shape), mask
+
+
+def _encode_index(mask: Tensor, encoding: str, layout: tuple[int, int, int] | None) -> Tensor:
+    if encoding == "bitmask":
+        return pack_mask(mask)
+    if encoding == "nm":
+        return encode_nm(mask, layout)
+    return encode_gaps(mask, encoding)
 
 
 def _take(stored: dict[str, Tensor], key: str) -> Tensor:

@@ -180,7 +180,12 @@ def grasp(ctx: ScoreContext) -> Scores:
 
 
 def _ones_input(ctx: ScoreContext, device: torch.device) -> Any:
-    """SynFlow's all-ones input of one example, float64: shaped like the model's input (arch, example or batch)."""
+    """SynFlow's all-ones input of one example, float64: shaped like the model's input (arch, example or batch).
+
+    A model that reads token ids (it has `example_input`) gets its own example instead: the flow then starts at
+    the (absolute) embedding rows of those tokens."""
+    if callable(getattr(ctx.model, "example_input", None)):
+        return ctx.model.example_input(1).to(device)
     arch = getattr(ctx.model, "arch", None)
     if isinstance(arch, dict) and arch.get("input_shape"):
         return torch.ones((1, *arch["input_shape"]), dtype=torch.float64, device=device)

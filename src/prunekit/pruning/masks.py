@@ -21,20 +21,54 @@ Masks = dict[str, Tensor]
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
+def is_transposed_linear(module: nn.Module) -> bool:
+    """The `Conv1D` of GPT-2-style Hugging Face models: a linear layer whose weight is stored [in, out].
+
+    Recognised by its class name and shape, so prunekit never imports transformers to look for it.
+    """
+    weight = getattr(module, "weight", None)
+    return (
+        type(module).__name__ == "Conv1D"
+        and isinstance(weight, Tensor)
+        and weight.dim() == 2
+        and getattr(module, "nf", None) == weight.shape[1]
+    )
+
+
+def is_prunable(module: nn.Module) -> bool:
+    return isinstance(module, PRUNABLE_TYPES) or is_transposed_linear(module)
+
+
+def transposed_names(model: nn.Module) -> frozenset[str]:
+    """Weight names stored [in, out] (Hugging Face Conv1D): their inputs run along dim 0, not dim 1."""
+    return frozenset(f"{name}.weight" for name, m in model.named_modules() if is_transposed_linear(m))
+
+
 def default_ignore(model: nn.Module) -> tuple[str, ...]:
-    """A model's own choice of tensors never pruned: its output layer when it declares one."""
+    """A model's own choice of tensors never pruned: its output layer when it declares one, else the output
+    embeddings a Hugging Face model names through `get_output_embeddings()` (its language-model head)."""
     layer = getattr(model, "output_layer", None)
+    if layer is None and callable(getattr(model, "get_output_embeddings", None)):
+        head = model.get_output_embeddings()
+        layer = next((name for name, m in model.named_modules() if m is head and is_prunable(m)), None)
     return (f"{layer}.weight",) if layer else ()
 
 
 def prunable_names(model: nn.Module, ignore: Iterable[str] | None = None) -> list[str]:
-    """Names of the Conv/Linear weights that may be pruned, in module order.
+    """Names of the Conv/Linear weights that may be pruned, in module order; a shared weight counts once, under
+    the name that `named_parameters()` gives it (a head tied to an embedding is not a prunable tensor).
 
     `ignore` holds parameter names, module names or glob patterns (`layer1.*`); None means the model's default.
     A pattern that matches no prunable tensor is an error: a typo must not silently prune a layer.
     """
-    ignore = default_ignore(model) if ignore is None else tuple(ignore)
-    names = [f"{m_name}.weight" for m_name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    explicit = ignore is not None
+    ignore = tuple(ignore) if explicit else default_ignore(model)
+    owned = dict(model.named_parameters())
+    names = [
+        f"{m_name}.weight"
+        for m_name, m in model.named_modules()
+        if is_prunable(m) and owned.get(f"{m_name}.weight") is m.weight
+    ]
     kept = []
     used: set[str] = set()
     for name in names:
@@ -44,7 +78,7 @@ def prunable_names(model: nn.Module, ignore: Iterable[str] | None = None) -> lis
         if not hits:
             kept.append(name)
     unused = [p for p in ignore if p not in used]
-    if unused:
+    if unused and explicit:  # a default (a tied head, say) may match nothing
         raise UserError(f"prune.ignore entries match no prunable tensor: {unused}; prunable: {names}")
     if not kept:
         raise UserError("no prunable tensors left after prune.ignore")

@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.batches import Batch, Objective, default_inputs
+from prunekit.batches import DEFAULT, Batch, Objective, default_inputs
 from prunekit.errors import UserError
 from prunekit.tasks.base import Metric
 
 MetricFn = Callable[[nn.Module, Iterable[Batch]], float]
+IGNORE = -100  # targets cross_entropy skips, so perplexity does not count them either
 KNOWN = {"accuracy": Metric("accuracy", True), "perplexity": Metric("perplexity", False), "loss": Metric("loss", False)}
 
 
@@ -47,7 +48,7 @@ def batch_sums(name: str, model: nn.Module, batch: Batch, objective: Objective) 
     if name == "accuracy":
         return float((out.argmax(dim=-1) == y).sum()), y.numel()
     nll = F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), y.reshape(-1), reduction="sum")
-    return float(nll), y.numel()
+    return float(nll), int((y != IGNORE).sum())  # -100: Hugging Face's label for "no target here"
 
 
 def _count(batch: Batch) -> int:
@@ -75,6 +76,11 @@ def evaluate_batches(model: nn.Module, batches: Iterable[Batch], metric: str, ob
     finally:
         model.train(was_training)
     return finish(metric, total, count)
+
+
+def perplexity(model: nn.Module, batches: Iterable[Batch], objective: Objective = DEFAULT) -> float:
+    """exp(mean cross-entropy per target token) over `(inputs, targets)` batches: lower is better."""
+    return evaluate_batches(model, batches, "perplexity", objective)
 
 
 def resolve(metric: str | MetricFn, higher_is_better: bool | None = None) -> tuple[Metric, MetricFn | None]:

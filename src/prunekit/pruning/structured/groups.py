@@ -177,6 +177,8 @@ def _example(model: nn.Module, example_input: Tensor | None) -> Tensor:
     device = next(model.parameters()).device
     if example_input is not None:
         return example_input.to(device)
+    if callable(getattr(model, "example_input", None)):  # token ids for a language model
+        return model.example_input(1).to(device)
     arch = getattr(model, "arch", None)
     if not isinstance(arch, dict) or "input_shape" not in arch:
         raise UserError(f"{type(model).__name__} has no arch.input_shape: pass example_input to trace it")
