@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ VERSION = 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 _INDEX_SUFFIX = {"bitmask": "::mask", "gaps8": "::gaps", "gaps16": "::gaps"}
-_PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 PathLike = str | os.PathLike[str]
 
 
@@ -56,10 +55,15 @@ def save(
     if dtype not in DTYPES:
         raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
-    masks = _checked_masks(state, zero_masks(model) if masks is None else masks)
+    aliases = alias_names(model)
+    masks = _checked_masks(state, zero_masks(model) if masks is None else masks, aliases)
     tensors: dict[str, Tensor] = {}
     entries: dict[str, dict[str, Any]] = {}
     for name, tensor in state.items():
+        if format == "sparse" and aliases.get(name) in state:  # a tied tensor is stored once, under its first name
+            entries[name] = {"shape": list(tensor.shape), "dtype": _dtype_name(tensor.dtype), "encoding": "alias"}
+            entries[name]["of"] = aliases[name]
+            continue
         mask = masks.get(name)
         stored = tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
         if mask is not None:
@@ -94,13 +98,22 @@ def save(
     return atomic_write_bytes(path, safetensors.torch.save(tensors, metadata=header))
 
 
-def zero_masks(model: nn.Module) -> dict[str, Tensor]:
-    """The nonzero pattern of every Conv/Linear weight, keyed by state-dict name."""
+def zero_masks(model: nn.Module, include_embeddings: bool = False) -> dict[str, Tensor]:
+    """The nonzero pattern of every tensor a prune covers by default, output layer included (see
+    prunekit.pruning.coverage), keyed by its first state-dict name (a shared tensor once)."""
+    from prunekit.pruning.coverage import candidates
+
     return {
-        f"{name}.weight" if name else "weight": module.weight.detach().cpu() != 0
-        for name, module in model.named_modules()
-        if isinstance(module, _PRUNABLE)
+        c.name: c.param.detach().cpu() != 0
+        for c in candidates(model)
+        if include_embeddings or all(u.rule != "embedding" for u in c.uses)
     }
+
+
+def alias_names(model: nn.Module) -> dict[str, str]:
+    """Other state-dict names of shared parameters -> their first name in named_parameters() order."""
+    first = {id(p): n for n, p in model.named_parameters()}
+    return {n: first[id(p)] for n, p in model.named_parameters(remove_duplicate=False) if n != first[id(p)]}
 
 
 def read_metadata(path: PathLike) -> dict:
@@ -116,11 +129,22 @@ def load_state_dict(path: PathLike) -> tuple[dict[str, Tensor], dict]:
     return state, meta
 
 
-def load(path: PathLike, *, builder: Callable[[Any], nn.Module] | None = None, map_location: Any = "cpu") -> nn.Module:
+def load(
+    path: PathLike,
+    *,
+    builder: Callable[[Any], nn.Module] | None = None,
+    map_location: Any = "cpu",
+    imports: Iterable[str] | None = None,
+) -> nn.Module:
     """Rebuild the model recorded in the file (or ``builder(arch)``), load its weights, return it in eval mode.
 
+    A file of a user's model records its factory (`package.module:factory` and its arguments); it is rebuilt only
+    if the user names the module to import (``imports``), never because the file names it.
     Sparse files also give the model a ``masks`` attribute: name -> bool tensor, the saved pruning pattern.
     """
+    from prunekit import user_code
+
+    user_code.allow(imports)
     meta = read_metadata(path)
     if meta["format"] == "compact":
         from prunekit.export.compact import load_compact
@@ -148,10 +172,15 @@ def _read(path: PathLike) -> tuple[dict[str, Tensor], dict[str, Tensor], dict]:
     masks: dict[str, Tensor] = {}
     name = "?"
     try:
-        for name, entry in meta["tensors"].items():
-            state[name], mask = _decode(name, entry, stored)
-            if mask is not None:
-                masks[name] = mask
+        entries = meta["tensors"].items()
+        for name, entry in entries:
+            if entry.get("encoding") != "alias":
+                state[name], mask = _decode(name, entry, stored)
+                if mask is not None:
+                    masks[name] = mask
+        for name, entry in entries:
+            if entry.get("encoding") == "alias":
+                state[name] = _alias(name, entry, state)
         name = "?"
         if stored:
             raise ValueError(f"tensors not described by the header: {', '.join(sorted(stored)[:3])}")
@@ -183,6 +212,14 @@ def _decode(name: str, entry: dict, stored: dict[str, Tensor]) -> tuple[Tensor, 
     flat = torch.zeros(mask.numel(), dtype=dtype)
     flat[mask.reshape(-1)] = values.to(dtype)
     return flat.reshape(shape), mask
+
+
+def _alias(name: str, entry: dict, state: dict[str, Tensor]) -> Tensor:
+    """A tied tensor stored once: the tensor of the name it is another name of."""
+    target = state.get(str(entry.get("of")))
+    if target is None or list(target.shape) != [int(n) for n in entry["shape"]]:
+        raise ValueError(f"alias of {entry.get('of')!r}, which is not a stored tensor of the same shape")
+    return target
 
 
 def _take(stored: dict[str, Tensor], key: str) -> Tensor:
@@ -226,6 +263,14 @@ def _build(path: Path, arch: Any) -> nn.Module:
 
     if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
         raise UserError(f"{path} does not record its architecture; pass builder= to rebuild the model")
+    from prunekit import user_code
+
+    if user_code.is_ref(arch["name"]):
+        from prunekit.config import check_free_form
+
+        args = arch.get("args") or {}
+        check_free_form(args, f"{path}: arch.args")
+        return user_code.build_model(arch["name"], args, arch.get("example"), source=str(path))
     kwargs = {key: value for key, value in arch.items() if key != "name"}
     if isinstance(kwargs.get("input_shape"), list):
         kwargs["input_shape"] = tuple(kwargs["input_shape"])
@@ -255,9 +300,12 @@ def _check_fits(path: PathLike, model: nn.Module, entries: dict[str, Any]) -> No
         )
 
 
-def _checked_masks(state: dict[str, Tensor], masks: dict[str, Tensor]) -> dict[str, Tensor]:
+def _checked_masks(
+    state: dict[str, Tensor], masks: dict[str, Tensor], aliases: dict[str, str] | None = None
+) -> dict[str, Tensor]:
     checked = {}
     for name, mask in masks.items():
+        name = (aliases or {}).get(name, name)  # a mask under another name of a tied tensor: its first name
         if name not in state:
             raise UserError(f"mask for {name!r}, which is not in the model's state dict")
         if tuple(mask.shape) != tuple(state[name].shape):

@@ -14,10 +14,12 @@ weight 1, bias 0. Everything draws from torch's global generator, so `torch.manu
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from prunekit import user_code
 from prunekit.errors import UserError
 from prunekit.registry import Registry
 
@@ -26,8 +28,22 @@ ModelBuilder = Callable[[int, tuple[int, int, int]], nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 
-def create_model(name: str, num_classes: int = 10, input_shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
-    """Build model `name` and tag it with `output_layer` (its classifier) and `arch` (what rebuilds it)."""
+def create_model(
+    name: str,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    *,
+    args: dict | None = None,
+    example: Any = None,
+) -> nn.Module:
+    """Build model `name` and tag it with `output_layer` (its classifier) and `arch` (what rebuilds it).
+
+    A `package.module:factory` name is user code: built as factory(**args) if the user allowed that module
+    (prunekit.user_code), so `create_model(**model.arch)` rebuilds user models and zoo models alike."""
+    if user_code.is_ref(name):
+        return user_code.build_model(name, args, example)
+    if args:
+        raise UserError(f"model {name!r} is from the zoo and takes no model.args (they are for package.module:factory)")
     builder = MODELS.get(name)
     shape = tuple(int(d) for d in input_shape)
     if len(shape) != 3 or min(shape) < 1:

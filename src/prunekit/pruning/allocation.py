@@ -188,6 +188,8 @@ def prune(
     collapsed = [n for n, m in new.items() if not m.any()]
     if collapsed:
         warnings.warn(
-            f"layer collapse: {collapsed} lost every weight; set prune.min_density to prevent it", stacklevel=2
+            f"layer collapse: {collapsed} lost every weight; to prevent it set a minimum density per tensor: "
+            "prune.min_density in a config, min_density= in prunekit.prune",
+            stacklevel=2,
         )
     return new
