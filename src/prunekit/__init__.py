@@ -133,6 +133,8 @@ def save(model: nn.Module, path: Any, **kwargs: Any) -> Any:
 
 
 def load(path: Any, **kwargs: Any) -> nn.Module:
+    """A model from a prunekit file; `imports=["package.module"]` lets a file of a user's model (which records
+    `package.module:factory`) be rebuilt, `builder=fn(arch)` builds it yourself. Files never import code."""
     from prunekit.export import load as read
 
     return read(path, **kwargs)
@@ -146,10 +148,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'prunekit' has no attribute {name!r}")
 
 
-def run(config: Any, out: Any, overrides: list[str] = ()) -> dict[str, Any]:
-    """Run (or resume) an experiment from a YAML path or a Config; returns summary.json's content."""
+def run(config: Any, out: Any, overrides: list[str] = (), imports: list[str] = ()) -> dict[str, Any]:
+    """Run (or resume) an experiment from a YAML path or a Config; returns summary.json's content. `imports`: the
+    modules of the `package.module:factory` models and data the config names (as `prunekit run --import`)."""
     from prunekit import config as config_mod
+    from prunekit import user_code
     from prunekit.experiment import run as execute
+
+    user_code.allow(imports)
 
     cfg = config if isinstance(config, config_mod.Config) else config_mod.load(config, list(overrides))
     return execute(cfg, out)

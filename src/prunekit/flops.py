@@ -40,10 +40,11 @@ def _tokens(x: Tensor) -> int:
 Reads = tuple[list[tuple[Tensor, int]], int]  # (each weight matrix read and its FLOPs, FLOPs of no weight)
 
 
-def _recurrent_reads(*args: Any, **_: Any) -> Reads:
-    """A fused recurrent op: 2 FLOPs per weight of every matrix per input token (each layer and direction)."""
-    tokens = _tokens(args[0])
-    return [(w, 2 * tokens * w.numel()) for w in _flat(args[1:]) if isinstance(w, Tensor) and w.dim() == 2], 0
+def _recurrent_reads(x: Tensor, weights: Any, *args: Any, **_: Any) -> Reads:
+    """A fused recurrent op: 2 FLOPs per weight of every matrix per input token (each layer and direction).
+    cuDNN/MIOpen take the list of every layer's weights; mkldnn one layer's (w_ih, w_hh, b_ih, b_hh, ...)."""
+    matrices = [w for w in (weights if isinstance(weights, list | tuple) else [weights, args[0]]) if w.dim() == 2]
+    return [(w, 2 * _tokens(x) * w.numel()) for w in matrices], 0
 
 
 def _attention_reads(query: Tensor, key: Tensor, value: Tensor, embed_dim: int, heads: int, qkv: Tensor, qkv_bias: Any,

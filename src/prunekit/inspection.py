@@ -12,9 +12,11 @@ import torch
 from prunekit import checkpoint, export
 from prunekit import config as config_mod
 from prunekit.errors import UserError
+from prunekit.example_spec import arch_example
 from prunekit.export.compact import narrowed_modules, save_compact
 from prunekit.export.onnx import compare_latency, export_onnx
 from prunekit.flops import sparse_flops
+from prunekit.pruning.coverage import layouts
 from prunekit.pruning.masks import layer_report, remaining_params
 from prunekit.pruning.structured.rounds import rebuild
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
@@ -38,7 +40,15 @@ def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict
     if index not in done:
         raise UserError(f"{run_dir} has no finished round {index}; finished: {done}")
     state, masks, record, _ = checkpoint.load(run_dir / "checkpoints" / f"round_{index}.safetensors")
-    model = rebuild(summary["arch"], record.get("shape"), torch.device("cpu"))
+    if not isinstance(summary.get("arch"), dict):
+        raise UserError(
+            f"{run_dir}: its model ({summary.get('model')}) was given to prunekit.Experiment as an object or as a "
+            "function of a script, so it cannot be rebuilt here; load the round in Python with your own model"
+        )
+    try:
+        model = rebuild(summary["arch"], record.get("shape"), torch.device("cpu"))
+    except UserError as e:
+        raise UserError(f"{run_dir}: {e}") from None
     model.load_state_dict(state)
     masks = {n: masks[n] for n, _ in model.named_parameters() if n in masks}  # module order
     return model.eval(), masks, record
@@ -81,7 +91,7 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         kind, size = meta["format"], source.stat().st_size
         meta = {"arch": meta.get("arch"), "dtype": meta.get("dtype"), "extra": meta.get("extra", {})}
     arch = model.arch
-    shape = tuple(arch["input_shape"])
+    shape = arch_example(arch, str(source))  # a zoo input shape, or zeros shaped like a user model's inputs
     base = rebuild(arch, None, torch.device("cpu"))  # the unpruned architecture, for every ratio below
     info = {
         "source": str(source),
@@ -98,7 +108,7 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         kept, total = sum(r["numel"] for r in layers), sum(math.prod(r["original_shape"]) for r in layers)
         info |= {"params_remaining": physical_params(model), "flops_remaining": sparse_flops(model, {}, shape)}
     else:
-        layers = layer_report(masks)
+        layers = layer_report(masks, layouts(model, masks))
         kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
         info |= {
             "params_remaining": remaining_params(model, masks),
@@ -106,14 +116,21 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         }
     info |= {"sparsity": 1 - kept / total if total else 0.0, "layers": layers}
     if latency:
+        if not isinstance(shape, tuple):
+            raise UserError("--latency times zoo models on their input shape; this is a user model")
         info["latency"] = compare_latency(model, shape)
     return info
 
 
 def render(info: dict[str, Any]) -> str:
+    arch = info["arch"]
+    what = (
+        f"input {arch['input_shape']}, {arch['num_classes']} classes"
+        if "input_shape" in arch
+        else f"user model, arguments {arch.get('args') or {}}"
+    )
     lines = [
-        f"{info['source']} ({info['kind']}): {info['arch']['name']}, input {info['arch']['input_shape']}, "
-        f"{info['arch']['num_classes']} classes",
+        f"{info['source']} ({info['kind']}): {arch['name']}, {what}",
         f"params {info['params']:,}, remaining {info['params_remaining']:,}, sparsity {info['sparsity']:.2%}",
         f"FLOPs {info['flops']:,}, remaining {info['flops_remaining']:,}",
     ]

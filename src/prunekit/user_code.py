@@ -59,24 +59,26 @@ def _import(module: str, what: str) -> Any:
         raise UserError(f"{what}: cannot import {module}: {type(exc).__name__}: {one_line(exc)}") from None
 
 
-def resolve(ref: str, source: str = "the config") -> Callable[..., Any]:
-    """The callable `ref` names, if the user allowed its module; else a one-line error naming the flag."""
+def resolve(ref: str, source: str = "") -> Callable[..., Any]:
+    """The callable `ref` names, if the user allowed its module; else a one-line error naming the flag.
+    `source` (the file or run that names it) prefixes errors."""
+    where = f"{source}: " if source else ""
     match = REF.match(ref) if isinstance(ref, str) else None
     if match is None:
-        raise UserError(f"{source}: {ref!r} is not a reference of the form package.module:factory")
+        raise UserError(f"{where}{ref!r} is not a reference of the form package.module:factory")
     module, attr = match.groups()
     if not allowed(module):
         raise UserError(
-            f"{source} names user code {ref}: prunekit imports code only when you name it: pass --import {module} "
+            f"{where}{ref} is user code, which prunekit imports only when you name it: pass --import {module} "
             f"(in Python: imports=[{module!r}])"
         )
-    obj = _import(module, source)
+    obj = _import(module, source or ref)
     for part in attr.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
-            raise UserError(f"{source}: module {module} has no attribute {attr}")
+            raise UserError(f"{where}module {module} has no attribute {attr}")
     if not callable(obj):
-        raise UserError(f"{source}: {ref} is a {type(obj).__name__}, not a function or class")
+        raise UserError(f"{where}{ref} is a {type(obj).__name__}, not a function or class")
     return obj
 
 
@@ -93,7 +95,7 @@ def call(factory: Callable[..., Any], args: dict[str, Any], ref: str) -> Any:
 def build_model(name: str, args: dict[str, Any] | None = None, example: Any = None, source: str = "") -> nn.Module:
     """The model `name` (a reference) builds from `args`, tagged with the `arch` that rebuilds it."""
     args = dict(args or {})
-    model = call(resolve(name, source or f"model {name}"), args, name)
+    model = call(resolve(name, source), args, name)
     if not isinstance(model, nn.Module):
         raise UserError(f"{name} returned a {type(model).__name__}, not an nn.Module")
     model.arch = {"name": name, "args": args, **({"example": example} if example is not None else {})}

@@ -52,14 +52,16 @@ def prunable_params(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Para
     params = dict(model.named_parameters())
     missing = [n for n in names if n not in params]
     if missing:
-        canonical = {id(p): n for n, p in params.items()}
-        every = dict(model.named_parameters(remove_duplicate=False))
-        name = missing[0]
-        if name in every:
-            first = canonical[id(every[name])]
-            raise UserError(f"{name} is another name of the shared tensor {first}: key its mask by {first}")
-        raise UserError(f"mask for unknown parameter {name}")
+        raise UserError(_unknown(model, missing[0]))
     return {n: params[n] for n in names}
+
+
+def _unknown(model: nn.Module, name: str) -> str:
+    every = dict(model.named_parameters(remove_duplicate=False))
+    if name in every:
+        first = next(n for n, p in model.named_parameters() if p is every[name])
+        return f"{name} is another name of the shared tensor {first}: key its mask by {first}"
+    return f"mask for unknown parameter {name}"
 
 
 def dense_masks(model: nn.Module, names: Iterable[str]) -> Masks:
@@ -78,7 +80,7 @@ def check_masks(model: nn.Module, masks: Masks) -> None:
     params = dict(model.named_parameters())
     for name, mask in masks.items():
         if name not in params:
-            raise UserError(f"mask for unknown parameter {name}")
+            raise UserError(_unknown(model, name))
         if mask.dtype != torch.bool or mask.shape != params[name].shape:
             raise UserError(
                 f"mask {name}: expected bool of shape {list(params[name].shape)}, got {mask.dtype} {list(mask.shape)}"
