@@ -38,3 +38,9 @@ def test_mask_kernels_checks_every_way_and_reports_ratios():
     assert "uint8_view_mul (prunekit without numba)" in ways and "float_mask_mul" in ways
     assert all(w["extra_bytes_per_weight"] == 0.0 for name, w in ways.items() if "prunekit" in name)
     assert all(w["step_ratio"] >= 1.0 for w in ways.values())
+
+
+def test_train_speed_times_the_in_memory_and_dataloader_paths():
+    out = run_json("train_speed.py", "--steps", "5", "--repeats", "1", "--loader", "--threads", "1")
+    assert set(out["seconds_per_step"]) == {"minimal", "dense", "masked", "loader"}
+    assert out["loader_over_dense"] > 0 and out["dense_over_minimal"] > 0
