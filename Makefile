@@ -35,7 +35,7 @@ bench: setup
 	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts examples
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -28,7 +28,9 @@ class SmallCNN(nn.Module):
 
     def __init__(self, classes: int, width: int) -> None:
         super().__init__()
-        self.block1 = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2))
+        self.block1 = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)
+        )
         self.block2 = nn.Sequential(nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU())
         self.hidden = nn.Linear(2 * width, 64)
         self.classifier = nn.Linear(64, classes)

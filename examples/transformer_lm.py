@@ -146,7 +146,8 @@ def main() -> None:
         "prune": prune,
     }
     print(prunekit.prunable(build(), example_inputs=data["train"][0][0][None]))
-    print(f"train {len(data['train'])} windows, val {len(data['val'])}, test {len(data['test'])} (of {len(files)} files)")
+    sizes = ", ".join(f"{s} {len(d)}" for s, d in data.items())
+    print(f"windows of {size['context'] + 1} bytes: {sizes} (from {len(files)} files)")
     start = time.perf_counter()
     experiment = prunekit.Experiment(config, model=build, train=train, val=val, test=test, metric="perplexity")
     try:

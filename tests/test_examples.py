@@ -4,8 +4,6 @@ import runpy
 import sys
 from pathlib import Path
 
-import pytest
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -28,7 +26,6 @@ def test_imp_through_the_python_api(tmp_path, monkeypatch, capsys):
     assert "round 3: sparsity 87.50%" in again  # resumed: nothing retrained
 
 
-@pytest.mark.slow
 def test_transformer_language_model(tmp_path, monkeypatch, capsys):
     out = run_example("transformer_lm.py", ["--out", str(tmp_path / "lm"), "--tiny"], monkeypatch, capsys)
     assert "round 3: sparsity 65.69%" in out and "test perplexity" in out

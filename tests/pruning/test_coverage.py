@@ -125,3 +125,22 @@ def test_the_runner_prunes_what_prunable_lists_and_records_it(tmp_path):
     assert coverage["left_out"]["output layer (fc3): include_output=True prunes it"] == ["fc3.weight"]
     summary = prunekit.run(tiny(**{"train.epochs": 1}), tmp_path / "all")  # prune.ignore [] prunes fc3 too
     assert summary["coverage"]["tensors"] == 3 and summary["coverage"]["output_layers"] is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_recurrent_layers_on_cuda_are_scored_and_counted():
+    from tests.user_nets import NETS, outputs
+    from tests.user_nets_more import MORE_NETS
+
+    for _, factory, example in (NETS[6], MORE_NETS[1]):  # LSTM+GRU on tokens; stacked bidirectional LSTM on floats
+        torch.manual_seed(0)
+        model, x = factory().cuda(), example().cuda()
+
+        def loss_fn(model, batch):
+            return sum(o.float().pow(2).mean() for o in outputs(model, batch))
+
+        for criterion in ("snip", "grasp"):  # cuDNN cannot backpropagate in eval mode: scored without it
+            masks = prunekit.prune(model, 0.5, criterion=criterion, batches=[x], loss_fn=loss_fn, inputs_fn=lambda b: b)
+            assert masks.report.kept == round(0.5 * masks.report.total)
+        one = x[:1]
+        assert sparse_flops(model, masks, one) < module_flops(model, one)[0]

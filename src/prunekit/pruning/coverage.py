@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from prunekit.errors import UserError
 from prunekit.registry import Registry
@@ -141,7 +141,7 @@ class LeftOut:
     reason: str
 
 
-def _owner(model: nn.Module, attr_path: str, module: nn.Module) -> Any:
+def _attribute(module: nn.Module, attr_path: str) -> Any:
     target = module
     for part in attr_path.split("."):
         target = getattr(target, part, None)
@@ -161,7 +161,7 @@ def candidates(model: nn.Module) -> list[Candidate]:
         if rule is None:
             continue
         for slot in rule.slots(module):
-            param = _owner(model, slot.attr, module)
+            param = _attribute(module, slot.attr)
             if not isinstance(param, nn.Parameter) or isinstance(param, nn.parameter.UninitializedParameter):
                 continue
             entry = found.setdefault(id(param), Candidate(canonical[id(param)], param))
@@ -261,8 +261,3 @@ def uses_of(model: nn.Module, names: Iterable[str]) -> dict[str, list[Use]]:
     """Every module whose forward reads each named tensor (for hooks that rewrite weights on the fly, e.g. STR)."""
     wanted = set(names)
     return {c.name: c.uses for c in candidates(model) if c.name in wanted}
-
-
-def weight_tensors(model: nn.Module) -> dict[str, Tensor]:
-    """Every tensor some rule names, by canonical name (for sparse FLOPs and file masks)."""
-    return {c.name: c.param for c in candidates(model)}

@@ -15,6 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from prunekit.errors import UserError
+from prunekit.progress import plural
 from prunekit.pruning.coverage import Covered, LeftOut, covered, select
 from prunekit.pruning.outputs import OutputLayers, output_layers
 
@@ -36,7 +37,7 @@ class Coverage:
         total = sum(_numel(t.shape) for t in self.tensors)
         by_rule = Counter(t.rule for t in self.tensors)
         lines = [
-            f"covered: {len(self.tensors)} tensors, {total:,} weights "
+            f"covered: {plural(len(self.tensors), 'tensor')}, {total:,} weights "
             f"({', '.join(f'{n} {r}' for r, n in by_rule.items())})"
         ]
         shared = [t for t in self.tensors if t.aliases]
