@@ -41,6 +41,20 @@ MODULE = textwrap.dedent(
         return {"train": ds, "val": ds, "test": ds, "num_classes": 2, "input_shape": [1, 6, 6]}
 
 
+    class Stream(torch.utils.data.IterableDataset):
+        # an iterable dataset without a length, as a stream of records would be
+
+        def __iter__(self):
+            g = torch.Generator().manual_seed(0)
+            for _ in range(40):
+                x = torch.randn(1, 6, 6, generator=g)
+                yield x, int(x.mean() > 0)
+
+
+    def stream_data():
+        return {"train": Stream(), "test": Stream(), "num_classes": 2, "input_shape": [1, 6, 6]}
+
+
     def not_a_model():
         return 42
     """
@@ -120,6 +134,9 @@ def test_a_data_factory_and_the_dataloader_path(workdir):
     cfg = write_config(tmp / "c.yaml", module, name=f"{module}:dict_data", args={"n": 48})
     summary = prunekit.run(cfg, tmp / "run", imports=[module])
     assert summary["dataset"] == f"{module}:dict_data" and summary["arch"]["args"]["num_classes"] == 2
+    cfg = write_config(tmp / "s.yaml", module, name=f"{module}:stream_data", workers=1)
+    summary = prunekit.run(cfg, tmp / "stream", imports=[module])
+    assert summary["rounds"][1]["sparsity"] == pytest.approx(0.5, abs=1e-3) and summary["rounds"][1]["epochs"] == 1
     cfg = write_config(tmp / "d.yaml", module, name="synthetic", shape=[1, 6, 6], train_size=64, loader=True)
     summary = prunekit.run(cfg, tmp / "loader", imports=[module])
     assert summary["rounds"][1]["sparsity"] == pytest.approx(0.5, abs=1e-3)

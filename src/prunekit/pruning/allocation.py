@@ -31,13 +31,18 @@ def uniform(shape: Shape) -> float:
 
 @ALLOCATIONS.register("erk")
 def erk(shape: Shape) -> float:
-    """Erdos-Renyi-Kernel: sum of the dimensions over their product (kernel dims included)."""
+    """Erdos-Renyi-Kernel: sum of the dimensions over their product (kernel dims included).
+
+    The first two dimensions are fan-out and fan-in in either order, so one rule serves every covered layout:
+    Conv [out, in, *k], ConvTranspose [in, out, *k], Linear [out, in], recurrent [gates * H, in] (a map to the gate
+    pre-activations), attention in_proj [3E, E] (one matrix), Embedding [tokens, dim]."""
     return sum(shape) / math.prod(shape)
 
 
 @ALLOCATIONS.register("er")
 def er(shape: Shape) -> float:
-    """Erdos-Renyi: (n_in + n_out) / (n_in * n_out), kernel dims ignored in both (as RigL's non-kernel rule)."""
+    """Erdos-Renyi: (n_in + n_out) / (n_in * n_out), kernel dims ignored in both (as RigL's non-kernel rule); the
+    first two dimensions in either order (ConvTranspose's [in, out, *k] gives the same value as Conv's)."""
     return (shape[0] + shape[1]) / (shape[0] * shape[1])
 
 

@@ -92,7 +92,10 @@ class LoaderTask:
     def steps_per_epoch(self, batch_size: int) -> int:
         train = self.splits["train"]
         if self._steps is None:
-            self._steps = len(train) if hasattr(train, "__len__") else sum(1 for _ in train)
+            try:
+                self._steps = len(train)
+            except TypeError:  # an iterable dataset without a length: count its batches once
+                self._steps = sum(1 for _ in train)
         if self._steps == 0:
             raise UserError("the training data yields no batch")
         return self._steps
