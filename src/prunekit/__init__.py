@@ -2,7 +2,8 @@
 
     import prunekit
     model = prunekit.create_model("lenet_300_100")
-    masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity
+    print(prunekit.prunable(model))                    # what a prune covers (Conv, Linear, attention, RNN, ...)
+    masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity; .report
     keep = prunekit.keep_masked(model, masks, opt)     # your own loop: pruned weights stay zero after each step
     prunekit.save(model, "m.safetensors", format="sparse", masks=masks)
     model = prunekit.load("m.safetensors")             # rebuilt from metadata, never unpickled
