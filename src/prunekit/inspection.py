@@ -91,7 +91,8 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         kind, size = meta["format"], source.stat().st_size
         meta = {"arch": meta.get("arch"), "dtype": meta.get("dtype"), "extra": meta.get("extra", {})}
     arch = model.arch
-    shape = arch_example(arch, str(source))  # a zoo input shape, or zeros shaped like a user model's inputs
+    shape = arch_example(arch, str(source)) if _has_example(arch) else None  # zoo shape, or zeros like the inputs
+    flops = (lambda m, masks: sparse_flops(m, masks, shape)) if shape is not None else (lambda m, masks: None)
     base = rebuild(arch, None, torch.device("cpu"))  # the unpruned architecture, for every ratio below
     info = {
         "source": str(source),
@@ -100,26 +101,30 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         "file_bytes": size,
         "dense_bytes": sum(t.numel() * t.element_size() for t in base.state_dict().values()),
         "params": sum(p.numel() for p in base.parameters()),
-        "flops": sparse_flops(base, {}, shape),
+        "flops": flops(base, {}),
         **meta,
     }
     if narrowed_modules(model):  # channel-pruned: weights are physically gone
         layers = channel_layer_report(model)
         kept, total = sum(r["numel"] for r in layers), sum(math.prod(r["original_shape"]) for r in layers)
-        info |= {"params_remaining": physical_params(model), "flops_remaining": sparse_flops(model, {}, shape)}
+        info |= {"params_remaining": physical_params(model), "flops_remaining": flops(model, {})}
     else:
         layers = layer_report(masks, layouts(model, masks))
         kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
         info |= {
             "params_remaining": remaining_params(model, masks),
-            "flops_remaining": sparse_flops(model, masks, shape),
+            "flops_remaining": flops(model, masks),
         }
     info |= {"sparsity": 1 - kept / total if total else 0.0, "layers": layers}
     if latency:
-        if not isinstance(shape, tuple):
+        if not isinstance(shape, tuple) or not shape:
             raise UserError("--latency times zoo models on their input shape; this is a user model")
         info["latency"] = compare_latency(model, shape)
     return info
+
+
+def _has_example(arch: Any) -> bool:
+    return isinstance(arch, dict) and (bool(arch.get("input_shape")) or arch.get("example") is not None)
 
 
 def render(info: dict[str, Any]) -> str:
@@ -132,7 +137,9 @@ def render(info: dict[str, Any]) -> str:
     lines = [
         f"{info['source']} ({info['kind']}): {arch['name']}, {what}",
         f"params {info['params']:,}, remaining {info['params_remaining']:,}, sparsity {info['sparsity']:.2%}",
-        f"FLOPs {info['flops']:,}, remaining {info['flops_remaining']:,}",
+        f"FLOPs {info['flops']:,}, remaining {info['flops_remaining']:,}"
+        if info["flops"] is not None
+        else "FLOPs unknown (no recorded input shape)",
     ]
     if info["file_bytes"] is not None:
         lines.append(
