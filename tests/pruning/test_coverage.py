@@ -144,3 +144,21 @@ def test_recurrent_layers_on_cuda_are_scored_and_counted():
             assert masks.report.kept == round(0.5 * masks.report.total)
         one = x[:1]
         assert sparse_flops(model, masks, one) < module_flops(model, one)[0]
+
+
+def test_a_rule_registered_for_a_layer_of_your_own(monkeypatch):
+    from prunekit.pruning import coverage
+
+    class Bilinear(nn.Module):  # a user layer: its weight is called `kernel`
+        def __init__(self) -> None:
+            super().__init__()
+            self.kernel = nn.Parameter(torch.randn(6, 4))
+
+        def forward(self, x):
+            return x @ self.kernel.t()
+
+    monkeypatch.setattr(coverage, "ORDER", list(coverage.ORDER))
+    monkeypatch.setattr(coverage.RULES, "_items", dict(coverage.RULES._items))
+    coverage.register(coverage.Rule("bilinear", (Bilinear,), lambda m: [coverage.Slot("kernel", "row")]), first=True)
+    model = nn.Sequential(Bilinear(), nn.Linear(6, 2))
+    assert prunekit.prunable(model, example_inputs=torch.randn(2, 4)).names == ["0.kernel"]

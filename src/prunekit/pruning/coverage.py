@@ -53,8 +53,17 @@ RULES: Registry[Rule] = Registry("coverage rule")
 NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
 
-def register(rule: Rule) -> Rule:
-    return RULES.register(rule.name)(rule)
+ORDER: list[str] = []  # rules are tried in this order, first match wins (a subclass before its base class)
+
+
+def register(rule: Rule, first: bool = False) -> Rule:
+    """Add a rule; `first` puts it before the built-in ones (for a subclass of Linear with weights of its own)."""
+    RULES.register(rule.name)(rule)
+    if first:
+        ORDER.insert(0, rule.name)
+    else:
+        ORDER.append(rule.name)
+    return rule
 
 
 register(
@@ -92,7 +101,6 @@ register(
 register(Rule("conv", (nn.modules.conv._ConvNd,), lambda m: [Slot("weight", "output channel (filter)")]))
 register(Rule("linear", (nn.Linear,), lambda m: [Slot("weight", "output feature (neuron)")]))
 register(Rule("embedding", (nn.Embedding, nn.EmbeddingBag), lambda m: [Slot("weight", "token")], "include_embeddings"))
-ORDER = ("attention", "recurrent", "conv_transpose", "conv", "linear", "embedding")  # first match wins
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,7 @@ def candidates(model: nn.Module) -> list[Candidate]:
             aliases.setdefault(id(p), []).append(n)
     found: dict[int, Candidate] = {}
     for mname, module in model.named_modules():
-        rule = next((RULES.get(r) for r in ORDER if r in RULES and isinstance(module, RULES.get(r).types)), None)
+        rule = next((RULES.get(r) for r in ORDER if isinstance(module, RULES.get(r).types)), None)
         if rule is None:
             continue
         for slot in rule.slots(module):
