@@ -52,7 +52,7 @@ llm: setup
 		--figure docs/reports/llm_pruning/perplexity_vs_sparsity.png
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts examples
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -74,7 +74,8 @@ def test_imp_on_a_user_regression_model_with_dict_batches(tmp_path):
     assert all(r["test_accuracy"] is None and r["test_metric"] < 0 for r in summary["rounds"])
     assert summary["rounds"][0]["test_metric"] > -1.0  # the regression learned something in 2 epochs
     state, masks, _, _ = checkpoint.load(tmp_path / "checkpoints" / "round_2.safetensors")
-    assert set(masks) == {"body.0.weight", "body.2.weight", "head.weight"}  # no arch: the output layer is pruned
+    assert set(masks) == {"body.0.weight", "body.2.weight"}  # the output layer (head, traced) is protected
+    assert summary["coverage"]["output_layers"] == ["head"] and summary["coverage"]["output_rule"] == "traced"
     for name, mask in masks.items():
         assert torch.all(state[name][~mask] == 0)
     assert json.loads((tmp_path / "summary.json").read_text())["final_metric"] == summary["final_metric"]

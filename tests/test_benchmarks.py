@@ -46,3 +46,9 @@ def test_semi_structured_benchmark_runs_or_says_why_not():
         assert "CUDA" in out["skipped"]
     else:
         assert out["rows"] and all(r["speedup"] > 0 and r["max_rel_diff"] < 0.05 for r in out["rows"])
+
+
+def test_train_speed_times_the_in_memory_and_dataloader_paths():
+    out = run_json("train_speed.py", "--steps", "5", "--repeats", "1", "--loader", "--threads", "1")
+    assert set(out["seconds_per_step"]) == {"minimal", "dense", "masked", "loader"}
+    assert out["loader_over_dense"] > 0 and out["dense_over_minimal"] > 0

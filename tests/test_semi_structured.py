@@ -15,7 +15,7 @@ from prunekit.semi_structured import semi_structured_report, to_semi_structured
 def two_four_model(dtype: torch.dtype = torch.float16) -> nn.Module:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 96), nn.Linear(96, 64))
-    prunekit.prune(model, 0.5, pattern="2:4", ignore=[])
+    prunekit.prune(model, 0.5, pattern="2:4", include_output=True)
     return model.to(dtype)
 
 

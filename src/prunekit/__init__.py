@@ -2,7 +2,8 @@
 
     import prunekit
     model = prunekit.create_model("lenet_300_100")
-    masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity
+    print(prunekit.prunable(model))                    # what a prune covers (Conv, Linear, attention, RNN, ...)
+    masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity; .report
     masks = prunekit.prune(llm, 0.5, criterion="sparsegpt", batches=calib, pattern="2:4")  # post-training
     optimizer = torch.optim.Adam(model.parameters())
     keep = prunekit.keep_masked(model, masks, optimizer)  # your own loop: pruned weights stay zero after each step
@@ -21,7 +22,18 @@ if TYPE_CHECKING:
     from torch import nn
 
 __version__ = "0.1.0"
-__all__ = ["Experiment", "create_model", "list_models", "prune", "keep_masked", "save", "load", "run", "UserError"]
+__all__ = [
+    "Experiment",
+    "create_model",
+    "list_models",
+    "prunable",
+    "prune",
+    "keep_masked",
+    "save",
+    "load",
+    "run",
+    "UserError",
+]
 
 from prunekit.errors import UserError  # noqa: E402
 
@@ -48,43 +60,76 @@ def prune(
     criterion: str = "magnitude",
     scope: str = "global",
     allocation: str = "uniform",
+    min_density: float = 0.0,
     ignore: list[str] | None = None,
-    masks: dict[str, torch.Tensor] | None = None,
     batches: list[Any] | None = None,
     loss_fn: Any = None,
     inputs_fn: Any = None,
+    iterations: int | None = None,
+    example_inputs: Any = None,
+    include_embeddings: bool = False,
+    include_output: bool = False,
+    masks: dict[str, torch.Tensor] | None = None,
     seed: int = 0,
     pattern: str = "unstructured",
 ) -> dict[str, torch.Tensor]:
-    """Prune `model` in place to `sparsity` of its prunable weights; returns the boolean masks.
+    """Prune `model` in place to `sparsity` of its covered weights; returns the boolean masks (a dict) whose
+    `.report` says what was covered, what was left out and why, and the sparsity over the covered tensors.
 
-    Pass the masks of an earlier call to prune further (masks only shrink); data-dependent criteria need `batches`,
-    of any structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch) -> loss` and
-    `inputs_fn(batch) -> model inputs`.
+    Covered: the weights of Conv, ConvTranspose, Linear, MultiheadAttention and LSTM/GRU/RNN layers (see
+    `prunekit.prunable`); embeddings and the output layer only when asked. The output layer is the model's declared
+    one, else traced from `example_inputs` (or the first of `batches`), else the last layer in registration order.
+    criterion/scope/allocation/min_density/iterations: as prune.* in a config (`iterations` None: the criterion's
+    default, SynFlow 100). Pass the masks of an earlier call to prune further (masks only shrink). Data-dependent
+    criteria need `batches` of any structure: `(x, y)` pairs with cross-entropy by default, otherwise
+    `loss_fn(model, batch) -> loss` and `inputs_fn(batch) -> model inputs`.
 
     criterion "wanda" or "sparsegpt": post-training pruning from calibration `batches` (the model's inputs are
     `inputs_fn(batch)`), block by block; each covered layer is pruned to `sparsity` (these criteria compare within a
     layer, so `scope` "global" means per layer too) and SparseGPT updates the weights it keeps.
     pattern: "unstructured", or "N:M" such as "2:4" or "4:8" for any criterion (then `sparsity` must be 1 - N/M).
     """
-    import torch
+    from prunekit.pruning.prune_model import prune_model
 
-    from prunekit.batches import make_objective
-    from prunekit.pruning.criteria import ScoreContext
-    from prunekit.pruning.masks import apply_masks, dense_masks, prunable_names
-    from prunekit.pruning.step import prune_step
-
-    masks = masks if masks is not None else dense_masks(model, prunable_names(model, ignore))
-    ctx = ScoreContext(
+    return prune_model(
         model,
-        masks,
-        list(batches or []),
-        torch.Generator().manual_seed(seed),
-        objective=make_objective(loss_fn, inputs_fn),
+        sparsity,
+        criterion=criterion,
+        scope=scope,
+        allocation=allocation,
+        min_density=min_density,
+        ignore=ignore,
+        batches=batches,
+        loss_fn=loss_fn,
+        inputs_fn=inputs_fn,
+        iterations=iterations,
+        example_inputs=example_inputs,
+        include_embeddings=include_embeddings,
+        include_output=include_output,
+        masks=masks,
+        seed=seed,
+        pattern=pattern,
     )
-    masks = prune_step(ctx, criterion, sparsity, scope=scope, allocation=allocation, pattern=pattern)
-    apply_masks(model, masks)
-    return masks
+
+
+def prunable(
+    model: nn.Module,
+    *,
+    include_embeddings: bool = False,
+    include_output: bool = False,
+    ignore: list[str] | None = None,
+    example_inputs: Any = None,
+) -> Any:
+    """Every tensor `prune` would touch, with the rule that chose it, and what it leaves out, with why (print it)."""
+    from prunekit.pruning.prunable import prunable as cover
+
+    return cover(
+        model,
+        include_embeddings=include_embeddings,
+        include_output=include_output,
+        ignore=ignore,
+        example_inputs=example_inputs,
+    )
 
 
 def keep_masked(model: nn.Module, masks: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> Any:
@@ -101,7 +146,9 @@ def save(model: nn.Module, path: Any, **kwargs: Any) -> Any:
 
 
 def load(path: Any, **kwargs: Any) -> nn.Module:
-    """A model from a prunekit file; `semi_structured=True` (CUDA) backs its 2:4 Linear layers by sparse kernels."""
+    """A model from a prunekit file; `imports=["package.module"]` lets a file of a user's model (which records
+    `package.module:factory`) be rebuilt, `builder=fn(arch)` builds it yourself. Files never import code.
+    `semi_structured=True` (CUDA) backs its 2:4 Linear layers by sparse kernels."""
     from prunekit.export import load as read
 
     return read(path, **kwargs)
@@ -115,10 +162,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'prunekit' has no attribute {name!r}")
 
 
-def run(config: Any, out: Any, overrides: list[str] = ()) -> dict[str, Any]:
-    """Run (or resume) an experiment from a YAML path or a Config; returns summary.json's content."""
+def run(config: Any, out: Any, overrides: list[str] = (), imports: list[str] = ()) -> dict[str, Any]:
+    """Run (or resume) an experiment from a YAML path or a Config; returns summary.json's content. `imports`: the
+    modules of the `package.module:factory` models and data the config names (as `prunekit run --import`)."""
     from prunekit import config as config_mod
+    from prunekit import user_code
     from prunekit.experiment import run as execute
+
+    user_code.allow(imports)
 
     cfg = config if isinstance(config, config_mod.Config) else config_mod.load(config, list(overrides))
     return execute(cfg, out)

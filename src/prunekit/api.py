@@ -11,7 +11,9 @@ per epoch; batches may be tensors, tuples or dicts. `loss(model, batch) -> scala
 on (x, y) batches), `inputs(batch) -> model inputs` (default: x of (x, y), a dict as keyword arguments). `metric`
 is "accuracy", "perplexity", "loss" or a function `metric(model, batches) -> float` with `higher_is_better`.
 The config's model and data sections are not used (its train and prune sections are); the run records the
-model factory's and the data's names.
+model factory's and the data's names. A factory defined at the top level of an importable module (not a script's
+__main__) is recorded as `module:factory` with the shapes of one input, so `prunekit inspect RUN --import module`
+and `prunekit export` rebuild its rounds; other factories and nn.Module objects can be inspected from Python only.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import nn
 from prunekit import config as config_mod
 from prunekit.batches import Batch, InputsFn, LossFn, make_objective
 from prunekit.errors import UserError
+from prunekit.tasks.from_config import UserModel, importable
 from prunekit.tasks.loader import LoaderTask, describe
 from prunekit.tasks.metrics import MetricFn
 
@@ -42,12 +45,15 @@ def _config(config: Any, overrides: Iterable[str]) -> config_mod.Config:
 
 
 def _factory(model: Callable[[], nn.Module] | nn.Module) -> tuple[Callable[[], nn.Module], str]:
+    """The factory the task calls, and its name. A module-level function or class (not in __main__) is recorded as
+    `module:qualname` with its example inputs, so `prunekit inspect/export --import module` can rebuild the run."""
     if isinstance(model, nn.Module):
         initial = copy.deepcopy(model)
         return (lambda: copy.deepcopy(initial)), describe(type(model))
     if not callable(model):
         raise UserError(f"model must be an nn.Module or a function that builds one, got {type(model).__name__}")
-    return model, describe(model)
+    ref = importable(model)
+    return (UserModel(ref, {}, model) if ref else model), describe(model)
 
 
 class Experiment:
@@ -72,7 +78,7 @@ class Experiment:
         factory, model_name = _factory(model)
         if isinstance(model, nn.Module) and self.cfg.prune.control == "reinit":
             raise UserError("prune.control reinit draws new initial weights: pass model= a function that builds it")
-        self.task = LoaderTask(
+        self.task = task = LoaderTask(
             factory,
             train,
             val,
@@ -83,6 +89,8 @@ class Experiment:
             model_name=model_name,
             dataset_name=data_name or describe(type(train)),
         )
+        if isinstance(factory, UserModel):
+            factory.example = task.example_input
 
     def run(self, out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
         """Run (or resume) into `out`; returns summary.json's content."""

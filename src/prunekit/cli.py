@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config key, e.g. --set prune.sparsity=0.95 (repeatable)",
     )
     run.add_argument("--out", type=_path, help="run directory (default: runs/<name>); rerun the same to resume")
+    _import_flag(run)
 
     report = sub.add_parser("report", help="compare runs: report.md and figures")
     report.add_argument("runs", nargs="+", type=_path, help="run directories, or directories to search below")
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     export.add_argument("--out", type=_path, required=True, help="file to write (a regular file, replaced atomically)")
+    _import_flag(export)
 
     inspect = sub.add_parser("inspect", help="per-layer shapes, sparsity, params, FLOPs and bytes")
     inspect.add_argument("source", type=_path, help="run directory or model file")
@@ -72,7 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also time CPU inference: PyTorch and onnxruntime, batch 1 and 32, 2 threads",
     )
+    _import_flag(inspect)
     return parser
+
+
+def _import_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE so that models/data named MODULE:factory can be built (repeatable); "
+        "prunekit never imports code because a config or file names it",
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -142,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("default", message="layer collapse")
     try:
         args = build_parser().parse_args(argv)
+        from prunekit import user_code
+
+        user_code.allow(getattr(args, "imports", None))
         return COMMANDS[args.command](args)
     except UserError as e:
         if debug:

@@ -59,14 +59,49 @@ def check_name(name: str, key: str = "name") -> None:
     _check(not name.startswith("."), key, f"{short(name)} must not start with '.' (it becomes runs/NAME)")
 
 
+FREE_FORM_NODES, FREE_FORM_DEPTH, FREE_FORM_TEXT = 10_000, 8, 10_000
+
+
+def check_free_form(value: Any, key: str) -> None:
+    """A user mapping (model.args, data.args): JSON-like values only, bounded in size and depth."""
+    budget = [FREE_FORM_NODES]
+
+    def walk(node: Any, depth: int, where: str) -> None:
+        budget[0] -= 1
+        _check(budget[0] >= 0 and depth <= FREE_FORM_DEPTH, key, f"more than {FREE_FORM_NODES} values or too deep")
+        if node is None or isinstance(node, bool | int):
+            return
+        if isinstance(node, float):
+            _check(node == node and abs(node) != float("inf"), where, "numbers must be finite")
+        elif isinstance(node, str):
+            _check(len(node) <= FREE_FORM_TEXT, where, f"strings are at most {FREE_FORM_TEXT} characters")
+        elif isinstance(node, list | tuple):
+            for i, v in enumerate(node):
+                walk(v, depth + 1, f"{where}[{i}]")
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                _check(isinstance(k, str), where, f"mapping keys must be strings, got {k!r}")
+                walk(v, depth + 1, f"{where}.{k}")
+        else:
+            _check(False, where, f"expected a number, string, list or mapping, got {type(node).__name__}")
+
+    _check(isinstance(value, dict), key, f"expected a mapping, got {value!r}")
+    walk(value, 0, key)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "lenet_300_100"  # a registered model: prunekit.models.list_models()
+    name: str = "lenet_300_100"  # a registered model (prunekit.models.list_models()), or package.module:factory:
+    # user code, imported only with --import package.module, called as factory(**args) (docs/user_models.md)
+    args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of a package.module:factory
+
+    def __post_init__(self) -> None:
+        check_free_form(self.args, "model.args")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "mnist"  # mnist | cifar10 | cifar100 | minicifar | synthetic | pystdlib
+    name: str = "mnist"  # mnist | cifar10 | cifar100 | minicifar | synthetic | pystdlib | imagefolder | pkg.mod:factory
     root: str | None = None  # directory with the dataset files; null = the bundled copy (mnist only)
     val_size: int = 5000  # training examples held out for validation
     augment: bool | None = None  # random crop + flip; null = the dataset's default (on for CIFAR)
@@ -81,8 +116,34 @@ class DataConfig:
     # pystdlib: byte-level text of the Python standard library's sources
     seq_len: int = 128  # tokens (bytes) per example
     max_bytes: int = 2_000_000  # bytes read for training (validation and test read a twentieth each)
+    # user data: package.module:factory called as factory(**args) (docs/user_models.md); imported with --import
+    args: dict[str, Any] = field(default_factory=dict)
+    # DataLoader path: batches from a torch DataLoader (any map-style or iterable dataset) instead of slices of
+    # in-memory tensors (the default for the built-in datasets, and much faster when the data fits in memory);
+    # imagefolder and data factories that return datasets always use it
+    loader: bool = False
+    workers: int = 0  # DataLoader worker processes (0 = load in the training process)
+    pin_memory: bool = False  # page-locked batches, for faster copies to a GPU
+    # imagefolder: data.root/<class>/*.png|jpg (or root/train/<class>/..., with optional val/ and test/ beside it)
+    image_size: int = 32  # shorter side resized to this, then centre-cropped to a square
+    grayscale: bool = False  # 1 channel instead of RGB
+    mean: tuple[float, ...] = ()  # per-channel normalisation after scaling to [0, 1]; () = 0.5 for every channel
+    std: tuple[float, ...] = ()  # () = 0.5 for every channel
+    max_files: int = 1_000_000  # refuse a folder with more image files than this
+    max_pixels: int = 50_000_000  # refuse an image with more pixels than this before decoding it (decompression bombs)
 
     def __post_init__(self) -> None:
+        check_free_form(self.args, "data.args")
+        _bounded(self.workers, "data.workers", 0, 256)
+        _bounded(self.image_size, "data.image_size", 1, 4096)
+        channels = 1 if self.grayscale else 3
+        for key, values in (("data.mean", self.mean), ("data.std", self.std)):
+            _check(len(values) in (0, 1, channels), key, f"one value, or one per channel ({channels})")
+            for v in values:
+                _bounded(v, key, -1e3, 1e3)
+        _check(all(v > 0 for v in self.std), "data.std", "must be positive")
+        _bounded(self.max_files, "data.max_files", 1, 10**9)
+        _bounded(self.max_pixels, "data.max_pixels", 1, 10**10)
         _bounded(self.val_size, "data.val_size", 0, MAX_EXAMPLES)
         _bounded(self.train_size, "data.train_size", 1, MAX_EXAMPLES)
         _bounded(self.test_size, "data.test_size", 1, MAX_EXAMPLES)
@@ -167,6 +228,8 @@ class PruneConfig:
     tau_min: int = 1  # tau auto: epochs every intermediate round trains at least
     tau_max: int | None = None  # tau auto: epochs at most (the lr schedule squeezed into them); null = retrain epochs
     ignore: tuple[str, ...] | None = None  # parameter names never pruned; null = the model's output layer
+    include_embeddings: bool = False  # also prune Embedding weights (prunekit.prunable lists what is covered)
+    include_output: bool | None = None  # also prune the output layer; null = when prune.ignore is a list (as always)
     layer_rate: dict[str, float] = field(default_factory=dict)  # per-tensor rate overrides (imp, layerwise)
     control: str = "none"  # lottery-ticket control per pruned round: none | reinit | random (same layer sparsities)
     score_batches: int = 10  # batches fed to data-dependent criteria
@@ -331,6 +394,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         _check(isinstance(value, dict), key, f"expected a mapping, got {short(value)}")
         _check(len(value) <= MAX_LIST, key, f"at most {MAX_LIST} entries, got {len(value):,}")
         return {str(k): _coerce(v, args[1], f"{key}.{clip(str(k), 40)}") for k, v in value.items()}
+    if hint is Any:  # free-form user values, checked by check_free_form
+        return value
     if hint is float:
         _check(
             isinstance(value, int | float) and not isinstance(value, bool),

@@ -24,6 +24,7 @@ from prunekit.errors import UserError
 from prunekit.flops import sparse_flops
 from prunekit.progress import Progress
 from prunekit.pruning import allocation
+from prunekit.pruning.coverage import layouts
 from prunekit.pruning.criteria import ScoreContext
 from prunekit.pruning.masks import (
     MaskEnforcer,
@@ -31,12 +32,12 @@ from prunekit.pruning.masks import (
     apply_masks,
     dense_masks,
     layer_report,
-    prunable_names,
     remaining_params,
     sparsity,
 )
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
+from prunekit.pruning.prunable import Coverage, check_names, coverage_record, prunable
 from prunekit.pruning.step import check_criterion, prune_to, wants_data
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
@@ -129,10 +130,25 @@ class Run:
         self.example = self._example()
         if self.cfg.prune.tau == "auto" and not task.has_split("val"):
             raise UserError("prune.tau auto compares validation metrics: give the run a validation split")
-        self.names = prunable_names(self.model, self.cfg.prune.ignore)
+        self.coverage = self._coverage()
+        self.names = check_names(self.coverage)
         self.init_state = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.plans = METHODS.get(self.cfg.prune.method)(
             self.cfg, {n: p.numel() for n, p in self.model.named_parameters() if n in self.names}
+        )
+
+    def _coverage(self) -> Coverage:
+        """The tensors this run prunes: prune.ignore null protects the output layer (the zoo's declared one, a user
+        model's traced on one example of its inputs); a list replaces that default, as it always has."""
+        p = self.cfg.prune
+        include = p.ignore is not None if p.include_output is None else p.include_output
+        shape = isinstance(self.example, tuple) and all(isinstance(d, int) for d in self.example)
+        return prunable(
+            self.model,
+            include_embeddings=p.include_embeddings,
+            include_output=include,
+            ignore=p.ignore,
+            example_inputs=None if shape else self.example,
         )
 
     def _example(self) -> Any:
@@ -424,7 +440,7 @@ class Run:
                 "sparsity": round(sparsity(masks), 6),
                 "params": remaining_params(self.model, masks),
                 "flops": sparse_flops(self.model, masks, self.example),
-                "layers": layer_report(masks),
+                "layers": layer_report(masks, layouts(self.model, masks)),
             }
         rounded = {k: None if v is None else round(v, 6) for k, v in (("val", val), ("test", test))}
         accuracy = self.task.metric.name == "accuracy"
@@ -447,6 +463,7 @@ class Run:
             "metric": self.task.metric.as_dict(),
             "model": self.task.model_name,
             "dataset": self.task.dataset_name,
+            "coverage": coverage_record(self.coverage),
         }
         return self.store.write_summary(self.cfg, self.arch, str(self.device), indices, extra)
 

@@ -8,13 +8,15 @@ from typing import Any
 
 import torch
 
-from prunekit import checkpoint, export, run_summary
+from prunekit import checkpoint, export, run_summary, user_code
 from prunekit import config as config_mod
 from prunekit.errors import UserError
+from prunekit.example_spec import arch_example
 from prunekit.export import arch as arch_mod
 from prunekit.export.compact import narrowed_modules, save_compact
 from prunekit.export.onnx import compare_latency, export_onnx
 from prunekit.flops import sparse_flops
+from prunekit.pruning.coverage import layouts
 from prunekit.pruning.masks import layer_report, remaining_params
 from prunekit.pruning.structured.rounds import rebuild
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
@@ -34,11 +36,24 @@ def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict
         raise UserError(f"{run_dir} has no finished round {index}; finished: {clip(str(done), 80)}")
     path = run_dir / "checkpoints" / f"round_{index}.safetensors"
     state, masks, record, _ = checkpoint.load(path)
-    probe = arch_mod.meta_model(summary.get("arch"), run_dir / "summary.json")
+    arch = summary.get("arch")
+    if not isinstance(arch, dict):
+        raise UserError(
+            f"{run_dir}: its model ({summary.get('model')}) was given to prunekit.Experiment as an object or as a "
+            "function of a script, so it cannot be rebuilt here; load the round in Python with your own model"
+        )
+    probe = arch_mod.meta_model(arch, run_dir / "summary.json")
     arch_mod.check_budget(probe, path)  # before allocating: the run's files may have been tampered with
-    kwargs = arch_mod.checked_arch(summary["arch"], path)
-    arch_mod.check_forward(rebuild(kwargs, record.get("shape"), torch.device("meta")), kwargs["input_shape"], path)
-    model = rebuild(kwargs, record.get("shape"), torch.device("cpu"))
+    if user_code.is_ref(arch.get("name")):
+        kwargs = arch  # the user's factory, rebuilt only if its module was named with --import
+    else:
+        kwargs = arch_mod.checked_arch(arch, path)
+        meta = rebuild(kwargs, record.get("shape"), torch.device("meta"))
+        arch_mod.check_forward(meta, kwargs["input_shape"], path)
+    try:
+        model = rebuild(kwargs, record.get("shape"), torch.device("cpu"))
+    except UserError as e:
+        raise UserError(f"{run_dir}: {e}") from None
     export.formats._check_fits(path, model, {k: {"shape": list(v.shape)} for k, v in state.items()})
     model.load_state_dict(state)
     params = dict(model.named_parameters())
@@ -86,7 +101,8 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         kind, size = meta["format"], source.stat().st_size
         meta = {"arch": meta.get("arch"), "dtype": meta.get("dtype"), "extra": meta.get("extra", {})}
     arch = model.arch
-    shape = tuple(arch["input_shape"])
+    shape = arch_example(arch, str(source)) if _has_example(arch) else None  # zoo shape, or zeros like the inputs
+    flops = (lambda m, masks: sparse_flops(m, masks, shape)) if shape is not None else (lambda m, masks: None)
     base = rebuild(arch, None, torch.device("cpu"))  # the unpruned architecture, for every ratio below
     info = {
         "source": str(source),
@@ -95,32 +111,45 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         "file_bytes": size,
         "dense_bytes": sum(t.numel() * t.element_size() for t in base.state_dict().values()),
         "params": sum(p.numel() for p in base.parameters()),
-        "flops": sparse_flops(base, {}, shape),
+        "flops": flops(base, {}),
         **meta,
     }
     if narrowed_modules(model):  # channel-pruned: weights are physically gone
         layers = channel_layer_report(model)
         kept, total = sum(r["numel"] for r in layers), sum(math.prod(r["original_shape"]) for r in layers)
-        info |= {"params_remaining": physical_params(model), "flops_remaining": sparse_flops(model, {}, shape)}
+        info |= {"params_remaining": physical_params(model), "flops_remaining": flops(model, {})}
     else:
-        layers = layer_report(masks)
+        layers = layer_report(masks, layouts(model, masks))
         kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
         info |= {
             "params_remaining": remaining_params(model, masks),
-            "flops_remaining": sparse_flops(model, masks, shape),
+            "flops_remaining": flops(model, masks),
         }
     info |= {"sparsity": 1 - kept / total if total else 0.0, "layers": layers}
     if latency:
+        if not isinstance(shape, tuple) or not shape:
+            raise UserError("--latency times zoo models on their input shape; this is a user model")
         info["latency"] = compare_latency(model, shape)
     return info
 
 
+def _has_example(arch: Any) -> bool:
+    return isinstance(arch, dict) and (bool(arch.get("input_shape")) or arch.get("example") is not None)
+
+
 def render(info: dict[str, Any]) -> str:
+    arch = info["arch"]
+    what = (
+        f"input {arch['input_shape']}, {arch['num_classes']} classes"
+        if "input_shape" in arch
+        else f"user model, arguments {arch.get('args') or {}}"
+    )
     lines = [
-        f"{info['source']} ({info['kind']}): {info['arch']['name']}, input {info['arch']['input_shape']}, "
-        f"{info['arch']['num_classes']} classes",
+        f"{info['source']} ({info['kind']}): {arch['name']}, {what}",
         f"params {info['params']:,}, remaining {info['params_remaining']:,}, sparsity {info['sparsity']:.2%}",
-        f"FLOPs {info['flops']:,}, remaining {info['flops_remaining']:,}",
+        f"FLOPs {info['flops']:,}, remaining {info['flops_remaining']:,}"
+        if info["flops"] is not None
+        else "FLOPs unknown (no recorded input shape)",
     ]
     if info["file_bytes"] is not None:
         lines.append(

@@ -46,7 +46,7 @@ def test_every_criterion_follows_the_pattern_exactly(criterion, pattern):
     torch.manual_seed(0)
     model = MLP()
     n, m = parse_pattern(pattern)
-    masks = prunekit.prune(model, 1 - n / m, criterion=criterion, batches=data(), pattern=pattern, ignore=[])
+    masks = prunekit.prune(model, 1 - n / m, criterion=criterion, batches=data(), pattern=pattern, include_output=True)
     assert violations(masks, pattern) == []
     for name, mask in masks.items():
         groups = matrix(mask).reshape(mask.shape[0], -1, m).sum(dim=2)
@@ -95,7 +95,7 @@ def test_select_nm_groups_conv_kernels_along_the_flattened_inputs():
 def test_refusals_name_the_layer_and_the_fix():
     torch.manual_seed(0)
     with pytest.raises(UserError, match="layer fc1.weight has 10 inputs, not a multiple of 4"):
-        prunekit.prune(_odd(), 0.5, pattern="2:4", ignore=[])
+        prunekit.prune(_odd(), 0.5, pattern="2:4", include_output=True)
     with pytest.raises(UserError, match="set sparsity to 0.5"):
         prunekit.prune(MLP(), 0.6, pattern="2:4")
     with pytest.raises(UserError, match="pattern '3:2'"):

@@ -89,7 +89,7 @@ def test_each_layer_is_calibrated_on_the_pruned_layers_below():
     torch.manual_seed(14)  # a draw where calibrating b on dense inputs would choose differently (checked below)
     model, x = Chain(), torch.randn(32, 8) * torch.linspace(0.2, 4, 8)
     dense_a, dense_b = model.a.weight.detach().clone(), model.b.weight.detach().clone()
-    masks = prunekit.prune(model, 0.5, criterion="wanda", batches=[(x, None)], ignore=[])
+    masks = prunekit.prune(model, 0.5, criterion="wanda", batches=[(x, None)], include_output=True)
     mask_a = torch.from_numpy(hand_wanda(dense_a.double().numpy(), x.double().numpy(), 4))
     pruned_hidden = x @ (dense_a * mask_a).T
     mask_b = torch.from_numpy(hand_wanda(dense_b.double().numpy(), pruned_hidden.double().numpy(), 4))
@@ -156,7 +156,7 @@ def test_calibration_holds_one_blocks_activations_not_all(criterion):
     model, data = Deep(depth, 16), [(torch.randn(4, 10, 16), None) for _ in range(batches)]
     LIVE.clear()
     PEAK["alive"] = 0
-    masks = prunekit.prune(model, 0.5, criterion=criterion, batches=data, ignore=[])
+    masks = prunekit.prune(model, 0.5, criterion=criterion, batches=data, include_output=True)
     assert sparsity(masks) == pytest.approx(0.5)
     assert len(LIVE) >= depth * batches  # every block ran on every batch
     assert PEAK["alive"] <= batches + 1  # the hidden states of one block's inputs, plus the one being made
@@ -166,7 +166,7 @@ def test_calibration_holds_one_blocks_activations_not_all(criterion):
 def test_unsupported_layers_are_named():
     model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.Flatten(), nn.Linear(8, 2))
     with pytest.raises(UserError, match=r"layer 0\.weight \(Conv1d\)"):
-        prunekit.prune(model, 0.5, criterion="wanda", batches=[(torch.randn(2, 2, 4), None)], ignore=[])
+        prunekit.prune(model, 0.5, criterion="wanda", batches=[(torch.randn(2, 2, 4), None)], include_output=True)
 
 
 def test_conv2d_layers_prune_through_unfold_and_the_runner_config_path():

@@ -63,10 +63,28 @@ def checked_arch(arch: Any, source: str | os.PathLike[str]) -> dict[str, Any]:
     return {"name": name, "num_classes": classes, "input_shape": tuple(shape), **options}
 
 
+def _user_model(arch: Any, source: str | os.PathLike[str]) -> nn.Module | None:
+    """A user's model (`package.module:factory`, rebuilt only if its module was named with --import/imports=), on
+    the current default device; None when `arch` names a zoo model."""
+    from prunekit import user_code
+
+    if not (isinstance(arch, dict) and user_code.is_ref(arch.get("name"))):
+        return None
+    from prunekit.config import check_free_form
+
+    args = arch.get("args") or {}
+    check_free_form(args, f"{source}: arch.args")
+    return user_code.build_model(arch["name"], args, arch.get("example"), source=str(source))
+
+
 def meta_model(arch: Any, source: str | os.PathLike[str]) -> nn.Module:
     """The recorded architecture on the meta device: every shape, no memory."""
     from prunekit.models import create_model
 
+    with torch.device("meta"):
+        user = _user_model(arch, source)
+    if user is not None:
+        return user
     kwargs = checked_arch(arch, source)
     try:
         with torch.device("meta"):
@@ -116,4 +134,5 @@ def build(arch: Any, source: str | os.PathLike[str], max_bytes: int | None = Non
 
     check_budget(meta_model(arch, source), source, max_bytes)
     with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the global RNG untouched
-        return create_model(**checked_arch(arch, source))
+        user = _user_model(arch, source)
+        return user if user is not None else create_model(**checked_arch(arch, source))

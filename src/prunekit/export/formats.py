@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,16 @@ def save(
     if dtype not in DTYPES:
         raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
-    masks = _checked_masks(state, zero_masks(model) if masks is None else masks)
+    aliases = alias_names(model)
+    masks = _checked_masks(state, zero_masks(model) if masks is None else masks, aliases)
     transposed = _transposed(model)
     tensors: dict[str, Tensor] = {}
     entries: dict[str, dict[str, Any]] = {}
     for name, tensor in state.items():
+        if format == "sparse" and aliases.get(name) in state:  # a tied tensor is stored once, under its first name
+            entries[name] = {"shape": list(tensor.shape), "dtype": _dtype_name(tensor.dtype), "encoding": "alias"}
+            entries[name]["of"] = aliases[name]
+            continue
         mask = masks.get(name)
         stored = tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
         if mask is not None:
@@ -114,16 +119,22 @@ def _transposed(model: nn.Module) -> frozenset[str]:
     return transposed_names(model)
 
 
-def zero_masks(model: nn.Module) -> dict[str, Tensor]:
-    """The nonzero pattern of every Conv/Linear weight (and Hugging Face Conv1D), keyed by state-dict name."""
-    from prunekit.pruning.masks import is_prunable
+def zero_masks(model: nn.Module, include_embeddings: bool = False) -> dict[str, Tensor]:
+    """The nonzero pattern of every tensor a prune covers by default, output layer included (see
+    prunekit.pruning.coverage), keyed by its first state-dict name (a shared tensor once)."""
+    from prunekit.pruning.coverage import candidates
 
-    state = model.state_dict(keep_vars=True)
     return {
-        key: module.weight.detach().cpu() != 0
-        for name, module in model.named_modules()
-        if is_prunable(module) and state.get(key := f"{name}.weight" if name else "weight") is module.weight
+        c.name: c.param.detach().cpu() != 0
+        for c in candidates(model)
+        if include_embeddings or all(u.rule != "embedding" for u in c.uses)
     }
+
+
+def alias_names(model: nn.Module) -> dict[str, str]:
+    """Other state-dict names of shared parameters -> their first name in named_parameters() order."""
+    first = {id(p): n for n, p in model.named_parameters()}
+    return {n: first[id(p)] for n, p in model.named_parameters(remove_duplicate=False) if n != first[id(p)]}
 
 
 def read_metadata(path: PathLike) -> dict:
@@ -146,15 +157,21 @@ def load(
     map_location: Any = "cpu",
     semi_structured: bool = False,
     max_bytes: int | None = None,
+    imports: Iterable[str] | None = None,
 ) -> nn.Module:
     """Rebuild the model recorded in the file (or ``builder(arch)``), load its weights, return it in eval mode.
 
+    A file of a user's model records its factory (`package.module:factory` and its arguments); it is rebuilt only
+    if the user names the module to import (``imports``), never because the file names it.
     Sparse files also give the model a ``masks`` attribute: name -> bool tensor, the saved pruning pattern.
     ``max_bytes`` raises the limit on the dense size of the rebuilt network (default: prunekit.export.arch.budget).
     semi_structured: on CUDA (``map_location``, default "cuda" then), cast the model to the file's half dtype
     (bfloat16 if it was saved so, else float16) and back every 2:4 Linear layer by a semi-structured sparse tensor
     (see :mod:`prunekit.semi_structured`); the converted layers' names are in ``model.semi_structured``.
     """
+    from prunekit import user_code
+
+    user_code.allow(imports)
     meta = read_metadata(path)
     if semi_structured and not torch.cuda.is_available():
         raise UserError("semi_structured=True needs a CUDA device (2:4 sparse tensor cores); none is available")
@@ -166,7 +183,8 @@ def load(
         probe = arch.meta_model(meta.get("arch"), path)
         _check_fits(path, probe, meta["tensors"])
         arch.check_budget(probe, path, max_bytes)
-        arch.check_forward(probe, probe.arch["input_shape"], path)
+        if probe.arch.get("input_shape"):  # a user's model (package.module:factory) records no input shape
+            arch.check_forward(probe, probe.arch["input_shape"], path)
         model = arch.build(meta.get("arch"), path, max_bytes)
     else:
         model = builder(meta.get("arch"))
@@ -198,10 +216,15 @@ def _read(path: PathLike) -> tuple[dict[str, Tensor], dict[str, Tensor], dict]:
     masks: dict[str, Tensor] = {}
     name = "?"
     try:
-        for name, entry in meta["tensors"].items():
-            state[name], mask = _decode(name, entry, stored)
-            if mask is not None:
-                masks[name] = mask
+        entries = meta["tensors"].items()
+        for name, entry in entries:
+            if entry.get("encoding") != "alias":
+                state[name], mask = _decode(name, entry, stored)
+                if mask is not None:
+                    masks[name] = mask
+        for name, entry in entries:
+            if entry.get("encoding") == "alias":
+                state[name] = _alias(name, entry, state)
         name = "?"
         if stored:
             raise ValueError(f"tensors not described by the header: {', '.join(sorted(stored)[:3])}")
@@ -249,6 +272,14 @@ def _encode_index(mask: Tensor, encoding: str, layout: tuple[int, int, int] | No
     if encoding == "nm":
         return encode_nm(mask, layout)
     return encode_gaps(mask, encoding)
+
+
+def _alias(name: str, entry: dict, state: dict[str, Tensor]) -> Tensor:
+    """A tied tensor stored once: the tensor of the name it is another name of."""
+    target = state.get(str(entry.get("of")))
+    if target is None or list(target.shape) != [int(n) for n in entry["shape"]]:
+        raise ValueError(f"alias of {entry.get('of')!r}, which is not a stored tensor of the same shape")
+    return target
 
 
 def _take(stored: dict[str, Tensor], key: str) -> Tensor:
@@ -306,9 +337,12 @@ def _check_fits(path: PathLike, model: nn.Module, entries: dict[str, Any]) -> No
         )
 
 
-def _checked_masks(state: dict[str, Tensor], masks: dict[str, Tensor]) -> dict[str, Tensor]:
+def _checked_masks(
+    state: dict[str, Tensor], masks: dict[str, Tensor], aliases: dict[str, str] | None = None
+) -> dict[str, Tensor]:
     checked = {}
     for name, mask in masks.items():
+        name = (aliases or {}).get(name, name)  # a mask under another name of a tied tensor: its first name
         if name not in state:
             raise UserError(f"mask for {name!r}, which is not in the model's state dict")
         if tuple(mask.shape) != tuple(state[name].shape):

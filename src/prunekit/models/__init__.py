@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from prunekit import user_code
 from prunekit.errors import UserError
 from prunekit.registry import Registry
 
@@ -33,9 +35,22 @@ MODELS: Registry[ModelBuilder] = Registry("model")
 
 
 def create_model(
-    name: str, num_classes: int = 10, input_shape: tuple[int, ...] = (1, 28, 28), **options: int
+    name: str,
+    num_classes: int = 10,
+    input_shape: tuple[int, ...] = (1, 28, 28),
+    *,
+    args: dict | None = None,
+    example: Any = None,
+    **options: int,
 ) -> nn.Module:
-    """Build model `name` and tag it with `output_layer` (its classifier) and `arch` (what rebuilds it)."""
+    """Build model `name` and tag it with `output_layer` (its classifier) and `arch` (what rebuilds it).
+
+    A `package.module:factory` name is user code: built as factory(**args) if the user allowed that module
+    (prunekit.user_code), so `create_model(**model.arch)` rebuilds user models and zoo models alike. For a zoo model,
+    `args` (a config's model.args) are size options of builders that take them, such as gpt's n_layer."""
+    if user_code.is_ref(name):
+        return user_code.build_model(name, args, example)
+    options = {**(args or {}), **options}
     builder = MODELS.get(name)
     shape = tuple(int(d) for d in input_shape)
     rank = getattr(builder, "input_rank", 3)

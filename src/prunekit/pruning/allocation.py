@@ -31,13 +31,18 @@ def uniform(shape: Shape) -> float:
 
 @ALLOCATIONS.register("erk")
 def erk(shape: Shape) -> float:
-    """Erdos-Renyi-Kernel: sum of the dimensions over their product (kernel dims included)."""
+    """Erdos-Renyi-Kernel: sum of the dimensions over their product (kernel dims included).
+
+    The first two dimensions are fan-out and fan-in in either order, so one rule serves every covered layout:
+    Conv [out, in, *k], ConvTranspose [in, out, *k], Linear [out, in], recurrent [gates * H, in] (a map to the gate
+    pre-activations), attention in_proj [3E, E] (one matrix), Embedding [tokens, dim]."""
     return sum(shape) / math.prod(shape)
 
 
 @ALLOCATIONS.register("er")
 def er(shape: Shape) -> float:
-    """Erdos-Renyi: (n_in + n_out) / (n_in * n_out), kernel dims ignored in both (as RigL's non-kernel rule)."""
+    """Erdos-Renyi: (n_in + n_out) / (n_in * n_out), kernel dims ignored in both (as RigL's non-kernel rule); the
+    first two dimensions in either order (ConvTranspose's [in, out, *k] gives the same value as Conv's)."""
     return (shape[0] + shape[1]) / (shape[0] * shape[1])
 
 
@@ -216,5 +221,7 @@ def warn_collapse(masks: Masks) -> None:
     collapsed = [n for n, m in masks.items() if not m.any()]
     if collapsed:
         warnings.warn(
-            f"layer collapse: {collapsed} lost every weight; set prune.min_density to prevent it", stacklevel=3
+            f"layer collapse: {collapsed} lost every weight; to prevent it set a minimum density per tensor: "
+            "prune.min_density in a config, min_density= in prunekit.prune",
+            stacklevel=3,
         )

@@ -110,10 +110,15 @@ def prune_to(
 ) -> Masks:
     """Masks at `target` in `iterations` steps (None: the criterion's default) on an exponential schedule: step k of
     n reaches 1 - (1 - s0) ((1 - target) / (1 - s0))^(k/n) from the current sparsity s0, applying the masks between
-    steps so each step scores the network already pruned by the last."""
+    steps so each step scores the network already pruned by the last. An N:M `pattern` is chosen in one step (its
+    groups fix the sparsity at 1 - N/M), so the criterion's iterations do not apply."""
     steps = default_iterations(criterion) if iterations is None else int(iterations)
     if steps < 1:
         raise UserError(f"iterations must be >= 1, got {steps}")
+    if pattern != "unstructured":
+        if iterations is not None and steps > 1:
+            raise UserError(f"pattern {pattern} is chosen in one step: set iterations to 1 (or leave it unset)")
+        steps = 1
     masks, start = ctx.masks, sparsity(ctx.masks)
     for step in range(1, steps + 1):
         goal = 1.0 - (1.0 - start) * ((1.0 - target) / (1.0 - start)) ** (step / steps) if steps > 1 else target

@@ -61,6 +61,7 @@ class LoaderTask:
         self.model_name, self.dataset_name = model_name, dataset_name
         self.device = torch.device("cpu")
         self._steps: int | None = None
+        self._example: Any = None
 
     def build_model(self) -> nn.Module:
         model = self.factory()
@@ -70,19 +71,31 @@ class LoaderTask:
 
     def to(self, device: torch.device) -> None:
         self.device = device
+        self._example = None
 
-    def _batches(self, split: str) -> Iterable[Batch]:
-        return (to_device(b, self.device) for b in self.splits[split])
+    def _batches(self, split: str) -> Iterator[Batch]:
+        try:
+            for batch in self.splits[split]:
+                yield to_device(batch, self.device)
+        except UserError as e:  # raised in a DataLoader worker, it arrives wrapped in a traceback
+            raise UserError(_worker_message(e)) from None
 
     def example_input(self) -> Any:
-        for batch in self._batches("train"):
-            return _first_of(self.objective.inputs(batch))
-        raise UserError("the training data yields no batch")
+        if self._example is None:
+            for batch in self._batches("train"):
+                self._example = _first_of(self.objective.inputs(batch))
+                break
+            else:
+                raise UserError("the training data yields no batch")
+        return self._example
 
     def steps_per_epoch(self, batch_size: int) -> int:
         train = self.splits["train"]
         if self._steps is None:
-            self._steps = len(train) if hasattr(train, "__len__") else sum(1 for _ in train)
+            try:
+                self._steps = len(train)
+            except TypeError:  # an iterable dataset without a length: count its batches once
+                self._steps = sum(1 for _ in train)
         if self._steps == 0:
             raise UserError("the training data yields no batch")
         return self._steps
@@ -142,6 +155,15 @@ class LoaderTask:
                 break
             out.append(batch)
         return out
+
+
+def _worker_message(error: UserError) -> str:
+    """The user-facing line of an error re-raised by a DataLoader worker ("Caught UserError in DataLoader worker
+    process 0. Original Traceback ... prunekit.errors.UserError: <line>")."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught UserError"):
+        return lines[-1].split("UserError: ", 1)[-1]
+    return lines[0] if lines else "error while loading data"
 
 
 def describe(obj: Any) -> str:

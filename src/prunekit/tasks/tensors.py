@@ -6,6 +6,7 @@ data that fits in memory; it stays the default path for the registered datasets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,18 +21,26 @@ from prunekit.train.loop import train_epoch
 
 
 class TensorTask:
-    """Image classification (or next-token prediction) on in-memory tensors, with a model from the registry."""
+    """Image classification (or next-token prediction) on in-memory tensors, with a zoo or user model."""
 
     def __init__(
-        self, data: Dataset, model_name: str, objective: Objective = DEFAULT, dataset_name: str | None = None
+        self,
+        data: Dataset,
+        model_name: str,
+        objective: Objective = DEFAULT,
+        dataset_name: str | None = None,
+        factory: Callable[[], nn.Module] | None = None,
     ) -> None:
         self.data = data
         self.dataset_name = dataset_name or data.name
         self.model_name = model_name
         self.objective = objective
         self.metric: Metric = KNOWN[getattr(data, "metric", "accuracy")]
+        self.factory = factory  # a user model's factory; None = the zoo model `model_name`
 
     def build_model(self) -> nn.Module:
+        if self.factory is not None:
+            return self.factory()
         from prunekit.models import create_model
 
         return create_model(self.model_name, self.data.num_classes, self.data.input_shape)
