@@ -121,6 +121,7 @@ class Run:
         torch.manual_seed(self.cfg.seed)
         self.model = task.build_model().to(self.device)
         self.arch = getattr(self.model, "arch", None)
+        self.base = self._unpruned()
         self.example = self._example()
         if self.cfg.prune.tau == "auto" and not task.has_split("val"):
             raise UserError("prune.tau auto compares validation metrics: give the run a validation split")
@@ -129,6 +130,15 @@ class Run:
         self.plans = METHODS.get(self.cfg.prune.method)(
             self.cfg, {n: p.numel() for n, p in self.model.named_parameters() if n in self.names}
         )
+
+    def _unpruned(self) -> nn.Module | None:
+        """Channel runs: the unpruned network that widths are measured against (the zoo rebuilds it from `arch`
+        on the meta device; a user's model is built once more with the task's factory)."""
+        if not self.channel:
+            return None
+        from prunekit.pruning.structured import base_model
+
+        return base_model(self.model) or self._fresh_model()
 
     def _example(self) -> Any:
         """What FLOPs, latency and tracing run on: the zoo's input shape, else one example of the task's data."""
@@ -195,7 +205,8 @@ class Run:
         target = plan.sparsity if target is None else target
         gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
         if self.channel:
-            from prunekit.pruning.structured import needs_batches, prune_channels
+            from prunekit.pruning.structured import needs_batches, original_widths, prune_channels
+            from prunekit.pruning.structured.rounds import is_shape
 
             prune_channels(
                 self.model,
@@ -206,8 +217,9 @@ class Run:
                 min_channels=p.min_channels,
                 batches=self._score_batches(gen) if needs_batches(p.criterion) else [],
                 objective=self.task.objective,
-                example_input=None if isinstance(self.example, tuple) else self.example,
+                example_input=None if is_shape(self.example) else self.example,
                 generator=gen,
+                original=original_widths(self.model, self.base),
             )
             return {}
         batches = self._score_batches(gen) if wants_data(p.criterion, p.scope, p.allocation) else []
@@ -266,7 +278,7 @@ class Run:
             return None
         from prunekit.pruning.structured.rounds import shape_record
 
-        return shape_record(self.model)
+        return shape_record(self.model, self.base)
 
     def _lr_fn(self, plan: RoundPlan) -> Callable[[float], float]:
         t = self.cfg.train
@@ -407,7 +419,7 @@ class Run:
         if self.channel:
             from prunekit.pruning.structured.rounds import measure
 
-            size = measure(self.model, self.example, self.cfg.prune.ignore or ())
+            size = measure(self.model, self.example, self.cfg.prune.ignore or (), self.base)
         else:
             size = {
                 "sparsity": round(sparsity(masks), 6),

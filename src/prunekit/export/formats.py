@@ -9,6 +9,7 @@ stored in ``dtype`` and restored to their original dtype on load.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -117,7 +118,8 @@ def load_state_dict(path: PathLike) -> tuple[dict[str, Tensor], dict]:
 
 
 def load(path: PathLike, *, builder: Callable[[Any], nn.Module] | None = None, map_location: Any = "cpu") -> nn.Module:
-    """Rebuild the model recorded in the file (or ``builder(arch)``), load its weights, return it in eval mode.
+    """Rebuild the model recorded in the file (or ``builder(arch)``; ``builder()`` for a builder that takes no
+    required argument, such as a user's model factory), load its weights, return it in eval mode.
 
     Sparse files also give the model a ``masks`` attribute: name -> bool tensor, the saved pruning pattern.
     """
@@ -126,7 +128,7 @@ def load(path: PathLike, *, builder: Callable[[Any], nn.Module] | None = None, m
         from prunekit.export.compact import load_compact
 
         return load_compact(path, builder=builder, map_location=map_location)
-    model = _build(path, meta.get("arch")) if builder is None else builder(meta.get("arch"))
+    model = _build(path, meta.get("arch")) if builder is None else build_with(builder, meta.get("arch"))
     _check_fits(path, model, meta["tensors"])  # before decoding, so a hostile header cannot claim huge tensors
     state, masks, meta = _read(path)
     model.load_state_dict(state)
@@ -218,6 +220,24 @@ def _parse_meta(path: Path, header: dict[str, str] | None) -> dict:
     if not isinstance(meta.get("tensors"), dict):
         raise UserError(f"{path} has no tensor table in its prunekit metadata; export it again")
     return meta
+
+
+def build_with(builder: Callable[..., nn.Module], arch: Any) -> nn.Module:
+    """`builder(arch)` when the builder takes a required argument, else `builder()` (a user's model factory, such as
+    the class of the network)."""
+    model = builder(arch) if _takes_argument(builder) else builder()
+    if not isinstance(model, nn.Module):
+        raise UserError(f"builder returned a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: the documented builder(arch) form
+        return True
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind in kinds and p.default is inspect.Parameter.empty for p in params)
 
 
 def _build(path: Path, arch: Any) -> nn.Module:
