@@ -104,6 +104,7 @@ def test_channel_pruning_removes_exactly_the_zeroed_channels(name, factory, exam
     modules = dict(model.named_modules())
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     ties = [(a, b) for a, b in [("tok.weight", "lm_head.weight")] if a in before["tensors"] and b in before["tensors"]]
+    objects = dict(model.named_parameters(remove_duplicate=False))
     original = copy.deepcopy(model)
     if name in REFUSED:
         with pytest.raises(prunekit.UserError, match=REFUSED[name]) as err:
@@ -121,6 +122,8 @@ def test_channel_pruning_removes_exactly_the_zeroed_channels(name, factory, exam
     )
     for a, b in ties:
         assert model.get_parameter(a) is model.get_parameter(b)
+    for n, p in model.named_parameters(remove_duplicate=False):  # what was not cut is the same object (optimizers)
+        assert (p is objects[n]) == (p.shape == objects[n].shape), n
     reference = zeroed(original, model).eval()
     model.eval()
     with torch.no_grad():
@@ -186,6 +189,12 @@ class Flipped(nn.Module):
         return self.fc(torch.relu(self.b(torch.relu(self.a(x)).flip(1))).mean((2, 3)))
 
 
+def weight_normed() -> nn.Module:
+    from torch.nn.utils import parametrizations
+
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), parametrizations.weight_norm(nn.Linear(16, 16)), nn.Linear(16, 3))
+
+
 def fixed_split():
     from tests.structured.channel_nets import FusedQKV
 
@@ -201,6 +210,7 @@ def fixed_split():
         (Flipped, lambda: torch.randn(2, 3, 4, 4), {"criterion": "bn_scale"}, "needs a BatchNorm"),
         (Flipped, lambda: torch.randn(2, 4, 4, 4), {}, "fails while tracing in module 'a'"),
         (Flipped, lambda: torch.randn(2, 3, 4, 4), {"ignore": ["c"]}, "ignore entry 'c' matches no"),
+        (weight_normed, lambda: torch.randn(2, 6), {}, "'2' computes its weight \\(weight_norm or a parametrization"),
     ],
 )
 def test_refusals_leave_the_model_exactly_as_it_was(factory, example, kwargs, message):
@@ -231,3 +241,27 @@ def test_taylor_on_frozen_layers_keeps_them_frozen():
     assert model.features[0].out_channels == 8
     assert not any(p.requires_grad for p in model.features.parameters())
     assert all(p.requires_grad for p in model.head.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_dtypes_are_kept(dtype):
+    from tests.user_nets import AttentionClassifier
+
+    torch.manual_seed(0)
+    model = AttentionClassifier().to(dtype)
+    report = prunekit.prune_channels(model, 0.5, example_inputs=torch.randn(2, 5, 10, dtype=dtype))
+    assert report.params[1] < report.params[0]
+    assert {p.dtype for p in model.parameters()} == {dtype}
+    assert model(torch.randn(2, 5, 10, dtype=dtype)).dtype == dtype
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_model_on_the_gpu_stays_there():
+    from tests.structured.channel_nets import MHABlockLM
+
+    torch.manual_seed(0)
+    model = MHABlockLM().cuda()
+    x = torch.randint(40, (2, 6), device="cuda")
+    prunekit.prune_channels(model, 0.5, example_inputs=x.cpu())  # inputs follow the model to its device
+    assert {p.device.type for p in model.parameters()} == {"cuda"}
+    assert model(x).shape == (2, 6, 40)
