@@ -1,8 +1,7 @@
 """Channel pruning of hand-written networks (tests/user_nets.py, tests/structured/channel_nets.py): what
 prunekit.prune_channels removes from each at one fraction, what stays whole and why, and the largest output
 difference from the original with the removed weights zeroed (computed here from tensor values, independently of
-the library's own check), relative to the largest output. Also the wall time of the call (tracing, scoring,
-surgery, the checks and the copies).
+the library's own check), relative to the largest output. No timing: see the structured benchmark for speed.
 
     python benchmarks/channels_any_model.py [--fraction 0.5] [--scope layerwise] [--json]
 """
@@ -13,7 +12,6 @@ import argparse
 import copy
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -57,12 +55,10 @@ def row(name: str, factory, example, fraction: float, scope: str) -> dict:
     distinct(model)
     original = copy.deepcopy(model)
     x = example()
-    began = time.perf_counter()
     try:
         report = prunekit.prune_channels(model, fraction, example_inputs=x, scope=scope)
     except prunekit.UserError as exc:
-        return {"network": name, "refused": str(exc), "seconds": round(time.perf_counter() - began, 3)}
-    seconds = time.perf_counter() - began
+        return {"network": name, "refused": str(exc)}
     return {
         "network": name,
         "params": report.params[0],
@@ -70,7 +66,6 @@ def row(name: str, factory, example, fraction: float, scope: str) -> dict:
         "pruned": {g: f"{a}->{b}" for g, (a, b) in report.widths.items()},
         "whole": report.whole,
         "relative_difference_from_zeroed": zero_difference(original, model, x),
-        "seconds": round(seconds, 3),
     }
 
 
@@ -85,18 +80,18 @@ def main() -> None:
     if args.json:
         print(json.dumps({"fraction": args.fraction, "scope": args.scope, "rows": rows}, indent=1))
         return
-    print("| network | params | after | ratio | rel. diff vs zeroed | s | pruned groups | kept whole / refused |")
-    print("|---|---:|---:|---:|---:|---:|---|---|")
+    print("| network | params | after | ratio | rel. diff vs zeroed | pruned groups (channels) | kept whole |")
+    print("|---|---:|---:|---:|---:|---|---|")
     for r in rows:
         if "refused" in r:
-            print(f"| {r['network']} | | | | | {r['seconds']} | | refused: {r['refused']} |")
+            print(f"| {r['network']} | | | | | refused: {r['refused']} | |")
             continue
         pruned = ", ".join(f"{g} {w}" for g, w in r["pruned"].items())
         whole = "; ".join(f"{g}: {why}" for g, why in r["whole"].items())
         ratio = r["params_after"] / r["params"]
         print(
             f"| {r['network']} | {r['params']:,} | {r['params_after']:,} | {ratio:.3f} | "
-            f"{r['relative_difference_from_zeroed']:.1e} | {r['seconds']} | {pruned} | {whole} |"
+            f"{r['relative_difference_from_zeroed']:.1e} | {pruned} | {whole} |"
         )
 
 
