@@ -265,3 +265,28 @@ def test_a_model_on_the_gpu_stays_there():
     prunekit.prune_channels(model, 0.5, example_inputs=x.cpu())  # inputs follow the model to its device
     assert {p.device.type for p in model.parameters()} == {"cuda"}
     assert model(x).shape == (2, 6, 40)
+
+
+@pytest.mark.parametrize(
+    "name,expected,how",
+    [
+        ("two_input", ("cls", "box"), "traced"),
+        ("audio", ("mid", "dec"), "traced"),
+        ("tiny_gpt", ("lm_head",), "traced"),
+        ("residual_cnn", ("head.2",), "traced"),
+        ("siamese_tuple", ("enc.2", "compare"), "traced"),
+    ],
+)
+def test_output_layers_are_found_from_every_output(name, expected, how):
+    from prunekit.pruning.structured import output_layers
+
+    factory, example = next((f, e) for n, f, e in ALL if n == name)
+    found = output_layers(factory(), example())
+    assert (found.modules, found.how) == (expected, how)
+
+
+def test_a_declared_output_layer_wins():
+    from prunekit.pruning.structured import output_layers
+    from tests.structured.nets import TinyConv, example
+
+    assert output_layers(TinyConv(), example()).modules == ("fc",)

@@ -192,7 +192,7 @@ def _refuse_cut(model: nn.Module, graph: tp.DependencyGraph, ran: set[str]) -> N
         if name in ran and isinstance(module, LAYERS) and module not in graph.module2node:
             raise UserError(
                 f"cannot trace {type(model).__name__} for channel pruning: module {name!r} is cut from "
-                "the autograd graph (.detach() or torch.no_grad in forward?)"
+                "the autograd graph (.detach() or torch.no_grad in forward, or an output used only in training?)"
             )
 
 
