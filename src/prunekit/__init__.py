@@ -5,6 +5,7 @@
     print(prunekit.prunable(model))                    # what a prune covers (Conv, Linear, attention, RNN, ...)
     masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity; .report
     masks = prunekit.prune(llm, 0.5, criterion="sparsegpt", batches=calib, pattern="2:4")  # post-training
+    prunekit.prune_channels(net, 0.5, example_inputs=x)  # any nn.Module: physically thinner, atomic
     optimizer = torch.optim.Adam(model.parameters())
     keep = prunekit.keep_masked(model, masks, optimizer)  # your own loop: pruned weights stay zero after each step
     prunekit.save(model, "m.safetensors", format="sparse", masks=masks)
@@ -28,6 +29,7 @@ __all__ = [
     "list_models",
     "prunable",
     "prune",
+    "prune_channels",
     "keep_masked",
     "save",
     "load",
@@ -129,6 +131,61 @@ def prunable(
         include_output=include_output,
         ignore=ignore,
         example_inputs=example_inputs,
+    )
+
+
+def prune_channels(
+    model: nn.Module,
+    fraction: float,
+    *,
+    example_inputs: Any = None,
+    criterion: str = "l1_filter",
+    scope: str = "layerwise",
+    ignore: list[str] | None = None,
+    min_channels: int = 1,
+    batches: list[Any] | None = None,
+    loss_fn: Any = None,
+    inputs_fn: Any = None,
+    seed: int = 0,
+    original: dict[str, int] | None = None,
+    verify: bool = True,
+) -> Any:
+    """Physically remove `fraction` of the prunable channels of any model, in place and atomically; returns a report
+    (channels removed per group, groups kept whole and why, parameters before and after).
+
+    example_inputs: what the model is called on to trace it: a tensor (`model(x)`), a tuple (`model(*args)`) or a
+    dict of keyword inputs (`model(**kwargs)`); default: the inputs of the first batch, or zeros of a zoo model's
+    input shape. Coupled channels go together (residual additions, concatenations, depthwise and grouped
+    convolutions), attention loses whole heads, and the output layers (traced from the outputs) keep their width.
+    criterion: l1_filter, l2_filter, fpgm, random, bn_scale, taylor or thinet (the last two need `batches`, of any
+    structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch)` and
+    `inputs_fn(batch)`). ignore: layers (names, globs, parents) whose output channels stay. original: the widths
+    before the first call (by layer name), so that repeated calls count `fraction` against them.
+    verify: check the thinner network computes what the original does with the removed channels zeroed.
+    On any error or refusal the model is exactly as it was. Build the optimizer after pruning.
+    """
+    import torch
+
+    from prunekit.batches import make_objective
+    from prunekit.pruning.structured import prune_channels as cut
+
+    objective = make_objective(loss_fn, inputs_fn)
+    batches = list(batches or [])
+    if example_inputs is None and batches:
+        example_inputs = objective.inputs(batches[0])
+    return cut(
+        model,
+        fraction,
+        criterion=criterion,
+        scope=scope,
+        ignore=ignore or (),
+        min_channels=min_channels,
+        batches=batches,
+        objective=objective,
+        example_input=example_inputs,
+        generator=torch.Generator().manual_seed(seed),
+        original=original,
+        verify=verify,
     )
 
 

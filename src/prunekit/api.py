@@ -26,6 +26,7 @@ from typing import Any
 from torch import nn
 
 from prunekit import config as config_mod
+from prunekit import user_code
 from prunekit.batches import Batch, InputsFn, LossFn, make_objective
 from prunekit.errors import UserError
 from prunekit.tasks.from_config import UserModel, importable
@@ -53,6 +54,8 @@ def _factory(model: Callable[[], nn.Module] | nn.Module) -> tuple[Callable[[], n
     if not callable(model):
         raise UserError(f"model must be an nn.Module or a function that builds one, got {type(model).__name__}")
     ref = importable(model)
+    if ref:  # the user handed us this factory: its module counts as named (rebuilding the base model needs it)
+        user_code.allow([ref.split(":", 1)[0]])
     return (UserModel(ref, {}, model) if ref else model), describe(model)
 
 

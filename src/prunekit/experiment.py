@@ -21,7 +21,7 @@ from torch import nn
 from prunekit import checkpoint
 from prunekit.config import Config
 from prunekit.errors import UserError
-from prunekit.flops import sparse_flops
+from prunekit.flops import is_shape, sparse_flops
 from prunekit.progress import Progress
 from prunekit.pruning import allocation
 from prunekit.pruning.coverage import layouts
@@ -127,6 +127,7 @@ class Run:
         torch.manual_seed(self.cfg.seed)
         self.model = task.build_model().to(self.device)
         self.arch = getattr(self.model, "arch", None)
+        self.base = self._unpruned()
         self.example = self._example()
         if self.cfg.prune.tau == "auto" and not task.has_split("val"):
             raise UserError("prune.tau auto compares validation metrics: give the run a validation split")
@@ -142,7 +143,7 @@ class Run:
         model's traced on one example of its inputs); a list replaces that default, as it always has."""
         p = self.cfg.prune
         include = p.ignore is not None if p.include_output is None else p.include_output
-        shape = isinstance(self.example, tuple) and all(isinstance(d, int) for d in self.example)
+        shape = is_shape(self.example)
         return prunable(
             self.model,
             include_embeddings=p.include_embeddings,
@@ -150,6 +151,15 @@ class Run:
             ignore=p.ignore,
             example_inputs=None if shape else self.example,
         )
+
+    def _unpruned(self) -> nn.Module | None:
+        """Channel runs: the unpruned network that widths are measured against (the zoo rebuilds it from `arch`
+        on the meta device; a user's model is built once more with the task's factory)."""
+        if not self.channel:
+            return None
+        from prunekit.pruning.structured import base_model
+
+        return base_model(self.model) or self._fresh_model()
 
     def _example(self) -> Any:
         """What FLOPs, latency and tracing run on: the zoo's input shape, else one example of the task's data."""
@@ -216,7 +226,7 @@ class Run:
         target = plan.sparsity if target is None else target
         gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
         if self.channel:
-            from prunekit.pruning.structured import needs_batches, prune_channels
+            from prunekit.pruning.structured import needs_batches, original_widths, prune_channels
 
             prune_channels(
                 self.model,
@@ -227,8 +237,9 @@ class Run:
                 min_channels=p.min_channels,
                 batches=self._score_batches(gen) if needs_batches(p.criterion) else [],
                 objective=self.task.objective,
-                example_input=None if isinstance(self.example, tuple) else self.example,
+                example_input=None if is_shape(self.example) else self.example,
                 generator=gen,
+                original=original_widths(self.model, self.base),
             )
             return {}
         batches = self._score_batches(gen) if wants_data(p.criterion, p.scope, p.allocation) else []
@@ -293,7 +304,7 @@ class Run:
             return None
         from prunekit.pruning.structured.rounds import shape_record
 
-        return shape_record(self.model)
+        return shape_record(self.model, self.base)
 
     def _lr_fn(self, plan: RoundPlan) -> Callable[[float], float]:
         t = self.cfg.train
@@ -434,7 +445,7 @@ class Run:
         if self.channel:
             from prunekit.pruning.structured.rounds import measure
 
-            size = measure(self.model, self.example, self.cfg.prune.ignore or ())
+            size = measure(self.model, self.example, self.cfg.prune.ignore or (), self.base)
         else:
             size = {
                 "sparsity": round(sparsity(masks), 6),

@@ -87,12 +87,13 @@ EXTRA_FORMULAS = {op: _total(f) for op, f in WEIGHTED.items()}  # for FlopCounte
 def example_inputs(example: Any, device: torch.device, batch: int = 1) -> Any:
     """Model inputs from an example: a shape tuple (C, H, W) gives zeros of `batch` examples; anything else (one
     example of real inputs: a tensor, tuple or dict) is used as it is."""
-    if _is_shape(example):
+    if is_shape(example):
         return torch.zeros(batch, *example, device=device)
     return example
 
 
-def _is_shape(example: Any) -> bool:
+def is_shape(example: Any) -> bool:
+    """A zoo input shape (C, H, W) or (T,), as opposed to one example of a model's real inputs."""
     return isinstance(example, tuple) and all(isinstance(d, int) for d in example)
 
 
@@ -104,7 +105,7 @@ def _forward(model: nn.Module, example: Any) -> None:
     model.eval()
     try:
         with torch.no_grad():
-            if callable(getattr(model, "example_input", None)) and _is_shape(example):
+            if callable(getattr(model, "example_input", None)) and is_shape(example):
                 call_model(model, model.example_input(1).to(device))
             else:
                 call_model(model, example_inputs(example, device))

@@ -10,6 +10,7 @@ stored in ``dtype`` and restored to their original dtype on load.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -159,7 +160,8 @@ def load(
     max_bytes: int | None = None,
     imports: Iterable[str] | None = None,
 ) -> nn.Module:
-    """Rebuild the model recorded in the file (or ``builder(arch)``), load its weights, return it in eval mode.
+    """Rebuild the model recorded in the file (or ``builder(arch)``; ``builder()`` for a builder that takes no
+    required argument, such as a user's model factory), load its weights, return it in eval mode.
 
     A file of a user's model records its factory (`package.module:factory` and its arguments); it is rebuilt only
     if the user names the module to import (``imports``), never because the file names it.
@@ -187,7 +189,7 @@ def load(
             arch.check_forward(probe, probe.arch["input_shape"], path)
         model = arch.build(meta.get("arch"), path, max_bytes)
     else:
-        model = builder(meta.get("arch"))
+        model = build_with(builder, meta.get("arch"))
     _check_fits(path, model, meta["tensors"])
     state, masks, meta = _read(path)
     model.load_state_dict(state)
@@ -315,6 +317,24 @@ def _parse_meta(path: Path, header: dict[str, str] | None) -> dict:
     if not isinstance(meta.get("tensors"), dict):
         raise UserError(f"{path} has no tensor table in its prunekit metadata; export it again")
     return meta
+
+
+def build_with(builder: Callable[..., nn.Module], arch: Any) -> nn.Module:
+    """`builder(arch)` when the builder takes a required argument, else `builder()` (a user's model factory, such as
+    the class of the network)."""
+    model = builder(arch) if _takes_argument(builder) else builder()
+    if not isinstance(model, nn.Module):
+        raise UserError(f"builder returned a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: the documented builder(arch) form
+        return True
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind in kinds and p.default is inspect.Parameter.empty for p in params)
 
 
 def _check_fits(path: PathLike, model: nn.Module, entries: dict[str, Any]) -> None:
