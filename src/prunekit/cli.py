@@ -1,9 +1,10 @@
-"""prunekit run | report | export | inspect. Bad input exits 2 with one line on stderr; --debug shows tracebacks."""
+"""prunekit run | sweep | report | export | inspect. Bad input exits 2 with one line on stderr; --debug shows tracebacks."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -32,6 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config key, e.g. --set prune.sparsity=0.95 (repeatable)",
     )
     run.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
+
+    sweep = sub.add_parser("sweep", help="run (or resume) many runs: a base config, a grid, seeds, extra points")
+    sweep.add_argument("sweep", type=Path, help="sweep YAML (base, grid, seeds, runs)")
+    sweep.add_argument("--out", type=Path, help="sweep directory (default: runs/<sweep name>)")
+    sweep.add_argument("--executor", default="local", choices=["local", "ray"], help="local processes (default) or Ray")
+    sweep.add_argument("--workers", type=int, help="local: runs at a time (default: one per core)")
+    sweep.add_argument("--address", help="ray: an existing cluster (e.g. auto, ray://host:10001); default: start one")
+    sweep.add_argument("--cpus-per-run", type=float, default=1.0, help="ray: CPUs each run reserves (default 1)")
+    sweep.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs each run reserves (default 0)")
 
     report = sub.add_parser("report", help="compare runs: report.md and figures")
     report.add_argument("runs", nargs="+", type=Path, help="run directories, or directories to search below")
@@ -62,11 +72,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config, args.overrides)
     out = args.out or Path("runs") / cfg.name
     summary = run(cfg, out, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if not _rank0():  # torchrun: rank 0 speaks for the run
+        return 0
     from prunekit.report.tables import rounds_table
 
     print(rounds_table(summary))
     print(f"\nrun directory: {out}\nreport: {out / 'report.html'} ({out / 'report.md'})")
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from prunekit import sweep as sweep_mod
+
+    spec = sweep_mod.load(args.sweep)
+    if args.executor != "ray" and (args.address or args.gpus_per_run):
+        raise UserError("--address and --gpus-per-run apply to --executor ray")
+    outcomes = sweep_mod.run_sweep(
+        spec,
+        args.out or Path("runs") / spec.name,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.address,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        say=lambda line: print(line, flush=True),
+    )
+    failed = [o["name"] for o in outcomes if not o["ok"]]
+    if failed:
+        print(f"{len(failed)} of the runs failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -93,7 +127,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "export": cmd_export, "inspect": cmd_inspect}
+def _rank0() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export, "inspect": cmd_inspect}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if debug:
             raise
-        print(f"prunekit: error: {e}", file=sys.stderr)
+        if _rank0() or type(e).__name__ != "MirroredError":  # rank 0 already said it
+            print(f"prunekit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("prunekit: interrupted; run the same command again to resume", file=sys.stderr)
