@@ -42,6 +42,7 @@ from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 from prunekit.pruning.step import prune_to, wants_data
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
+from prunekit.trackers import Trackers
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
 
 
@@ -105,6 +106,7 @@ class Run:
         self.store = Store(out, writes=writes, world=self.world)
         self.out = self.store.out
         self.channel = cfg.prune.structure == "channel"
+        self.trackers = Trackers(cfg, self.out, enabled=False)
 
     # --- set-up: everything is validated before the directory is touched --------------------------------------
     def execute(self) -> dict[str, Any]:
@@ -114,8 +116,10 @@ class Run:
             self._setup()
             self.store.open(self.cfg)  # nothing is created on disk before the config, model and data check out
             self.store.claim(self.cfg)
+            self.trackers = Trackers(self.cfg, self.out, enabled=self.store.writes)  # TensorBoard, MLflow: rank 0
             return self._execute()
         finally:
+            self.trackers.close()
             self.store.close()
             distributed.leave(self._joined)
 
@@ -163,6 +167,7 @@ class Run:
             from prunekit.report import write_run_report
 
             write_run_report(self.out)
+            self.trackers.finish(self.out, summary)
         return summary
 
     # --- the network a round starts from ---------------------------------------------------------------------
@@ -459,7 +464,9 @@ class Run:
             "dataset": self.task.dataset_name,
             "processes": self.world.size,
         }
-        return self.store.write_summary(self.cfg, self.arch, str(self.device), indices, extra)
+        summary = self.store.write_summary(self.cfg, self.arch, str(self.device), indices, extra)
+        self.trackers.rounds(summary)
+        return summary
 
 
 def _quiet(_: str) -> None:

@@ -47,7 +47,7 @@ def config_key(run: RunInfo) -> str:
     """What a run shares with the other seeds of its sweep; a run without config.yaml is a group of its own."""
     if not run.config:
         return f"path:{run.path}"
-    kept = {k: v for k, v in flat(run.config).items() if k not in IGNORED_KEYS}
+    kept = {k: v for k, v in flat(run.config).items() if k not in IGNORED_KEYS and not k.startswith("log.")}
     kept["summary"] = (run.model, run.dataset, run.method)
     return json.dumps(kept, sort_keys=True, default=str)
 

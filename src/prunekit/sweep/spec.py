@@ -132,11 +132,15 @@ def load(path: str | Path) -> Sweep:
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise UserError(f"sweep seeds must be a list of integers, got {seeds!r}")
     base, base_name = _base(spec.get("base"), path.parent)
-    return Sweep(str(spec.get("name") or path.stem), expand(base, base_name, _grid(spec, seeds)))
+    name = str(spec.get("name") or path.stem)
+    return Sweep(name, expand(base, base_name, _grid(spec, seeds), sweep_name=name))
 
 
-def expand(base: dict[str, Any], base_name: str, overrides: list[dict[str, Any]]) -> list[Point]:
-    """One validated Point per override set; names made unique; two points with one config are an error."""
+def expand(
+    base: dict[str, Any], base_name: str, overrides: list[dict[str, Any]], sweep_name: str | None = None
+) -> list[Point]:
+    """One validated Point per override set; names made unique; two points with one config are an error. MLflow
+    logging puts every run of the sweep in one experiment named after the sweep unless the config names one."""
     names = [point_name(o) for o in overrides]
     clashes = {n for n in names if names.count(n) > 1}
     names = [f"{n[: MAX_NAME - 9]}-{_hash(o)}" if n in clashes else n for n, o in zip(names, overrides, strict=True)]
@@ -146,6 +150,8 @@ def expand(base: dict[str, Any], base_name: str, overrides: list[dict[str, Any]]
         values = config_mod._merge(base, {"name": f"{base_name},{label}" if label else base_name, **over})
         try:
             cfg = config_mod.from_dict(values)
+            if cfg.log.mlflow and cfg.log.mlflow_experiment is None and sweep_name:
+                cfg = cfg.replace(**{"log.mlflow_experiment": sweep_name})
             from prunekit.experiment import check_config
 
             check_config(cfg)
