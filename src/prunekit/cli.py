@@ -1,4 +1,7 @@
-"""prunekit run | sweep | report | export | inspect. Bad input exits 2 with one line on stderr; --debug shows tracebacks."""
+"""prunekit run | sweep | report | export | inspect.
+
+Bad input exits 2 with one line on stderr; --debug shows tracebacks.
+"""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ and evaluates the network; the Store owns the files. The Run in between prunes a
 is one checkpoint holding its weights, masks and record; an unfinished round has an epoch checkpoint (weights,
 masks, optimizer state). Every random draw is seeded by (seed, round, epoch), so a resumed run replays exactly
 what an uninterrupted one does. Unstructured runs keep boolean masks; channel runs physically thin the model, and
-their checkpoints record the narrowed architecture. Under torchrun the same Run runs on every rank (docs/distributed.md):
-the Store shares rank 0's files, pruning is decided on rank 0 and shared, and weights are checked identical after
-every round; the Task shards the data.
+their checkpoints record the narrowed architecture. Under torchrun the same Run runs on every rank
+(docs/distributed.md): the Store shares rank 0's files, pruning is decided on rank 0 and shared, and weights are
+checked identical after every round; the Task shards the data.
 """
 
 from __future__ import annotations
@@ -209,11 +209,11 @@ class Run:
     def _prune(self, plan: RoundPlan, masks: Masks, target: float | None = None) -> Masks:
         """Masks at `target` (default: the plan's), by the run's criterion, scope and allocation; decided once, on
         rank 0, and given to every rank (one process: decided here)."""
-        what = f"the pruning of round {plan.index}"
+        what, decide = f"the pruning of round {plan.index}", lambda: self._decide(plan, masks, target)
         if self.channel:
-            distributed.agree_on_architecture(self.world, lambda: self._decide(plan, masks, target), self.model, what)
+            distributed.agree_on_architecture(self.world, decide, self.model, what)
             return {}
-        return distributed.agree_on_masks(self.world, lambda: self._decide(plan, masks, target), self.model, masks, what)
+        return distributed.agree_on_masks(self.world, decide, self.model, masks, what)
 
     def _decide(self, plan: RoundPlan, masks: Masks, target: float | None) -> Masks:
         p = self.cfg.prune

@@ -135,15 +135,39 @@ def sweep_table(groups: list[Group]) -> Table | None:
     return Table("Sweeps (mean ± std over seeds)", header, rows, "runs whose configs differ only in seed and name")
 
 
+def _seeds_stat(s: Stat | None, group: Group) -> str:
+    """mean ± std, with the count of seeds when fewer than the group's have reached this point."""
+    text = pct_stat(s)
+    return f"{text} (n={s.n})" if s is not None and group.n > 1 and s.n < group.n else text
+
+
 def ratio_table(groups: list[Group]) -> Table:
     """The PyTorch evaluation's form: one column per sparsity reached, one row per run (or sweep)."""
     cells: dict[str, dict[float, str]] = {}
     for g in groups:
-        cells[g.legend] = {round(100 * s.mean, 1): pct_stat(acc) for s, acc, _ in g.curve()}
+        cells[g.legend] = {round(100 * s.mean, 1): _seeds_stat(acc, g) for s, acc, _ in g.curve()}
     columns = sorted({c for row in cells.values() for c in row})
     header = ["run"] + ["0 (dense)" if c == 0 else f"{c:g}%" for c in columns]
     rows = [[label] + [row.get(c, "") for c in columns] for label, row in cells.items()]
     return Table("Test accuracy (%) by sparsity", header, rows, "columns: the fraction of prunable weights removed")
+
+
+def control_table(groups: list[Group]) -> Table | None:
+    """The lottery-ticket form: per round, the ticket's accuracy beside its control's (mean ± std over seeds)."""
+    rows = []
+    for g in groups:
+        for i, (s, acc, others) in enumerate(g.curve()):
+            control = others.get("control_accuracy")
+            if control is None and not (i == 0 and any(o.get("control_accuracy") for *_, o in g.curve())):
+                continue
+            n = max(acc.n if acc else 0, control.n if control else 0)
+            rows.append([g.legend, str(i), pct(None if s is None else 1 - s.mean), _seeds_stat(acc, g)])
+            rows[-1] += [_seeds_stat(control, g), str(n)]
+    if not rows:
+        return None
+    header = ["run", "round", "weights left %", "ticket %", "control %", "seeds"]
+    note = "control: the same masks on a random re-initialisation (reinit), or random masks of its layer sparsities"
+    return Table("Lottery tickets and their controls (test accuracy)", header, rows, note)
 
 
 def course_table(groups: list[Group]) -> Table:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.data import Dataset
@@ -112,7 +112,7 @@ class TensorTask:
         batches = ((x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size))
         return evaluate_batches(model, batches, self.metric.name, self.objective)
 
-    def _evaluate_shard(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, world: World) -> float:
+    def _evaluate_shard(self, model: nn.Module, x: Tensor, y: Tensor, batch_size: int, world: World) -> float:
         lo, hi = len(x) * world.rank // world.size, len(x) * (world.rank + 1) // world.size
         x, y = x[lo:hi], y[lo:hi]
         if self.metric.name == "accuracy":

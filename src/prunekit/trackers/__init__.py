@@ -72,8 +72,12 @@ class Trackers:
             try:
                 tracker = build(cfg, Path(out))
             except ImportError as e:
-                warnings.warn(f"log.{name}: {e.name or name} is not installed (pip install 'prunekit[{name}]'); the run "
-                              "goes on without it", stacklevel=2)
+                missing = e.name or name
+                warnings.warn(
+                    f"log.{name}: {missing} is not installed (pip install 'prunekit[{name}]'); the run goes on "
+                    "without it",
+                    stacklevel=2,
+                )
                 continue
             except Exception as e:
                 self._warn(name, "start", e)
@@ -83,7 +87,7 @@ class Trackers:
 
     @staticmethod
     def _warn(name: str, what: str, e: Exception) -> None:
-        warnings.warn(f"{name} logger failed ({what}: {type(e).__name__}: {e}); the run goes on without it", stacklevel=3)
+        warnings.warn(f"{name} logger failed ({what}: {type(e).__name__}: {e}); continuing without it", stacklevel=3)
 
     def _each(self, what: str, call: Callable[[Tracker], None]) -> None:
         for tracker in list(self.active):
