@@ -58,9 +58,12 @@ def main() -> None:
         free, single = sweep_file(tmp_path, args, None), sweep_file(tmp_path, args, 1)
         for i in range(args.repeats):
             out = tmp_path / str(i)
-            times["sequential, 2 threads"].append(timed([*cli, str(free), "--out", str(out / "seq2"), "--workers", "1"]))
-            times["sequential, 1 thread"].append(timed([*cli, str(single), "--out", str(out / "seq1"), "--workers", "1"]))
-            times["2 workers"].append(timed([*cli, str(free), "--out", str(out / "par"), "--workers", "2"]))
+            for name, path, where, workers in (
+                ("sequential, 2 threads", free, "seq2", "1"),
+                ("sequential, 1 thread", single, "seq1", "1"),
+                ("2 workers", free, "par", "2"),
+            ):
+                times[name].append(timed([*cli, str(path), "--out", str(out / where), "--workers", workers]))
     medians = {k: statistics.median(v) for k, v in times.items()}
     par = medians["2 workers"]
     out = {

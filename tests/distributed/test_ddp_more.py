@@ -53,3 +53,10 @@ def test_experiment_with_dataloaders_under_torchrun(tmp_path: Path) -> None:
     rounds = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert rounds[0] == rounds[1] and len(rounds[0]) == 2  # every rank returns rank 0's summary
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["processes"] == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 GPUs (NCCL)")
+def test_two_gpus_with_nccl(tmp_path: Path) -> None:
+    ranks = _two_ranks(tmp_path, "worker.py", json.dumps({"train.epochs": 1, "device": "cuda"}))
+    assert any(k.startswith("round2::") for k in ranks[0])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["device"].startswith("cuda")

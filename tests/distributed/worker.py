@@ -5,6 +5,7 @@ weights, then checks that a deliberate difference between ranks is caught."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,9 @@ class Recording(Run):
 
 def main(out: Path, overrides: dict) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo")
+    if overrides.get("device") == "cuda":
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group("nccl" if overrides.get("device") == "cuda" else "gloo")
     rank = dist.get_rank()
     run = Recording(tiny(**overrides), out / "run", log=lambda _: None)
     run.decided = {}

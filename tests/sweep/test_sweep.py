@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from prunekit import config
 from prunekit.cli import main
 from tests.helpers import tiny
 
@@ -50,10 +51,12 @@ def test_sweep_runs_skips_reports_and_survives_a_failure(tmp_path: Path, capsys:
     assert "2 finished (skipped), 2 to run" in printed and _mtimes(out) == before  # finished runs untouched
 
 
-def test_sweep_over_a_run_of_another_config_is_refused_up_front(tmp_path: Path) -> None:
+def test_sweep_over_a_run_of_another_config_is_refused_up_front(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     out = tmp_path / "out"
-    assert main(["sweep", str(_sweep(tmp_path, {"seeds": [0]})), "--out", str(out)]) == 0
-    assert main(["sweep", str(_sweep(tmp_path, {"seeds": [0]}, **{"train.lr": 0.02})), "--out", str(out)]) == 2
+    (out / "seed=1").mkdir(parents=True)
+    (out / "seed=1" / "config.yaml").write_text(config.dump(tiny(**{"train.lr": 0.5})))
+    assert main(["sweep", str(_sweep(tmp_path, {"seeds": [0, 1]})), "--out", str(out)]) == 2
+    assert "seed=1" in capsys.readouterr().err and not (out / "seed=0").exists()  # nothing ran
 
 
 def test_ray_executor_without_ray_names_the_extra(tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
