@@ -115,3 +115,19 @@ def test_kill_9_of_the_sweep_then_rerun_redoes_no_finished_run(tmp_path: Path) -
     assert "4 runs, 1 finished (skipped), 3 to run" in rerun.stdout
     assert {k: v for k, v in _mtimes(out).items() if "/seed=0/" in k} == finished
     assert all(json.loads((out / f"seed={s}" / "summary.json").read_text())["complete"] for s in range(4))
+
+
+@pytest.mark.slow
+def test_ray_and_local_executors_make_the_same_runs(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    spec = {"seeds": [0, 1], "grid": {"prune.tau": [None, 1]}}
+    path = _sweep(tmp_path, spec, **{"train.epochs": 2})
+    local, ray = tmp_path / "local", tmp_path / "ray"
+    assert main(["sweep", str(path), "--out", str(local)]) == 0
+    assert main(["sweep", str(path), "--out", str(ray), "--executor", "ray"]) == 0
+    names = sorted(p.name for p in local.iterdir() if "seed=" in p.name)
+    assert len(names) == 4 and names == sorted(p.name for p in ray.iterdir() if "seed=" in p.name)
+    for name in names:  # one thread per run in both: the same numbers
+        a, b = (json.loads((d / name / "summary.json").read_text())["rounds"] for d in (local, ray))
+        assert [r["test_accuracy"] for r in a] == [r["test_accuracy"] for r in b]
+    assert "± " in (ray / "report.md").read_text()
