@@ -38,8 +38,8 @@ def test_data_driven_pruning_matches_one_process(tmp_path: Path, overrides: dict
     overrides = {**overrides, "train.epochs": 1}
     _two_ranks(tmp_path, "worker.py", json.dumps(overrides))
     experiment.run(tiny(**overrides), tmp_path / "one", log=lambda _: None)
-    # the first pruning happens on weights both runs share (at init, or after the same dense round for channel
-    # runs only when no training preceded it): compare what can be compared exactly
+    # SNIP at init scores the weights both runs share: the masks must be equal. The channel run prunes after a dense
+    # round that the two runs trained with different float sums: the pruned fractions and shapes must be equal.
     _, masks2, record2, _ = checkpoint.load(tmp_path / "run" / "checkpoints" / "round_1.safetensors")
     _, masks1, record1, _ = checkpoint.load(tmp_path / "one" / "checkpoints" / "round_1.safetensors")
     if overrides["prune.criterion"] == "snip":
