@@ -156,10 +156,11 @@ def control_table(groups: list[Group]) -> Table | None:
     """The lottery-ticket form: per round, the ticket's accuracy beside its control's (mean ± std over seeds)."""
     rows = []
     for g in groups:
-        for i, (s, acc, others) in enumerate(g.curve()):
+        curve = g.curve()
+        if not any(others.get("control_accuracy") for *_, others in curve):
+            continue
+        for i, (s, acc, others) in enumerate(curve):
             control = others.get("control_accuracy")
-            if control is None and not (i == 0 and any(o.get("control_accuracy") for *_, o in g.curve())):
-                continue
             n = max(acc.n if acc else 0, control.n if control else 0)
             rows.append([g.legend, str(i), pct(None if s is None else 1 - s.mean), _seeds_stat(acc, g)])
             rows[-1] += [_seeds_stat(control, g), str(n)]
