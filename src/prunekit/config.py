@@ -324,6 +324,17 @@ def rounds_needed(target: float, rate: float) -> int:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """Where else a run is recorded besides its directory. These keys never change results: a run directory accepts
+    them changed on a rerun. A logger that fails (or is not installed) is a warning, never a failed run."""
+
+    tensorboard: bool = False  # TensorBoard event files in DIR/tensorboard (a sweep: tensorboard --logdir SWEEP_DIR)
+    mlflow: bool = False  # one MLflow run per run directory: the config as params, metrics per round and epoch, files
+    mlflow_uri: str | None = None  # tracking URI; null = MLFLOW_TRACKING_URI, else a local file store DIR/../mlruns
+    mlflow_experiment: str | None = None  # null = the run's name (a sweep: the sweep's name)
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "run"
     seed: int = 0
@@ -335,6 +346,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -468,7 +480,7 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
 
 
 def differences(a: Config, b: Config) -> list[str]:
-    """Dotted keys whose values differ between two configs."""
+    """Dotted keys whose values differ between two configs (log.* keys excepted: they change no result)."""
 
     def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out = {}
@@ -480,7 +492,7 @@ def differences(a: Config, b: Config) -> list[str]:
         return out
 
     fa, fb = flat(a.to_dict()), flat(b.to_dict())
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k) and not k.startswith("log."))
 
 
 def dump(cfg: Config) -> str:

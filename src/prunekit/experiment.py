@@ -5,7 +5,9 @@ and evaluates the network; the Store owns the files. The Run in between prunes a
 is one checkpoint holding its weights, masks and record; an unfinished round has an epoch checkpoint (weights,
 masks, optimizer state). Every random draw is seeded by (seed, round, epoch), so a resumed run replays exactly
 what an uninterrupted one does. Unstructured runs keep boolean masks; channel runs physically thin the model, and
-their checkpoints record the narrowed architecture.
+their checkpoints record the narrowed architecture. Under torchrun the same Run runs on every rank
+(docs/distributed.md): the Store shares rank 0's files, pruning is decided on rank 0 and shared, and weights are
+checked identical after every round; the Task shards the data.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit import checkpoint
+from prunekit import checkpoint, distributed
 from prunekit.config import Config
 from prunekit.errors import UserError
 from prunekit.flops import is_shape, sparse_flops
@@ -42,13 +44,16 @@ from prunekit.pruning.step import check_criterion, prune_to, wants_data
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
 from prunekit.threads import choose_threads
+from prunekit.trackers import Trackers
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
 from prunekit.wording import plural
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, world: distributed.World = distributed.SOLO) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("device: cuda requested but CUDA is not available; use device: auto or cpu")
+    if world.backend == "nccl":
+        return torch.device("cuda", world.local_rank)
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
@@ -85,7 +90,8 @@ class Run:
     """One experiment in one directory. `execute()` runs or resumes it and returns the summary.
 
     task: what trains the network (default: the config's model and dataset, in memory). writes: False for a Run
-    that only reads the directory (the non-zero ranks of a distributed run).
+    that only reads the directory. Under torchrun (WORLD_SIZE > 1) the Run joins the process group; only rank 0
+    writes and logs.
     """
 
     def __init__(
@@ -98,29 +104,39 @@ class Run:
         writes: bool = True,
     ) -> None:
         check_config(cfg)
-        self.cfg, self.log, self.task = cfg, log, task
-        self.store = Store(out, writes=writes)
+        self.world, self._joined = distributed.join(cfg.device)
+        self.cfg, self.log, self.task = cfg, log if self.world.main else _quiet, task
+        self.store = Store(out, writes=writes, world=self.world)
         self.out = self.store.out
         self.channel = cfg.prune.structure == "channel"
+        self.trackers = Trackers(cfg, self.out, enabled=False)
 
     # --- set-up: everything is validated before the directory is touched --------------------------------------
     def execute(self) -> dict[str, Any]:
         try:
-            if self.out.is_dir():  # an existing directory: refuse a busy or different run before loading any data
+            if self.store.is_dir():  # an existing directory: refuse a busy or different run before loading any data
                 self.store.open(self.cfg)
             self._setup()
             self.store.open(self.cfg)  # nothing is created on disk before the config, model and data check out
             self.store.claim(self.cfg)
+            self.trackers = Trackers(self.cfg, self.out, enabled=self.store.writes)  # TensorBoard, MLflow: rank 0
             return self._execute()
         finally:
+            self.trackers.close()
             self.store.close()
+            distributed.leave(self._joined)
 
     def _setup(self) -> None:
-        self.device = pick_device(self.cfg.device)
-        threads, warning = choose_threads(self.cfg.threads)  # null = physical cores, 1 on a busy machine
-        torch.set_num_threads(threads)
-        if warning:
-            self.log(f"warning: {warning}")
+        self.device = pick_device(self.cfg.device, self.world)
+        if self.world.distributed:
+            threads, line = distributed.thread_budget(self.cfg.threads, self.world)
+            torch.set_num_threads(threads)
+            self.log(line)
+        else:
+            threads, warning = choose_threads(self.cfg.threads)  # null = physical cores, 1 on a busy machine
+            torch.set_num_threads(threads)
+            if warning:
+                self.log(f"warning: {warning}")
         task = self.task if self.task is not None else build_task(self.cfg)
         task.to(self.device)
         self.task = task
@@ -182,6 +198,7 @@ class Run:
             from prunekit.report import write_run_report
 
             write_run_report(self.out)
+            self.trackers.finish(self.out, summary)
         return summary
 
     # --- the network a round starts from ---------------------------------------------------------------------
@@ -221,7 +238,15 @@ class Run:
 
     # --- pruning -----------------------------------------------------------------------------------------------
     def _prune(self, plan: RoundPlan, masks: Masks, target: float | None = None) -> Masks:
-        """Masks at `target` (default: the plan's), by the run's criterion, scope and allocation."""
+        """Masks at `target` (default: the plan's), by the run's criterion, scope and allocation; decided once, on
+        rank 0, and given to every rank (one process: decided here)."""
+        what, decide = f"the pruning of round {plan.index}", lambda: self._decide(plan, masks, target)
+        if self.channel:
+            distributed.agree_on_architecture(self.world, decide, self.model, what)
+            return {}
+        return distributed.agree_on_masks(self.world, decide, self.model, masks, what)
+
+    def _decide(self, plan: RoundPlan, masks: Masks, target: float | None) -> Masks:
         p = self.cfg.prune
         target = plan.sparsity if target is None else target
         gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
@@ -262,7 +287,7 @@ class Run:
     # --- one round ---------------------------------------------------------------------------------------------
     def _run_round(self, plan: RoundPlan) -> None:
         epoch_path = self.store.epoch_path(plan.index)
-        if epoch_path.exists():
+        if self.store.exists(epoch_path):
             state, masks, progress, opt = self.store.load(epoch_path)
             masks = self._ordered(masks)
             self._reshape(progress.get("shape"))
@@ -285,6 +310,7 @@ class Run:
             progress["prune_seconds"] = prune_seconds  # pruning time, reported beside the training time
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)  # after surgery: new parameters
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
+        distributed.check_model(self.model, masks, f"the weights of round {plan.index}", self.world)
         record = {
             **self._record(plan, masks, seconds, progress["epochs_done"]),
             "prune_seconds": progress.get("prune_seconds"),
@@ -401,7 +427,7 @@ class Run:
         return (
             self.cfg.prune.control != "none"
             and plan.sparsity is not None
-            and not self.store.control_path(plan.index).exists()
+            and not self.store.exists(self.store.control_path(plan.index))
         )
 
     def _run_control(self, plan: RoundPlan) -> None:
@@ -435,7 +461,7 @@ class Run:
     def _maybe_save_rewind(self, plan: RoundPlan, epochs_done: int, masks: Masks) -> None:
         kind, _, arg = self.cfg.prune.rewind.partition(":")
         path = self.store.rewind_path
-        if plan.index == 0 and kind == "epoch" and epochs_done == int(arg) and not path.exists():
+        if plan.index == 0 and kind == "epoch" and epochs_done == int(arg) and not self.store.exists(path):
             self.store.save(path, self.model.state_dict(), masks, {"epoch": epochs_done})
 
     def _record(self, plan: RoundPlan, masks: Masks, seconds: float, epochs: int) -> dict[str, Any]:
@@ -475,8 +501,15 @@ class Run:
             "model": self.task.model_name,
             "dataset": self.task.dataset_name,
             "coverage": coverage_record(self.coverage),
+            "processes": self.world.size,
         }
-        return self.store.write_summary(self.cfg, self.arch, str(self.device), indices, extra)
+        summary = self.store.write_summary(self.cfg, self.arch, str(self.device), indices, extra)
+        self.trackers.rounds(summary)
+        return summary
+
+
+def _quiet(_: str) -> None:
+    """The log of ranks other than 0: rank 0 speaks for the run."""
 
 
 def run(

@@ -59,13 +59,15 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
         ("accuracy_vs_flops.png", figures.accuracy_vs_flops(groups)),
     )
     sweep = tables.sweep_table(groups)
+    controls = tables.control_table(groups)
     sections = [
         Section("Summary", [_intro(runs, groups), tables.runs_table(runs)]),
         Section("Accuracy vs sparsity", accuracy or ["No finished rounds yet."]),
         Section(
             "Results",
             [tables.ratio_table(groups), tables.method_table(groups), tables.course_table(groups)]
-            + ([sweep] if sweep else []),
+            + ([sweep] if sweep else [])
+            + ([controls] if controls else []),
         ),
         Section("Per-layer sparsity", _layer_figures(groups)),
         Section("Training curves", _figures(("training.png", figures.training_curves(groups)))),

@@ -36,7 +36,7 @@ def config_key(run: RunInfo) -> str:
     """What a run shares with the other seeds of its sweep; a run without config.yaml is a group of its own."""
     if not run.config:
         return f"path:{run.path}"
-    kept = {k: v for k, v in flat(run.config).items() if k not in IGNORED_KEYS}
+    kept = {k: v for k, v in flat(run.config).items() if k not in IGNORED_KEYS and not k.startswith("log.")}
     kept["summary"] = (run.model, run.dataset, run.method)
     return json.dumps(kept, sort_keys=True, default=str)
 
@@ -76,7 +76,8 @@ class Group:
         out = []
         for i in range(max(len(r.rounds) for r in self.runs)):
             rows = [r.rounds[i] for r in self.runs if len(r.rounds) > i]
-            others = {k: stat(row.get(k) for row in rows) for k in ("params", "flops", "epochs", "wall_seconds")}
+            fields = ("params", "flops", "epochs", "wall_seconds", "control_accuracy")
+            others = {k: stat(row.get(k) for row in rows) for k in fields}
             out.append((stat(row["sparsity"] for row in rows), stat(row["test_accuracy"] for row in rows), others))
         return out
 

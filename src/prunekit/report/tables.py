@@ -155,6 +155,12 @@ def sweep_table(groups: list[Group]) -> Table | None:
     return Table("Sweeps (mean ± std over seeds)", header, rows, "runs whose configs differ only in seed and name")
 
 
+def _seeds_stat(s: Stat | None, group: Group) -> str:
+    """mean ± std, with the count of seeds when fewer than the group's have reached this point."""
+    text = pct_stat(s)
+    return f"{text} (n={s.n})" if s is not None and group.n > 1 and s.n < group.n else text
+
+
 SNAP_POINTS = 0.25  # sparsities (in percent) closer than this share one column: 48.7% beside 48.8% is one
 MAX_COLUMNS = 12  # wider than this, the ratio table is transposed (sparsities as rows) to fit a page
 
@@ -178,7 +184,7 @@ def snap(values: list[float], tolerance: float = SNAP_POINTS) -> dict[float, flo
 def ratio_table(groups: list[Group]) -> Table:
     """The PyTorch evaluation's form: one column per sparsity reached (runs within SNAP_POINTS share a column),
     one row per run (or sweep); transposed when there are many sparsities."""
-    reached = {g.legend: [(100 * s.mean, pct_stat(acc)) for s, acc, _ in g.curve()] for g in groups}
+    reached = {g.legend: [(100 * s.mean, _seeds_stat(acc, g)) for s, acc, _ in g.curve()] for g in groups}
     grid = snap([x for row in reached.values() for x, _ in row])
     cells = {label: {} for label in reached}
     for label, row in reached.items():
@@ -193,6 +199,25 @@ def ratio_table(groups: list[Group]) -> Table:
         return Table("Test accuracy (%) by sparsity", header, rows, note.replace("columns", "rows"))
     rows = [[label] + [row.get(c, "") for c in columns] for label, row in cells.items()]
     return Table("Test accuracy (%) by sparsity", ["run", *names], rows, note)
+
+
+def control_table(groups: list[Group]) -> Table | None:
+    """The lottery-ticket form: per round, the ticket's accuracy beside its control's (mean ± std over seeds)."""
+    rows = []
+    for g in groups:
+        curve = g.curve()
+        if not any(others.get("control_accuracy") for *_, others in curve):
+            continue
+        for i, (s, acc, others) in enumerate(curve):
+            control = others.get("control_accuracy")
+            n = max(acc.n if acc else 0, control.n if control else 0)
+            rows.append([g.legend, str(i), pct(None if s is None else 1 - s.mean), _seeds_stat(acc, g)])
+            rows[-1] += [_seeds_stat(control, g), str(n)]
+    if not rows:
+        return None
+    header = ["run", "round", "weights left %", "ticket %", "control %", "seeds"]
+    note = "control: the same masks on a random re-initialisation (reinit), or random masks of its layer sparsities"
+    return Table("Lottery tickets and their controls (test accuracy)", header, rows, note)
 
 
 def course_table(groups: list[Group]) -> Table:

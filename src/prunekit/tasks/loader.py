@@ -3,6 +3,11 @@
 Batches may be tensors, tuples or dicts: the Objective says how one becomes model inputs and a loss. Each epoch
 seeds torch's global RNG from the runner's per-epoch generator before iterating, so a shuffling DataLoader (its
 sampler and worker seeds draw from that RNG), dropout and augmentation replay identically after a resume.
+
+Under torchrun each rank trains on its share of the data (tasks/sharding.py) through DistributedDataParallel, with
+its own seed for the global RNG (so ranks draw different augmentations). Named metrics are evaluated on every N-th
+batch per rank and the sums all-reduced (accuracy: exactly the one-process number); a metric function of the user's
+runs on rank 0 over every batch and its value is shared.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from prunekit.batches import Batch, Objective, to_device
+from prunekit.distributed import DDPModel, all_reduce_sum, average_outside_grads, current, rank_seed, share
 from prunekit.errors import UserError
 from prunekit.tasks.base import LrAt, Metric
-from prunekit.tasks.metrics import MetricFn, evaluate_batches, resolve
+from prunekit.tasks.metrics import MetricFn, batch_totals, evaluate_batches, finish, resolve
+from prunekit.tasks.sharding import RankBatches
 
 
 def _first_of(batch: Any) -> Any:
@@ -62,6 +69,8 @@ class LoaderTask:
         self.device = torch.device("cpu")
         self._steps: int | None = None
         self._example: Any = None
+        self._ranks: RankBatches | None = None
+        self._ddp = DDPModel()
 
     def build_model(self) -> nn.Module:
         model = self.factory()
@@ -98,7 +107,12 @@ class LoaderTask:
                 self._steps = sum(1 for _ in train)
         if self._steps == 0:
             raise UserError("the training data yields no batch")
-        return self._steps
+        world = current()
+        if not world.distributed:
+            return self._steps
+        if self._ranks is None:
+            self._ranks = RankBatches(train, world, self._steps)
+        return self._ranks.steps
 
     def train_epoch(
         self,
@@ -112,21 +126,34 @@ class LoaderTask:
         desc: str = "",
     ) -> float:
         steps = self.steps_per_epoch(batch_size)
-        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        seed, world = int(torch.randint(2**62, (1,), generator=generator)), current()
+        torch.manual_seed(rank_seed(seed, world.rank) if world.distributed else seed)
+        batches, net, handle = self._batches("train"), model, None
+        if world.distributed:
+            batches = (to_device(b, self.device) for b in self._ranks.epoch(seed))
+            net, handle = self._ddp(model, world), average_outside_grads(optimizer, model, world)
         model.train()
         total, count = torch.zeros((), device=self.device), 0
-        with tqdm(total=steps, desc=desc, leave=False, disable=not sys.stderr.isatty(), mininterval=0.5) as bar:
-            for step, batch in enumerate(self._batches("train")):
-                lr = lr_at(epoch + min(step / steps, 1.0))
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss = self.objective.loss(model, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach()
-                count += 1
-                bar.update()
+        quiet = not sys.stderr.isatty() or not world.main
+        try:
+            with tqdm(total=steps, desc=desc, leave=False, disable=quiet, mininterval=0.5) as bar:
+                for step, batch in enumerate(batches):
+                    lr = lr_at(epoch + min(step / steps, 1.0))
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    loss = self.objective.loss(net, batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.detach()
+                    count += 1
+                    bar.update()
+        finally:
+            if handle is not None:
+                handle.remove()
+        if world.distributed:
+            total, count = all_reduce_sum([total.item(), count], world)
+            return total / count
         if count == 0:
             raise UserError("the training data yielded no batch this epoch")
         return total.item() / count
@@ -137,15 +164,25 @@ class LoaderTask:
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> float | None:
         if self.splits.get(split) is None:
             return None
+        world = current()
+        if world.distributed:
+            if self.metric_fn is not None:
+                return share(lambda: self._user_metric(model, split), world)
+            mine = (b for i, b in enumerate(self._batches(split)) if i % world.size == world.rank)
+            total, count = all_reduce_sum(list(batch_totals(model, mine, self.metric.name, self.objective)), world)
+            return finish(self.metric.name, total, int(count))
         if self.metric_fn is not None:
-            was_training = model.training
-            model.eval()
-            try:
-                with torch.inference_mode():
-                    return float(self.metric_fn(model, self._batches(split)))
-            finally:
-                model.train(was_training)
+            return self._user_metric(model, split)
         return evaluate_batches(model, self._batches(split), self.metric.name, self.objective)
+
+    def _user_metric(self, model: nn.Module, split: str) -> float:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                return float(self.metric_fn(model, self._batches(split)))
+        finally:
+            model.train(was_training)
 
     def score_batches(self, count: int, batch_size: int, generator: torch.Generator) -> list[Batch]:
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))

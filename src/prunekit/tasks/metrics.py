@@ -64,8 +64,9 @@ def finish(name: str, total: float, count: int) -> float:
 
 
 @torch.inference_mode()
-def evaluate_batches(model: nn.Module, batches: Iterable[Batch], metric: str, objective: Objective) -> float:
-    """A named metric over every batch, in eval mode (the model's mode restored afterwards)."""
+def batch_totals(model: nn.Module, batches: Iterable[Batch], metric: str, objective: Objective) -> tuple[float, int]:
+    """(sum, count) of a named metric over every batch, in eval mode (the model's mode restored afterwards); the
+    totals of several shards add up, which is how ranks of a distributed run evaluate together."""
     was_training = model.training
     model.eval()
     try:
@@ -75,7 +76,12 @@ def evaluate_batches(model: nn.Module, batches: Iterable[Batch], metric: str, ob
             total, count = total + s, count + n
     finally:
         model.train(was_training)
-    return finish(metric, total, count)
+    return total, count
+
+
+def evaluate_batches(model: nn.Module, batches: Iterable[Batch], metric: str, objective: Objective) -> float:
+    """A named metric over every batch, in eval mode (the model's mode restored afterwards)."""
+    return finish(metric, *batch_totals(model, batches, metric, objective))
 
 
 def perplexity(model: nn.Module, batches: Iterable[Batch], objective: Objective = DEFAULT) -> float:
