@@ -106,6 +106,7 @@ class PruneConfig:
     score_batches: int = 10  # batches fed to data-dependent criteria
     min_density: float = 0.0  # no prunable tensor keeps fewer than this fraction of its weights
     min_channels: int = 1  # channel pruning: no layer keeps fewer output channels
+    round_to: int = 8  # channel pruning: a group of >= 2 * round_to channels keeps a multiple of it; 1 = exact
     iterations: int = 1  # at_init: pruning steps on an exponential schedule (SynFlow uses 100)
     initial_sparsity: float = 0.0  # gradual: sparsity at begin_epoch
     begin_epoch: float = 0.0  # gradual: epoch (of the pruning round) where the cubic schedule starts
@@ -136,6 +137,7 @@ class PruneConfig:
         _check(0.0 <= self.min_density <= 1.0, "prune.min_density", "must be in [0, 1]")
         _check(self.iterations >= 1, "prune.iterations", "must be >= 1")
         _check(self.min_channels >= 1, "prune.min_channels", "must be >= 1")
+        _check(self.round_to >= 1, "prune.round_to", f"must be >= 1 (1 = exact widths), got {self.round_to}")
         _check(0.0 <= self.initial_sparsity < 1.0, "prune.initial_sparsity", "must be in [0, 1)")
         _check(self.begin_epoch >= 0, "prune.begin_epoch", "must be >= 0")
         _check(self.end_epoch is None or self.end_epoch > self.begin_epoch, "prune.end_epoch", "must be > begin_epoch")

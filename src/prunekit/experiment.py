@@ -173,6 +173,7 @@ class Run:
                 scope=p.scope,
                 ignore=p.ignore or (),
                 min_channels=p.min_channels,
+                round_to=p.round_to,
                 batches=batches,
                 generator=gen,
             )

@@ -20,6 +20,8 @@ from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContex
 from prunekit.pruning.structured.groups import trace
 from prunekit.pruning.structured.widths import original_widths, output_widths
 
+ROUND_TO = 8  # the default width multiple (prune.round_to): fast on CPU and GPU alike, see docs/results.md
+
 
 def needs_batches(criterion: str | ChannelCriterion) -> bool:
     """Whether a channel criterion scores from data (taylor, thinet): the runner then passes `batches`."""
@@ -35,6 +37,7 @@ def prune_channels(
     scope: str = "layerwise",
     ignore: Iterable[str] = (),
     min_channels: int = 1,
+    round_to: int = ROUND_TO,
     batches: list[Batch] | None = None,
     objective: Objective = DEFAULT,
     example_input: Tensor | None = None,
@@ -50,6 +53,9 @@ def prune_channels(
     ignore: Conv/Linear layers (names, `name.weight`, globs, parents) whose output channels stay; the model's
         output layer is always kept. A coupled group containing an ignored layer is left whole.
     min_channels: no group keeps fewer channels.
+    round_to: a group with at least 2 * round_to original channels keeps a multiple of round_to (or all it has),
+        because kernels run fastest on aligned widths; 1 = exact counts. How the budget is still met after rounding:
+        prunekit.pruning.structured.allocation.
     batches: batches for data-dependent criteria (taylor, thinet), on the model's device; any structure that
         `objective` understands ((x, y) pairs and cross-entropy by default).
     example_input: a batch to trace with; default zeros of shape (1, *model.arch["input_shape"]).
@@ -69,6 +75,8 @@ def prune_channels(
         raise UserError(f"unknown channel pruning scope {scope!r}: known: {', '.join(SCOPES)}")
     if int(min_channels) < 1:
         raise UserError(f"min_channels must be at least 1, got {min_channels}")
+    if int(round_to) < 1:
+        raise UserError(f"round_to must be at least 1, got {round_to}")
     ignore = tuple(ignore)
     fn = CHANNEL_CRITERIA.get(criterion) if isinstance(criterion, str) else criterion
     if needs_batches(fn) and not batches:
@@ -84,7 +92,9 @@ def prune_channels(
     missing = sorted(set(sizes) - set(scores))
     if missing:
         raise ValueError(f"channel criterion gave no scores for groups {missing}")
-    drop = select(scores, sizes, origin, fraction, scope=scope, min_channels=int(min_channels))
+    drop = select(
+        scores, sizes, origin, fraction, scope=scope, min_channels=int(min_channels), round_to=int(round_to)
+    )
     removed = {name: d.tolist() for name, d in drop.items()}
     for other in follow:  # first: a follower that does not match fails before the model itself changes
         if output_widths(other) != output_widths(model):
