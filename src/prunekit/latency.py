@@ -3,6 +3,10 @@
 On CPU the thread count is fixed for the measurement (and restored after); on CUDA every timed pass is bracketed by
 torch.cuda.synchronize so the clock sees the kernels, not just their launch. Forward passes run under
 torch.inference_mode in eval mode; the model's mode is restored afterwards.
+
+`time_interleaved` compares alternatives on a shared, noisy machine: every round times each of them once, in turn,
+so a burst of load from other processes slows all of them alike instead of one; the medians over rounds are what
+can be compared.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -76,6 +81,45 @@ def measure_latency(
         "device": str(device),
         "warmup": warmup,
         "repeats": repeats,
+    }
+
+
+def time_interleaved(
+    calls: Mapping[str, Callable[[], object]], *, rounds: int = 7, sample_seconds: float = 0.002, warmup: int = 1
+) -> dict[str, dict[str, float]]:
+    """Milliseconds per call of each alternative: median, p10, p90 and min over `rounds` interleaved rounds.
+
+    Each round runs every call in turn, `inner` times back to back (inner is fixed per call from a first timing so
+    that a sample lasts about `sample_seconds`; short calls are otherwise below the clock's resolution).
+    """
+    if rounds < 1 or warmup < 0 or sample_seconds <= 0:
+        raise UserError(
+            f"interleaved timing needs rounds >= 1, warmup >= 0, sample_seconds > 0; got {rounds}, {warmup}, "
+            f"{sample_seconds}"
+        )
+    inner = {}
+    for name, call in calls.items():
+        for _ in range(warmup):
+            call()
+        start = time.perf_counter()
+        call()
+        inner[name] = max(1, int(sample_seconds / max(time.perf_counter() - start, 1e-7)))
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            for _ in range(inner[name]):
+                call()
+            samples[name].append((time.perf_counter() - start) * 1000.0 / inner[name])
+    return {
+        name: {
+            "median_ms": statistics.median(ms),
+            "p10_ms": _quantile(ms, 0.1),
+            "p90_ms": _quantile(ms, 0.9),
+            "min_ms": min(ms),
+            "inner": inner[name],
+        }
+        for name, ms in samples.items()
     }
 
 

@@ -25,7 +25,8 @@ def allowed(size: int, original: int, round_to: int, min_channels: int) -> set[i
 
 def random_case(rng: random.Random) -> dict:
     groups = rng.randint(1, 6)
-    original = {f"g{i}": rng.choice([rng.randint(1, 20), rng.randint(16, 90), 8 * rng.randint(2, 12)]) for i in range(groups)}
+    widths = [[rng.randint(1, 20), rng.randint(16, 90), 8 * rng.randint(2, 12)] for _ in range(groups)]
+    original = {f"g{i}": rng.choice(options) for i, options in enumerate(widths)}
     round_to = rng.choice([1, 2, 4, 8, 16])
     min_channels = rng.choice([1, 1, 2, 5, 9])
     sizes = {}
@@ -89,7 +90,8 @@ def test_global_on_a_common_grid_lands_on_the_nearest_multiple():
     for _ in range(200):
         q = rng.choice([4, 8, 16])
         original = {f"g{i}": q * rng.randint(2, 10) for i in range(rng.randint(1, 5))}
-        scores = {n: torch.rand(w, generator=torch.Generator().manual_seed(rng.randint(0, 99))) for n, w in original.items()}
+        gen = torch.Generator().manual_seed(rng.randint(0, 99))
+        scores = {n: torch.rand(w, generator=gen) for n, w in original.items()}
         fraction = rng.uniform(0.0, 0.8)
         drop = select(scores, original, original, fraction, scope="global", round_to=q)
         removed = sum(len(d) for d in drop.values())

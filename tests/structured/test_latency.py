@@ -30,3 +30,20 @@ def test_quantile_interpolates_like_numpy():
 def test_bad_arguments():
     with pytest.raises(UserError, match="repeats >= 1"):
         measure_latency(TinyConv(), SHAPE, 1, repeats=0)
+
+
+def test_interleaved_timing_orders_alternatives_by_cost():
+    import time
+
+    from prunekit.latency import time_interleaved
+
+    stats = time_interleaved(
+        {"short": lambda: time.sleep(0.0005), "long": lambda: time.sleep(0.003)}, rounds=3, sample_seconds=0.004
+    )
+    assert set(stats) == {"short", "long"}
+    for s in stats.values():
+        assert 0 < s["min_ms"] <= s["p10_ms"] <= s["median_ms"] <= s["p90_ms"] and s["inner"] >= 1
+    assert stats["long"]["min_ms"] > 2.5 and stats["short"]["min_ms"] >= 0.5
+    assert stats["short"]["inner"] > stats["long"]["inner"]
+    with pytest.raises(UserError, match="rounds >= 1"):
+        time_interleaved({"a": lambda: None}, rounds=0)

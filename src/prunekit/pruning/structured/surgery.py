@@ -92,9 +92,7 @@ def prune_channels(
     missing = sorted(set(sizes) - set(scores))
     if missing:
         raise ValueError(f"channel criterion gave no scores for groups {missing}")
-    drop = select(
-        scores, sizes, origin, fraction, scope=scope, min_channels=int(min_channels), round_to=int(round_to)
-    )
+    drop = select(scores, sizes, origin, fraction, scope=scope, min_channels=int(min_channels), round_to=int(round_to))
     removed = {name: d.tolist() for name, d in drop.items()}
     for other in follow:  # first: a follower that does not match fails before the model itself changes
         if output_widths(other) != output_widths(model):
