@@ -32,7 +32,10 @@ bench: setup
 	$(PY) benchmarks/vs_torch_prune.py --json
 	$(PY) benchmarks/mask_kernels.py --json
 	$(PY) benchmarks/sparse_linear.py --json
+	$(PY) benchmarks/sparse_models.py --json
 	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
+	$(PY) benchmarks/channels_vs_torch_pruning.py --config configs/speed/resnet18_channels_half.yaml --json
+	$(PY) benchmarks/width_multiples.py --json
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

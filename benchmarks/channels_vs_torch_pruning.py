@@ -19,9 +19,11 @@ Prints JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -91,7 +93,8 @@ def main() -> None:
         run_dir = args.run
         if run_dir is None:
             run_dir = Path(tmp) / "run"
-            prunekit.run(args.config, run_dir, args.set)
+            with contextlib.redirect_stdout(sys.stderr):  # the runner's progress lines; stdout is for the JSON
+                prunekit.run(args.config, run_dir, args.set)
         nets, info = networks(run_dir, Path(tmp))
     shape = tuple(info["input"])
     rows = {name: describe(net, shape) for name, net in nets.items()}
