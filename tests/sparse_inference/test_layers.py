@@ -125,3 +125,12 @@ def test_block_fill():
     weight[4, 4] = 1.0
     assert block_fill(weight, 4) == pytest.approx(17 / 32)
     assert block_fill(torch.ones(6, 8), 4) == 0.0  # shapes that do not tile: BSR is not an option
+
+
+@pytest.mark.parametrize("rows", [1, 16])
+def test_parallel_kernels_match_dense(rows):
+    dense = sparsify(nn.Linear(70, 30), 0.8)
+    sparse = SparseLinear.from_linear(dense, "prunekit_csr", threads=2)
+    x = torch.randn(rows, 70)
+    with torch.no_grad():
+        assert close(sparse(x), dense(x))

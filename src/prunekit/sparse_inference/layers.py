@@ -53,8 +53,12 @@ def block_fill(matrix: Tensor, block: int) -> float:
 
 
 def _sparse(matrix: Tensor, kernel: str, block: int) -> Tensor:
+    """PyTorch's CSR (64-bit indices, for prunekit_csr to copy from) or, for the torch kernels, CSR/BSR with
+    32-bit indices."""
     with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state", on every conversion
         warnings.simplefilter("ignore", UserWarning)
+        if kernel == "prunekit_csr":
+            return matrix.to_sparse_csr()
         if kernel == "torch_csr":
             s = matrix.to_sparse_csr()
             return torch.sparse_csr_tensor(s.crow_indices().int(), s.col_indices().int(), s.values(), s.shape)
@@ -82,7 +86,7 @@ class SparseMatrixLayer(nn.Module):
         if kernel == "prunekit_csr":
             if compiled() is None:
                 raise UserError("sparse kernel prunekit_csr needs numba: pip install 'prunekit[fast]'")
-            s = matrix.to_sparse_csr()
+            s = _sparse(matrix, kernel, block)
             if s.values().numel() >= 2**31:
                 raise UserError(f"a {self.rows}x{self.cols} weight has too many nonzeros for 32-bit CSR offsets")
             small = self.cols <= 2**16  # column indices in 16 bits: 6 bytes per kept weight instead of 8
