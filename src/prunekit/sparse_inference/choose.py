@@ -77,7 +77,8 @@ def accelerate(
         "margin": margin,
         "layers": [],
     }
-    with _threads(threads), torch.inference_mode():
+    was_training = original.training
+    with _threads(threads), torch.no_grad():  # sparse layers built here hold ordinary (not inference) tensors
         inputs = _capture(model, layers, examples)
         for name, layer in layers.items():
             settings = (kernels, threads, min_sparsity, margin, rounds, sample_seconds)
@@ -89,6 +90,7 @@ def accelerate(
                 model = chosen
         if not inplace:
             report["model"] = _compare(original.eval(), model, examples, rounds, sample_seconds)
+            original.train(was_training)
     return model, report
 
 
@@ -156,9 +158,9 @@ def _choose(
             del candidates[kernel]
     times = {k: [] for k in candidates}
     for x in inputs:
-        stats = time_interleaved(
-            {k: (lambda c=c, x=x: c(x)) for k, c in candidates.items()}, rounds=rounds, sample_seconds=sample_seconds
-        )
+        calls = {k: (lambda c=c, x=x: c(x)) for k, c in candidates.items()}
+        with torch.inference_mode():
+            stats = time_interleaved(calls, rounds=rounds, sample_seconds=sample_seconds)
         for k in candidates:
             times[k].append(stats[k]["median_ms"])
     row["times_ms"] = {k: [round(t, 5) for t in ts] for k, ts in times.items()}
@@ -175,7 +177,8 @@ def _compare(dense: nn.Module, fast: nn.Module, examples: list[Tensor], rounds: 
     rows = []
     for x in examples:
         calls = {"dense": lambda x=x: dense(x), "accelerated": lambda x=x: fast(x)}
-        stats = time_interleaved(calls, rounds=rounds, sample_seconds=seconds)
+        with torch.inference_mode():
+            stats = time_interleaved(calls, rounds=rounds, sample_seconds=seconds)
         d, a = stats["dense"]["median_ms"], stats["accelerated"]["median_ms"]
         rows.append(
             {"shape": list(x.shape), "dense_ms": round(d, 5), "accelerated_ms": round(a, 5), "speedup": round(d / a, 3)}
