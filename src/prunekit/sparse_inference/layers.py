@@ -105,15 +105,6 @@ class SparseMatrixLayer(nn.Module):
     def nnz(self) -> int:
         return int((self.values if self.kernel == "prunekit_csr" else self.weight.values()).count_nonzero())
 
-    @property
-    def stored_bytes(self) -> int:
-        """Bytes of the sparse weight (values and indices)."""
-        if self.kernel == "prunekit_csr":
-            parts = (self.indptr, self.indices, self.values)
-        else:
-            parts = (self.weight.crow_indices(), self.weight.col_indices(), self.weight.values())
-        return sum(t.numel() * t.element_size() for t in parts)
-
     def dense_matrix(self) -> Tensor:
         if self.kernel != "prunekit_csr":
             return self.weight.to_dense()
