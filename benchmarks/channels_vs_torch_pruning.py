@@ -9,8 +9,9 @@ From the run directory of a channel-pruning run (or from a config, first run int
                    MagnitudeImportance(p=1), output layer ignored.
 Latency: prunekit.latency.time_interleaved (every round times the three networks in turn, so load from other
 processes hits all three alike), for each thread count and batch size; median ms and the p10-p90 range over the
-rounds; `tp_over_prunekit` > 1 means prunekit's network is faster. MACs = torch.utils.flop_counter FLOPs / 2.
-Prints JSON.
+rounds, of wall time and of the timing thread's CPU time. Ratios (`clock`) use the CPU time with one thread (steady
+on a loaded machine) and wall time with more; `tp_over_prunekit` > 1 means prunekit's network is faster.
+MACs = torch.utils.flop_counter FLOPs / 2. Prints JSON.
 
     python benchmarks/channels_vs_torch_pruning.py --config configs/speed/resnet18_channels_half.yaml
     python benchmarks/channels_vs_torch_pruning.py --run RUN_DIR [--threads 1,2] [--batch-sizes 1,32] [--rounds 9]
@@ -111,13 +112,22 @@ def main() -> None:
                 with torch.inference_mode():
                     calls = {name: (lambda net=net, x=x: net(x)) for name, net in nets.items()}
                     stats = time_interleaved(calls, rounds=args.rounds, sample_seconds=args.sample_seconds)
-                row = {"threads": threads, "batch": batch, "load_average": round(load_before, 2)}
+                clock = "cpu_median_ms" if threads == 1 else "median_ms"
+                row = {
+                    "threads": threads,
+                    "batch": batch,
+                    "clock": "thread CPU time" if threads == 1 else "wall",
+                    "load_average": round(load_before, 2),
+                }
                 for name, s in stats.items():
                     row[name] = {k: round(v, 3) for k, v in s.items() if k != "inner"}
-                pk, tpm = stats["prunekit"]["median_ms"], stats["torch_pruning"]["median_ms"]
+                pk, tpm, dense = (stats[n][clock] for n in ("prunekit", "torch_pruning", "dense"))
                 row["tp_over_prunekit"] = round(tpm / pk, 3)
-                row["speedup_prunekit"] = round(stats["dense"]["median_ms"] / pk, 3)
-                row["speedup_torch_pruning"] = round(stats["dense"]["median_ms"] / tpm, 3)
+                row["tp_over_prunekit_wall"] = round(
+                    stats["torch_pruning"]["median_ms"] / stats["prunekit"]["median_ms"], 3
+                )
+                row["speedup_prunekit"] = round(dense / pk, 3)
+                row["speedup_torch_pruning"] = round(dense / tpm, 3)
                 timings.append(row)
     finally:
         torch.set_num_threads(previous)

@@ -5,7 +5,8 @@ For each layer shape (out x in), sparsity (a uniformly random pattern) and batch
   torch_csr64   - PyTorch's CSR with its default 64-bit indices (prunekit's SparseLinear before 32-bit indices),
   torch_csr     - PyTorch's CSR with 32-bit indices (prunekit.sparse_inference kernel "torch_csr"),
   prunekit_csr  - prunekit's compiled CSR kernels (numba; 16-bit column indices up to 65,536 inputs),
-interleaved (prunekit.latency.time_interleaved: the machine is shared and noisy), medians over the rounds. Beside
+interleaved (prunekit.latency.time_interleaved: the machine is shared and noisy), medians over the rounds of the
+timing thread's CPU time with one thread (steady under load; `speedup_wall` from wall time), else of wall time. Beside
 each row, the memory arithmetic that bounds a batch-1 product, which reads every stored byte of the weight once:
 dense moves 4 bytes per weight, CSR (4 + index bytes) per kept weight plus 4 per row; `bandwidth_bound_speedup` is
 the ratio, the speedup of a kernel that runs at the dense kernel's bytes per second; `dense_gb_per_s` shows how
@@ -66,7 +67,9 @@ def measure(out_f: int, in_f: int, sparsity: float, batch: int, args: argparse.N
         stats = time_interleaved(
             {k: (lambda f=f: f(x)) for k, f in nets.items()}, rounds=args.rounds, sample_seconds=args.sample_seconds
         )
-    ms = {k: s["median_ms"] for k, s in stats.items()}
+    prefix = "cpu_" if torch.get_num_threads() == 1 else ""  # the thread's CPU time with one thread (steady)
+    ms = {k: s[f"{prefix}median_ms"] for k, s in stats.items()}
+    wall = {k: s["median_ms"] for k, s in stats.items()}
     moved = weight_bytes(out_f, in_f, nnz)
     return {
         "shape": [out_f, in_f],
@@ -74,8 +77,11 @@ def measure(out_f: int, in_f: int, sparsity: float, batch: int, args: argparse.N
         "nnz": nnz,
         "batch": batch,
         "us": {k: round(v * 1000, 2) for k, v in ms.items()},
-        "us_p10_p90": {k: [round(s["p10_ms"] * 1000, 2), round(s["p90_ms"] * 1000, 2)] for k, s in stats.items()},
+        "us_p10_p90": {
+            k: [round(s[f"{prefix}p10_ms"] * 1000, 2), round(s[f"{prefix}p90_ms"] * 1000, 2)] for k, s in stats.items()
+        },
         "speedup": {k: round(ms["dense"] / v, 3) for k, v in ms.items() if k != "dense"},
+        "speedup_wall": {k: round(wall["dense"] / v, 3) for k, v in wall.items() if k != "dense"},
         "max_rel_err": {k: float(f"{e:.2g}") for k, e in errors.items() if k != "dense"},
         "weight_bytes": moved,
         "bandwidth_bound_speedup": {k: round(moved["dense"] / b, 2) for k, b in moved.items() if k != "dense"},
@@ -125,6 +131,7 @@ def main() -> None:
     ]
     result = {
         "threads": torch.get_num_threads(),
+        "clock": "thread CPU time" if torch.get_num_threads() == 1 else "wall",
         "rounds": args.rounds,
         "torch": torch.__version__,
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],

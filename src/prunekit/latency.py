@@ -6,7 +6,10 @@ torch.inference_mode in eval mode; the model's mode is restored afterwards.
 
 `time_interleaved` compares alternatives on a shared, noisy machine: every round times each of them once, in turn,
 so a burst of load from other processes slows all of them alike instead of one; the medians over rounds are what
-can be compared.
+can be compared. It reads two clocks: wall time, and the CPU time of the calling thread, which leaves out the time
+the operating system gave to other processes. For single-threaded work (one PyTorch thread, the serial sparse
+kernels) the CPU time is the latency the work would have on an idle core, and much steadier on a loaded machine;
+with several threads it counts only the calling thread's share and means nothing.
 """
 
 from __future__ import annotations
@@ -87,7 +90,8 @@ def measure_latency(
 def time_interleaved(
     calls: Mapping[str, Callable[[], object]], *, rounds: int = 7, sample_seconds: float = 0.002, warmup: int = 1
 ) -> dict[str, dict[str, float]]:
-    """Milliseconds per call of each alternative: median, p10, p90 and min over `rounds` interleaved rounds.
+    """Milliseconds per call of each alternative over `rounds` interleaved rounds: wall-clock median, p10, p90 and
+    min, and the same of the calling thread's CPU time (`cpu_median_ms`, ...; see the module docstring).
 
     Each round runs every call in turn, `inner` times back to back (inner is fixed per call from a first timing so
     that a sample lasts about `sample_seconds`; short calls are otherwise below the clock's resolution).
@@ -104,22 +108,24 @@ def time_interleaved(
         start = time.perf_counter()
         call()
         inner[name] = max(1, int(sample_seconds / max(time.perf_counter() - start, 1e-7)))
-    samples: dict[str, list[float]] = {name: [] for name in calls}
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             for _ in range(inner[name]):
                 call()
-            samples[name].append((time.perf_counter() - start) * 1000.0 / inner[name])
+            cpu[name].append((time.thread_time() - start_cpu) * 1000.0 / inner[name])
+            wall[name].append((time.perf_counter() - start) * 1000.0 / inner[name])
+    return {name: {**_summary(wall[name], ""), **_summary(cpu[name], "cpu_"), "inner": inner[name]} for name in calls}
+
+
+def _summary(ms: list[float], prefix: str) -> dict[str, float]:
     return {
-        name: {
-            "median_ms": statistics.median(ms),
-            "p10_ms": _quantile(ms, 0.1),
-            "p90_ms": _quantile(ms, 0.9),
-            "min_ms": min(ms),
-            "inner": inner[name],
-        }
-        for name, ms in samples.items()
+        f"{prefix}median_ms": statistics.median(ms),
+        f"{prefix}p10_ms": _quantile(ms, 0.1),
+        f"{prefix}p90_ms": _quantile(ms, 0.9),
+        f"{prefix}min_ms": min(ms),
     }
 
 

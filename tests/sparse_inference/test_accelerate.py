@@ -44,6 +44,7 @@ def test_outputs_match_and_the_original_is_untouched():
         assert all(e <= 1e-5 for e in row["max_relative_error"].values())
         assert isinstance(fast.get_submodule(name), SparseLinear) == (row["chosen"] != "dense")
     assert report["threads"] == 1 and report["examples"] == [[1, 1, 28, 28], [64, 1, 28, 28]]
+    assert report["clock"] == "thread CPU time"
     assert [r["shape"] for r in report["model"]["examples"]] == report["examples"]
 
 
@@ -54,7 +55,7 @@ def fake_times(times: dict[str, list[float]]):
     def timed(candidates, **_):
         i = calls["n"]
         calls["n"] += 1
-        return {k: {"median_ms": times[k][i]} for k in candidates}
+        return {k: {"median_ms": times[k][i], "cpu_median_ms": times[k][i]} for k in candidates}
 
     return timed
 

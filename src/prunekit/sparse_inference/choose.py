@@ -3,7 +3,8 @@
 Whether a sparse layer beats the dense one depends on its shape, its sparsity, the batch, the threads and the CPU
 (a dense product streams 4 bytes per weight, CSR 6-8 bytes per *kept* weight but with an irregular access pattern),
 so nothing is assumed: each eligible layer is timed on the inputs it really receives from the example inputs,
-dense and each candidate interleaved round by round (prunekit.latency.time_interleaved), medians compared. A
+dense and each candidate interleaved round by round (prunekit.latency.time_interleaved), medians compared (of the
+thread's CPU time with one thread, which leaves out time given to other processes; of wall time otherwise). A
 candidate replaces the dense layer only if it is faster by `margin` at *every* example, so dense wins ties and
 noise. Candidates whose output differs from the dense layer's by more than 1e-5 relative are discarded.
 
@@ -73,6 +74,7 @@ def accelerate(
     layers = {name: m for name, m in model.named_modules() if convertible(m)}
     report: dict[str, Any] = {
         "threads": threads or torch.get_num_threads(),
+        "clock": "thread CPU time" if (threads or torch.get_num_threads()) == 1 else "wall",
         "examples": [list(x.shape) for x in examples],
         "margin": margin,
         "layers": [],
@@ -156,13 +158,14 @@ def _choose(
         if error > TOLERANCE:
             row["notes"].append(f"{kernel} discarded: relative error {error:.2g} > {TOLERANCE}")
             del candidates[kernel]
+    clock = _clock()
     times = {k: [] for k in candidates}
     for x in inputs:
         calls = {k: (lambda c=c, x=x: c(x)) for k, c in candidates.items()}
         with torch.inference_mode():
             stats = time_interleaved(calls, rounds=rounds, sample_seconds=sample_seconds)
         for k in candidates:
-            times[k].append(stats[k]["median_ms"])
+            times[k].append(stats[k][clock])
     row["times_ms"] = {k: [round(t, 5) for t in ts] for k, ts in times.items()}
     worst = {k: max(t / d for t, d in zip(ts, times["dense"], strict=True)) for k, ts in times.items() if k != "dense"}
     best = min(worst, key=worst.get, default=None)
@@ -179,11 +182,16 @@ def _compare(dense: nn.Module, fast: nn.Module, examples: list[Tensor], rounds: 
         calls = {"dense": lambda x=x: dense(x), "accelerated": lambda x=x: fast(x)}
         with torch.inference_mode():
             stats = time_interleaved(calls, rounds=rounds, sample_seconds=seconds)
-        d, a = stats["dense"]["median_ms"], stats["accelerated"]["median_ms"]
+        d, a = stats["dense"][_clock()], stats["accelerated"][_clock()]
         rows.append(
             {"shape": list(x.shape), "dense_ms": round(d, 5), "accelerated_ms": round(a, 5), "speedup": round(d / a, 3)}
         )
     return {"examples": rows}
+
+
+def _clock() -> str:
+    """Single-threaded work is compared by the thread's CPU time (steady on a loaded machine), else by wall time."""
+    return "cpu_median_ms" if torch.get_num_threads() == 1 else "median_ms"
 
 
 def _capture(model: nn.Module, layers: dict[str, nn.Module], examples: list[Tensor]) -> dict[str, list[Tensor]]:
