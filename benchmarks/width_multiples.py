@@ -9,6 +9,7 @@ scope (the runner's defaults), with round_to 1, 2, 4, 8, 16 and 32, all timed in
 per ms against round_to 1. Prints JSON.
 
     python benchmarks/width_multiples.py [--part layers,networks] [--threads 1] [--batches 1,32] [--rounds 7]
+                                         [--windows 64@16,128@8] [--half-window 8] [--step 1]
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def layer_sweep(args: argparse.Namespace) -> list[dict]:
     rows = []
     for window in args.windows.split(","):
         centre, size = (int(n) for n in window.split("@"))
-        widths = list(range(centre - args.half_window, centre + args.half_window + 1))
+        widths = list(range(centre - args.half_window, centre + args.half_window + 1, args.step))
         for batch in args.batches:
             convs = {c: nn.Conv2d(c, c, 3, padding=1, bias=False).eval() for c in widths}
             inputs = {c: torch.randn(batch, c, size, size) for c in widths}
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--windows", default=WINDOWS, help="layers: WIDTH@SIZE,...: widths around WIDTH at SIZExSIZE")
     parser.add_argument("--half-window", type=int, default=8, help="layers: widths centre +- this")
+    parser.add_argument("--step", type=int, default=1, help="layers: width step within a window")
     parser.add_argument("--model", default="resnet18", help="networks: the model pruned")
     parser.add_argument("--input", default="3,32,32", help="networks: its input shape")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
