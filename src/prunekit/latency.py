@@ -94,7 +94,8 @@ def time_interleaved(
     min, and the same of the calling thread's CPU time (`cpu_median_ms`, ...; see the module docstring).
 
     Each round runs every call in turn, `inner` times back to back (inner is fixed per call from a first timing so
-    that a sample lasts about `sample_seconds`; short calls are otherwise below the clock's resolution).
+    that a sample lasts about `sample_seconds`; short calls are otherwise below the clock's resolution). The order
+    rotates from round to round, so that no alternative always runs right after the same one (and its caches).
     """
     if rounds < 1 or warmup < 0 or sample_seconds <= 0:
         raise UserError(
@@ -110,8 +111,10 @@ def time_interleaved(
         inner[name] = max(1, int(sample_seconds / max(time.perf_counter() - start, 1e-7)))
     wall: dict[str, list[float]] = {name: [] for name in calls}
     cpu: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
+    names = list(calls)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: no call always follows the same one
+            call = calls[name]
             start, start_cpu = time.perf_counter(), time.thread_time()
             for _ in range(inner[name]):
                 call()
