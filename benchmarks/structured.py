@@ -54,7 +54,8 @@ def torch_pruning(name: str, fraction: float) -> torch.nn.Module:
 
 
 def prunekit_compact(name: str, fraction: float, directory: Path) -> tuple[torch.nn.Module, int]:
-    model = prune_channels(fresh(name), fraction, criterion="l1_filter", scope="layerwise")
+    model = fresh(name)
+    prune_channels(model, fraction, criterion="l1_filter", scope="layerwise")
     path = save_compact(model, directory / f"{name}_{fraction}.safetensors")
     loaded = load(path)
     x = torch.randn(2, *SHAPE)

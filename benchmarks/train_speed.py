@@ -4,9 +4,12 @@ Measures, in one process and interleaved (this machine is shared and noisy): sec
   minimal   - the shortest correct loop over the same in-memory tensors (randperm, slice, step),
   dense     - prunekit.train.loop.train_epoch on the dense network,
   masked    - the same at 90% sparsity with the MaskEnforcer hook keeping pruned weights at zero,
-and prints JSON with the medians and the ratios dense/minimal and masked/dense.
+  loader    - with --loader: the DataLoader path (`data.loader: true`): the runner's LoaderTask epoch over a torch
+              DataLoader of the same tensors (per-sample indexing and collation, what data that does not fit in
+              memory goes through),
+and prints JSON with the medians and the ratios dense/minimal, masked/dense (and loader/dense).
 
-    python benchmarks/train_speed.py [--model lenet_300_100] [--repeats 5] [--steps 300] [--json]
+    python benchmarks/train_speed.py [--model lenet_300_100] [--repeats 5] [--steps 300] [--loader] [--json]
 """
 
 from __future__ import annotations
@@ -38,6 +41,17 @@ def minimal_epoch(model, optimizer, x, y, batch_size, generator) -> None:
         optimizer.step()
 
 
+def loader_task(x: torch.Tensor, y: torch.Tensor, batch_size: int):
+    """The runner's DataLoader Task over the same tensors (as data.loader: true builds it)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from prunekit.batches import DEFAULT
+    from prunekit.tasks.loader import LoaderTask
+
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
+    return LoaderTask(lambda: None, loader, objective=DEFAULT)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="lenet_300_100")
@@ -47,6 +61,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--sparsity", type=float, default=0.9)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--loader", action="store_true", help="also time the DataLoader path")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.threads:
@@ -70,6 +85,9 @@ def main() -> None:
         return model, opt
 
     setups = {"minimal": fresh(None), "dense": fresh(None), "masked": fresh(args.sparsity)}
+    if args.loader:
+        setups["loader"] = fresh(None)
+        loader = loader_task(x, y, args.batch_size)
     times: dict[str, list[float]] = {k: [] for k in setups}
     for rep in range(args.repeats + 1):  # the first pass warms up and is dropped
         for name, (model, opt) in setups.items():
@@ -77,6 +95,8 @@ def main() -> None:
             start = time.perf_counter()
             if name == "minimal":
                 minimal_epoch(model, opt, x, y, args.batch_size, g)
+            elif name == "loader":
+                loader.train_epoch(model, opt, batch_size=args.batch_size, lr_at=lambda _: 1e-3, epoch=0, generator=g)
             else:
                 train_epoch(model, opt, x, y, batch_size=args.batch_size, lr_at=lambda _: 1e-3, epoch=0, generator=g)
             if rep:
@@ -92,6 +112,8 @@ def main() -> None:
         "dense_over_minimal": med["dense"] / med["minimal"],
         "masked_over_dense": med["masked"] / med["dense"],
     }
+    if args.loader:
+        result["loader_over_dense"] = med["loader"] / med["dense"]
     print(json.dumps(result, indent=None if args.json else 1))
 
 

@@ -98,3 +98,17 @@ def test_width_multiples_runs_both_parts():
     assert {r["width"] for r in out["layers"]} == {15, 16, 17}
     assert [t["round_to"] for t in out["timings"]] == [1, 2, 4, 8, 16, 32]
     assert all(w % 8 == 0 for w in out["networks"]["8"]["widths"][1:4])  # conv2, fc1, fc2 of lenet5
+
+
+def test_semi_structured_benchmark_runs_or_says_why_not():
+    out = run_json("semi_structured.py", "--repeats", "1")
+    if "skipped" in out:
+        assert "CUDA" in out["skipped"]
+    else:
+        assert out["rows"] and all(r["speedup"] > 0 and r["max_rel_diff"] < 0.05 for r in out["rows"])
+
+
+def test_train_speed_times_the_in_memory_and_dataloader_paths():
+    out = run_json("train_speed.py", "--steps", "5", "--repeats", "1", "--loader", "--threads", "1")
+    assert set(out["seconds_per_step"]) == {"minimal", "dense", "masked", "loader"}
+    assert out["loader_over_dense"] > 0 and out["dense_over_minimal"] > 0

@@ -104,3 +104,18 @@ def test_gradual_channel_run_resumes_identically(tmp_path, monkeypatch):
     assert ra["test_accuracy"] == rb["test_accuracy"] and ra["params"] == rb["params"]
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
+
+
+def test_gradual_channel_pruning_with_a_data_driven_criterion(tmp_path):
+    """Taylor scores need gradients, and gradual pruning calls them from the optimizer's (no-grad) step hook."""
+    cfg = tiny(
+        **{
+            "prune.structure": "channel",
+            "prune.method": "gradual",
+            "prune.criterion": "taylor",
+            "prune.sparsity": 0.5,
+            "prune.frequency": 3,
+        }
+    )
+    summary = run(cfg, tmp_path)
+    assert summary["final_sparsity"] == pytest.approx(0.5, abs=0.02)

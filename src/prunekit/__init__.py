@@ -2,8 +2,12 @@
 
     import prunekit
     model = prunekit.create_model("lenet_300_100")
-    masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity
-    keep = prunekit.keep_masked(model, masks, opt)     # your own loop: pruned weights stay zero after each step
+    print(prunekit.prunable(model))                    # what a prune covers (Conv, Linear, attention, RNN, ...)
+    masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity; .report
+    masks = prunekit.prune(llm, 0.5, criterion="sparsegpt", batches=calib, pattern="2:4")  # post-training
+    prunekit.prune_channels(net, 0.5, example_inputs=x)  # any nn.Module: physically thinner, atomic
+    optimizer = torch.optim.Adam(model.parameters())
+    keep = prunekit.keep_masked(model, masks, optimizer)  # your own loop: pruned weights stay zero after each step
     prunekit.save(model, "m.safetensors", format="sparse", masks=masks)
     model = prunekit.load("m.safetensors")             # rebuilt from metadata, never unpickled
 
@@ -19,15 +23,30 @@ if TYPE_CHECKING:
     from torch import nn
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "prune", "keep_masked", "save", "load", "run", "UserError"]
+__all__ = [
+    "Experiment",
+    "create_model",
+    "list_models",
+    "prunable",
+    "prune",
+    "prune_channels",
+    "keep_masked",
+    "save",
+    "load",
+    "run",
+    "UserError",
+]
 
 from prunekit.errors import UserError  # noqa: E402
 
 
-def create_model(name: str, num_classes: int = 10, input_shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
+def create_model(
+    name: str, num_classes: int = 10, input_shape: tuple[int, ...] = (1, 28, 28), **options: int
+) -> nn.Module:
+    """A registered model; `options` are a builder's sizes (e.g. gpt's n_layer, n_head, n_embd)."""
     from prunekit.models import create_model as build
 
-    return build(name, num_classes, input_shape)
+    return build(name, num_classes, input_shape, **options)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -43,37 +62,134 @@ def prune(
     criterion: str = "magnitude",
     scope: str = "global",
     allocation: str = "uniform",
+    min_density: float = 0.0,
     ignore: list[str] | None = None,
+    batches: list[Any] | None = None,
+    loss_fn: Any = None,
+    inputs_fn: Any = None,
+    iterations: int | None = None,
+    example_inputs: Any = None,
+    include_embeddings: bool = False,
+    include_output: bool = False,
     masks: dict[str, torch.Tensor] | None = None,
+    seed: int = 0,
+    pattern: str = "unstructured",
+) -> dict[str, torch.Tensor]:
+    """Prune `model` in place to `sparsity` of its covered weights; returns the boolean masks (a dict) whose
+    `.report` says what was covered, what was left out and why, and the sparsity over the covered tensors.
+
+    Covered: the weights of Conv, ConvTranspose, Linear, MultiheadAttention and LSTM/GRU/RNN layers (see
+    `prunekit.prunable`); embeddings and the output layer only when asked. The output layer is the model's declared
+    one, else traced from `example_inputs` (or the first of `batches`), else the last layer in registration order.
+    criterion/scope/allocation/min_density/iterations: as prune.* in a config (`iterations` None: the criterion's
+    default, SynFlow 100). Pass the masks of an earlier call to prune further (masks only shrink). Data-dependent
+    criteria need `batches` of any structure: `(x, y)` pairs with cross-entropy by default, otherwise
+    `loss_fn(model, batch) -> loss` and `inputs_fn(batch) -> model inputs`.
+
+    criterion "wanda" or "sparsegpt": post-training pruning from calibration `batches` (the model's inputs are
+    `inputs_fn(batch)`), block by block; each covered layer is pruned to `sparsity` (these criteria compare within a
+    layer, so `scope` "global" means per layer too) and SparseGPT updates the weights it keeps.
+    pattern: "unstructured", or "N:M" such as "2:4" or "4:8" for any criterion (then `sparsity` must be 1 - N/M).
+    """
+    from prunekit.pruning.prune_model import prune_model
+
+    return prune_model(
+        model,
+        sparsity,
+        criterion=criterion,
+        scope=scope,
+        allocation=allocation,
+        min_density=min_density,
+        ignore=ignore,
+        batches=batches,
+        loss_fn=loss_fn,
+        inputs_fn=inputs_fn,
+        iterations=iterations,
+        example_inputs=example_inputs,
+        include_embeddings=include_embeddings,
+        include_output=include_output,
+        masks=masks,
+        seed=seed,
+        pattern=pattern,
+    )
+
+
+def prunable(
+    model: nn.Module,
+    *,
+    include_embeddings: bool = False,
+    include_output: bool = False,
+    ignore: list[str] | None = None,
+    example_inputs: Any = None,
+) -> Any:
+    """Every tensor `prune` would touch, with the rule that chose it, and what it leaves out, with why (print it)."""
+    from prunekit.pruning.prunable import prunable as cover
+
+    return cover(
+        model,
+        include_embeddings=include_embeddings,
+        include_output=include_output,
+        ignore=ignore,
+        example_inputs=example_inputs,
+    )
+
+
+def prune_channels(
+    model: nn.Module,
+    fraction: float,
+    *,
+    example_inputs: Any = None,
+    criterion: str = "l1_filter",
+    scope: str = "layerwise",
+    ignore: list[str] | None = None,
+    min_channels: int = 1,
+    round_to: int = 8,
     batches: list[Any] | None = None,
     loss_fn: Any = None,
     inputs_fn: Any = None,
     seed: int = 0,
-) -> dict[str, torch.Tensor]:
-    """Prune `model` in place to `sparsity` of its prunable weights; returns the boolean masks.
+    original: dict[str, int] | None = None,
+    verify: bool = True,
+) -> Any:
+    """Physically remove `fraction` of the prunable channels of any model, in place and atomically; returns a report
+    (channels removed per group, groups kept whole and why, parameters before and after).
 
-    Pass the masks of an earlier call to prune further (masks only shrink); data-dependent criteria need `batches`,
-    of any structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch) -> loss` and
-    `inputs_fn(batch) -> model inputs`.
+    example_inputs: what the model is called on to trace it: a tensor (`model(x)`), a tuple (`model(*args)`) or a
+    dict of keyword inputs (`model(**kwargs)`); default: the inputs of the first batch, or zeros of a zoo model's
+    input shape. Coupled channels go together (residual additions, concatenations, depthwise and grouped
+    convolutions), attention loses whole heads, and the output layers (traced from the outputs) keep their width.
+    criterion: l1_filter, l2_filter, fpgm, random, bn_scale, taylor or thinet (the last two need `batches`, of any
+    structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch)` and
+    `inputs_fn(batch)`). ignore: layers (names, globs, parents) whose output channels stay. round_to: groups of at
+    least twice as many channels keep a multiple of it (fast kernels; 1 = exact counts). original: the widths
+    before the first call (by layer name), so that repeated calls count `fraction` against them.
+    verify: check the thinner network computes what the original does with the removed channels zeroed.
+    On any error or refusal the model is exactly as it was. Build the optimizer after pruning.
     """
     import torch
 
     from prunekit.batches import make_objective
-    from prunekit.pruning.criteria import ScoreContext
-    from prunekit.pruning.masks import apply_masks, dense_masks, prunable_names
-    from prunekit.pruning.step import prune_step
+    from prunekit.pruning.structured import prune_channels as cut
 
-    masks = masks if masks is not None else dense_masks(model, prunable_names(model, ignore))
-    ctx = ScoreContext(
+    objective = make_objective(loss_fn, inputs_fn)
+    batches = list(batches or [])
+    if example_inputs is None and batches:
+        example_inputs = objective.inputs(batches[0])
+    return cut(
         model,
-        masks,
-        list(batches or []),
-        torch.Generator().manual_seed(seed),
-        objective=make_objective(loss_fn, inputs_fn),
+        fraction,
+        criterion=criterion,
+        scope=scope,
+        ignore=ignore or (),
+        min_channels=min_channels,
+        round_to=round_to,
+        batches=batches,
+        objective=objective,
+        example_input=example_inputs,
+        generator=torch.Generator().manual_seed(seed),
+        original=original,
+        verify=verify,
     )
-    masks = prune_step(ctx, criterion, sparsity, scope=scope, allocation=allocation)
-    apply_masks(model, masks)
-    return masks
 
 
 def keep_masked(model: nn.Module, masks: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> Any:
@@ -92,9 +208,11 @@ def save(model: nn.Module, path: Any, **kwargs: Any) -> Any:
 def load(
     path: Any, *, sparse_inference: bool = False, batch_sizes: Any = (1,), threads: int | None = None, **kwargs: Any
 ) -> nn.Module:
-    """The model in a prunekit file (dense, sparse or compact). `sparse_inference=True` then swaps each layer that
-    runs faster sparse on this CPU, measured at `batch_sizes` with `threads` (see prunekit.sparse_inference); the
-    measurements are in `model.sparse_inference_report`, and the model is then for inference only."""
+    """A model from a prunekit file; `imports=["package.module"]` lets a file of a user's model (which records
+    `package.module:factory`) be rebuilt, `builder=fn(arch)` builds it yourself. Files never import code.
+    `semi_structured=True` (CUDA) backs its 2:4 Linear layers by sparse kernels. `sparse_inference=True` (CPU) swaps
+    each layer that runs faster sparse, measured at `batch_sizes` with `threads` (see prunekit.sparse_inference);
+    the measurements are in `model.sparse_inference_report`, and the model is then for inference only."""
     from prunekit.export import load as read
 
     model = read(path, **kwargs)
@@ -106,10 +224,22 @@ def load(
     return model
 
 
-def run(config: Any, out: Any, overrides: list[str] = ()) -> dict[str, Any]:
-    """Run (or resume) an experiment from a YAML path or a Config; returns summary.json's content."""
+def __getattr__(name: str) -> Any:
+    if name == "Experiment":  # the user-model API, imported on first use (it pulls in torch)
+        from prunekit.api import Experiment
+
+        return Experiment
+    raise AttributeError(f"module 'prunekit' has no attribute {name!r}")
+
+
+def run(config: Any, out: Any, overrides: list[str] = (), imports: list[str] = ()) -> dict[str, Any]:
+    """Run (or resume) an experiment from a YAML path or a Config; returns summary.json's content. `imports`: the
+    modules of the `package.module:factory` models and data the config names (as `prunekit run --import`)."""
     from prunekit import config as config_mod
+    from prunekit import user_code
     from prunekit.experiment import run as execute
+
+    user_code.allow(imports)
 
     cfg = config if isinstance(config, config_mod.Config) else config_mod.load(config, list(overrides))
     return execute(cfg, out)

@@ -16,21 +16,27 @@ from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
 from prunekit.errors import UserError
-from prunekit.export.safety import atomic_write_bytes, require_safetensors
+from prunekit.export.safety import atomic_write_bytes, one_line, require_safetensors
 from prunekit.pruning.masks import Masks
+from prunekit.safe_text import clip, parse_json
 
 MASK, OPT = "mask::", "opt::"
 
 
 def save(
-    path: Path, model: nn.Module, masks: Masks, record: dict[str, Any], optimizer: torch.optim.Optimizer | None = None
+    path: Path,
+    state: dict[str, Tensor],
+    masks: Masks,
+    record: dict[str, Any],
+    optimizer_state: dict[str, Any] | None = None,
 ) -> None:
-    tensors = {f"state::{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    """One checkpoint file: a model state dict, masks, a JSON record and optionally `optimizer.state_dict()`."""
+    tensors = {f"state::{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
     tensors |= {MASK + k: m.cpu().contiguous() for k, m in masks.items()}
     numbers: dict[str, Any] = {}
-    if optimizer is not None:
-        for idx, state in optimizer.state_dict()["state"].items():
-            for key, value in state.items():
+    if optimizer_state is not None:
+        for idx, entry in optimizer_state["state"].items():
+            for key, value in entry.items():
                 if isinstance(value, Tensor):
                     tensors[f"{OPT}{idx}::{key}"] = value.detach().cpu().contiguous().clone()
                 else:
@@ -45,12 +51,11 @@ def load(path: Path) -> tuple[dict[str, Tensor], Masks, dict[str, Any], dict[str
     try:
         data = path.read_bytes()
         tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
-        record = json.loads(meta["record"])
-        numbers = json.loads(meta.get("optimizer_numbers", "{}"))
-    except (SafetensorError, KeyError, ValueError) as e:
-        raise UserError(f"checkpoint {path} is damaged ({e}); delete it to recompute that round") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _damaged(path, one_line(e)) from None
+    meta = _metadata(path, data[8 : 8 + int.from_bytes(data[:8], "little")])
+    record = _json_object(path, meta.get("record"), "record")
+    numbers = _json_object(path, meta.get("optimizer_numbers", "{}"), "optimizer numbers")
     state = {k.removeprefix("state::"): v for k, v in tensors.items() if k.startswith("state::")}
     masks = {k.removeprefix(MASK): v for k, v in tensors.items() if k.startswith(MASK)}
     opt: dict[str, Tensor | Any] = {k.removeprefix(OPT): v for k, v in tensors.items() if k.startswith(OPT)}
@@ -62,15 +67,59 @@ def read_record(path: Path) -> dict[str, Any]:
     require_safetensors(path)
     try:
         with open(path, "rb") as f:
-            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-        return json.loads(header["__metadata__"]["record"])
-    except (KeyError, ValueError) as e:
-        raise UserError(f"checkpoint {path} is damaged ({e}); delete it to recompute that round") from None
+            header = f.read(int.from_bytes(f.read(8), "little"))
+    except OSError as e:
+        raise _damaged(path, e.strerror or str(e)) from None
+    return _json_object(path, _metadata(path, header).get("record"), "record")
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, entries: dict[str, Any]) -> None:
+def _damaged(path: Path, why: str) -> UserError:
+    return UserError(f"checkpoint {path} is damaged ({clip(why, 100)}); delete it to recompute that round")
+
+
+def _metadata(path: Path, header: bytes) -> dict[str, Any]:
+    """The string metadata of a safetensors header (already bounded in size by require_safetensors)."""
+    try:
+        meta = parse_json(header.decode("utf-8"), str(path)).get("__metadata__")
+    except (UserError, UnicodeDecodeError, AttributeError) as e:
+        raise _damaged(path, f"unreadable header: {e}") from None
+    if not isinstance(meta, dict):
+        raise _damaged(path, "no metadata in its header")
+    return meta
+
+
+def _json_object(path: Path, text: Any, what: str) -> dict[str, Any]:
+    """A JSON object stored as a metadata string (the round record, the optimizer's numbers)."""
+    if not isinstance(text, str):
+        raise _damaged(path, f"no {what}")
+    try:
+        value = parse_json(text, f"{what} of {path}", allow_nan=True)
+    except UserError as e:
+        raise _damaged(path, f"{what}: {e}") from None
+    if not isinstance(value, dict):
+        raise _damaged(path, f"its {what} is not a JSON object")
+    return value
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, entries: dict[str, Any], source: object = "a checkpoint"
+) -> None:
     state: dict[int, dict[str, Any]] = {}
-    for key, value in entries.items():
-        idx, name = key.split("::", 1)
-        state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    try:
+        for key, value in entries.items():
+            idx, name = key.split("::", 1)
+            state.setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise UserError(f"the optimizer state in {source} is damaged ({clip(str(e), 80)}); delete that file") from None
+
+
+def load_weights(model: nn.Module, state: dict[str, Tensor], source: object) -> None:
+    """`model.load_state_dict(state)`, a mismatch being a damaged file (named) rather than a bug."""
+    expected = model.state_dict()
+    wrong = [k for k in expected if k not in state or state[k].shape != expected[k].shape] + [
+        k for k in state if k not in expected
+    ]
+    if wrong:
+        raise UserError(f"{source} is damaged: tensor {clip(wrong[0], 60)!r} does not fit the network; delete it")
+    model.load_state_dict(state)

@@ -13,16 +13,28 @@ from prunekit.errors import UserError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own errors are bad input too: one line, exit 2
-        raise UserError(f"{self.prog}: {message}")
+        command = self.prog.removeprefix("prunekit").strip()
+        where = f"{command}: " if command else ""
+        raise UserError(f"{where}{message} (see prunekit {command + ' ' if command else ''}--help)")
+
+
+def _path(text: str) -> Path:
+    """A path argument; an empty one would silently mean the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: give a file or directory name")
+    return Path(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from prunekit import __version__
+
     parser = _Parser(prog="prunekit", description="Neural-network pruning: run, report, export, inspect.")
+    parser.add_argument("--version", action="version", version=f"prunekit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run (or resume) an experiment")
-    run.add_argument("config", type=Path, help="experiment YAML")
+    run.add_argument("config", type=_path, help="experiment YAML")
     run.add_argument(
         "--set",
         dest="overrides",
@@ -31,28 +43,51 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config key, e.g. --set prune.sparsity=0.95 (repeatable)",
     )
-    run.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
+    run.add_argument("--out", type=_path, help="run directory (default: runs/<name>); rerun the same to resume")
+    _import_flag(run)
 
     report = sub.add_parser("report", help="compare runs: report.md and figures")
-    report.add_argument("runs", nargs="+", type=Path, help="run directories, or directories to search below")
-    report.add_argument("--out", type=Path, required=True)
+    report.add_argument("runs", nargs="+", type=_path, help="run directories, or directories to search below")
+    report.add_argument(
+        "--out", type=_path, required=True, help="directory for report.md, report.html and the PNGs (created)"
+    )
 
     export = sub.add_parser("export", help="write a round's network as a model file")
-    export.add_argument("source", type=Path, help="run directory or model file")
+    export.add_argument("source", type=_path, help="run directory or model file")
     export.add_argument("--round", type=int, default=None, help="round to export (default: the last)")
-    export.add_argument("--format", required=True, choices=["dense", "sparse", "compact", "onnx"])
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=["dense", "sparse", "compact", "onnx"],
+        help="dense: every weight stored; sparse: kept weights plus a bitmask or index gaps (smallest file); "
+        "compact: channel-pruned network at its thinner shape; onnx: for deployment (dense initializers)",
+    )
     export.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--out", type=_path, required=True, help="file to write (a regular file, replaced atomically)")
+    _import_flag(export)
 
     inspect = sub.add_parser("inspect", help="per-layer shapes, sparsity, params, FLOPs and bytes")
-    inspect.add_argument("source", type=Path, help="run directory or model file")
+    inspect.add_argument("source", type=_path, help="run directory or model file")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.add_argument(
         "--latency",
         action="store_true",
         help="also time CPU inference: PyTorch and onnxruntime, batch 1 and 32, 2 threads",
     )
+    _import_flag(inspect)
     return parser
+
+
+def _import_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE so that models/data named MODULE:factory can be built (repeatable); "
+        "prunekit never imports code because a config or file names it",
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,12 +96,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config, args.overrides)
     out = args.out or Path("runs") / cfg.name
+    if _finished(out, cfg):
+        print(
+            f"prunekit: {out} already holds this finished run: nothing to recompute, showing its results "
+            "(delete the directory or pass another --out to run it again)",
+            file=sys.stderr,
+        )
     summary = run(cfg, out, log=lambda line: print(line, file=sys.stderr, flush=True))
     from prunekit.report.tables import rounds_table
 
     print(rounds_table(summary))
     print(f"\nrun directory: {out}\nreport: {out / 'report.html'} ({out / 'report.md'})")
     return 0
+
+
+def _finished(out: Path, cfg: object) -> bool:
+    """Whether `out` holds a complete run of exactly this config (a rerun then only rewrites its report)."""
+    from prunekit import config as config_mod
+    from prunekit import run_summary
+
+    if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
+        return False
+    try:
+        same = not config_mod.differences(config_mod.load(out / "config.yaml"), cfg)
+        return same and run_summary.load(out).get("complete") is True
+    except UserError:
+        return False  # the run itself reports what is wrong with the directory
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -102,20 +157,40 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("default", message="layer collapse")
     try:
         args = build_parser().parse_args(argv)
+        from prunekit import user_code
+
+        user_code.allow(getattr(args, "imports", None))
         return COMMANDS[args.command](args)
     except UserError as e:
         if debug:
             raise
-        print(f"prunekit: error: {e}", file=sys.stderr)
+        from prunekit.safe_text import clip
+
+        print(f"prunekit: error: {clip(str(e), 1000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("prunekit: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as e:  # the machine said no (disk full, read-only, a file in the way): bad input, not a bug
+        if debug:
+            raise
+        from prunekit.export.atomic import os_error
+
+        print(f"prunekit: error: {os_error(e.filename or '?', e, 'cannot use')}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        if debug:
+            raise
+        print("prunekit: error: out of memory: use a smaller model, batch or dataset", file=sys.stderr)
+        return 2
     except Exception as e:  # a bug, not bad input: still one line unless --debug
         if debug:
             raise
+        from prunekit.safe_text import clip
+
         print(
-            f"prunekit: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr
+            f"prunekit: internal error: {type(e).__name__}: {clip(str(e), 300)} (run with --debug for the traceback)",
+            file=sys.stderr,
         )
         return 1
 

@@ -1,12 +1,15 @@
 """The experiment config: frozen dataclasses are the single source of truth; YAML and --set fill them.
 
 Every key has a default; unknown keys and values of the wrong type or range are `UserError`s that name the key.
+Every number is finite and inside a documented range (the MAX_* bounds below), so the loops the runner and the
+methods run over a config (rounds, epochs, batches, synthetic examples) are bounded by validated values.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -17,6 +20,22 @@ from typing import Any
 import yaml
 
 from prunekit.errors import UserError
+from prunekit.safe_text import clip, finite, load_yaml, parse_yaml, short
+
+# Upper bounds: far beyond any experiment in the literature, small enough that nothing built from a config can
+# loop for ever or allocate without limit before it starts.
+MAX_EPOCHS = 10_000  # per round (train.epochs, prune.retrain_epochs, prune.tau, gradual epochs)
+MAX_ROUNDS = 1_000  # pruning rounds (prune.rounds, or the rounds `rate` needs to reach `sparsity`)
+MAX_BATCH = 1_000_000  # train.batch_size, train.eval_batch_size
+MAX_EXAMPLES = 10_000_000  # data.train_size, data.test_size, data.val_size
+MAX_EXAMPLE_VALUES = 2**20  # values per example, C x H x W (3 x 512 x 512 fits)
+MAX_SYNTHETIC_VALUES = 2**28  # synthetic data in all: (train_size + test_size) x C x H x W (1 GiB of float32)
+MAX_CLASSES = 100_000
+MAX_LIST = 10_000  # entries of any list or mapping in the config (sparsities, milestones, ignore, layer_rate)
+MAX_STEPS = 100_000  # prune.iterations, prune.score_batches
+MAX_NAME = 100  # characters of a run name
+MAX_STRING = 4_096  # characters of any other string (a path at most)
+MAX_THREADS = 1_024
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -24,14 +43,65 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise UserError(f"config key {key}: {message}")
 
 
+def _bounded(value: float | None, key: str, low: float, high: float, *, low_open: bool = False) -> None:
+    """`value` (None allowed) within [low, high] ((low, high] when low_open), with the range in the message."""
+    if value is None:
+        return
+    ok = (low < value if low_open else low <= value) and value <= high
+    _check(ok, key, f"must be in {'(' if low_open else '['}{low:g}, {high:g}], got {short(value)}")
+
+
+def check_name(name: str, key: str = "name") -> None:
+    """A run name becomes the directory runs/<name>: one path component, printable, not hidden, not too long."""
+    bad = next((c for c in name if not c.isprintable() or c in "/\\"), None)
+    _check(0 < len(name) <= MAX_NAME, key, f"must be 1 to {MAX_NAME} characters, got {len(name)}")
+    _check(bad is None, key, f"{short(name)} contains {bad!r}: use a plain name (it becomes the directory runs/NAME)")
+    _check(not name.startswith("."), key, f"{short(name)} must not start with '.' (it becomes runs/NAME)")
+
+
+FREE_FORM_NODES, FREE_FORM_DEPTH, FREE_FORM_TEXT = 10_000, 8, 10_000
+
+
+def check_free_form(value: Any, key: str) -> None:
+    """A user mapping (model.args, data.args): JSON-like values only, bounded in size and depth."""
+    budget = [FREE_FORM_NODES]
+
+    def walk(node: Any, depth: int, where: str) -> None:
+        budget[0] -= 1
+        _check(budget[0] >= 0 and depth <= FREE_FORM_DEPTH, key, f"more than {FREE_FORM_NODES} values or too deep")
+        if node is None or isinstance(node, bool | int):
+            return
+        if isinstance(node, float):
+            _check(node == node and abs(node) != float("inf"), where, "numbers must be finite")
+        elif isinstance(node, str):
+            _check(len(node) <= FREE_FORM_TEXT, where, f"strings are at most {FREE_FORM_TEXT} characters")
+        elif isinstance(node, list | tuple):
+            for i, v in enumerate(node):
+                walk(v, depth + 1, f"{where}[{i}]")
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                _check(isinstance(k, str), where, f"mapping keys must be strings, got {k!r}")
+                walk(v, depth + 1, f"{where}.{k}")
+        else:
+            _check(False, where, f"expected a number, string, list or mapping, got {type(node).__name__}")
+
+    _check(isinstance(value, dict), key, f"expected a mapping, got {value!r}")
+    walk(value, 0, key)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "lenet_300_100"  # a registered model: prunekit.models.list_models()
+    name: str = "lenet_300_100"  # a registered model (prunekit.models.list_models()), or package.module:factory:
+    # user code, imported only with --import package.module, called as factory(**args) (docs/user_models.md)
+    args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of a package.module:factory
+
+    def __post_init__(self) -> None:
+        check_free_form(self.args, "model.args")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "mnist"  # mnist | cifar10 | cifar100 | minicifar | synthetic
+    name: str = "mnist"  # mnist | cifar10 | cifar100 | minicifar | synthetic | pystdlib | imagefolder | pkg.mod:factory
     root: str | None = None  # directory with the dataset files; null = the bundled copy (mnist only)
     val_size: int = 5000  # training examples held out for validation
     augment: bool | None = None  # random crop + flip; null = the dataset's default (on for CIFAR)
@@ -43,15 +113,59 @@ class DataConfig:
     # minicifar: CIFAR-10 restricted to some classes and a number of training images per class
     subset: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
     per_class: int = 500
+    # pystdlib: byte-level text of the Python standard library's sources
+    seq_len: int = 128  # tokens (bytes) per example
+    max_bytes: int = 2_000_000  # bytes read for training (validation and test read a twentieth each)
+    # user data: package.module:factory called as factory(**args) (docs/user_models.md); imported with --import
+    args: dict[str, Any] = field(default_factory=dict)
+    # DataLoader path: batches from a torch DataLoader (any map-style or iterable dataset) instead of slices of
+    # in-memory tensors (the default for the built-in datasets, and much faster when the data fits in memory);
+    # imagefolder and data factories that return datasets always use it
+    loader: bool = False
+    workers: int = 0  # DataLoader worker processes (0 = load in the training process)
+    pin_memory: bool = False  # page-locked batches, for faster copies to a GPU
+    # imagefolder: data.root/<class>/*.png|jpg (or root/train/<class>/..., with optional val/ and test/ beside it)
+    image_size: int = 32  # shorter side resized to this, then centre-cropped to a square
+    grayscale: bool = False  # 1 channel instead of RGB
+    mean: tuple[float, ...] = ()  # per-channel normalisation after scaling to [0, 1]; () = 0.5 for every channel
+    std: tuple[float, ...] = ()  # () = 0.5 for every channel
+    max_files: int = 1_000_000  # refuse a folder with more image files than this
+    max_pixels: int = 50_000_000  # refuse an image with more pixels than this before decoding it (decompression bombs)
 
     def __post_init__(self) -> None:
-        _check(self.val_size >= 0, "data.val_size", f"must be >= 0, got {self.val_size}")
-        _check(self.train_size > 0 and self.test_size > 0, "data.train_size", "sizes must be positive")
-        _check(self.classes >= 2, "data.classes", f"must be >= 2, got {self.classes}")
-        _check(len(self.shape) == 3 and min(self.shape) > 0, "data.shape", f"must be [C, H, W], got {self.shape}")
-        _check(self.per_class > 0, "data.per_class", f"must be positive, got {self.per_class}")
+        check_free_form(self.args, "data.args")
+        _bounded(self.workers, "data.workers", 0, 256)
+        _bounded(self.image_size, "data.image_size", 1, 4096)
+        channels = 1 if self.grayscale else 3
+        for key, values in (("data.mean", self.mean), ("data.std", self.std)):
+            _check(len(values) in (0, 1, channels), key, f"one value, or one per channel ({channels})")
+            for v in values:
+                _bounded(v, key, -1e3, 1e3)
+        _check(all(v > 0 for v in self.std), "data.std", "must be positive")
+        _bounded(self.max_files, "data.max_files", 1, 10**9)
+        _bounded(self.max_pixels, "data.max_pixels", 1, 10**10)
+        _bounded(self.val_size, "data.val_size", 0, MAX_EXAMPLES)
+        _bounded(self.train_size, "data.train_size", 1, MAX_EXAMPLES)
+        _bounded(self.test_size, "data.test_size", 1, MAX_EXAMPLES)
+        _bounded(self.classes, "data.classes", 2, MAX_CLASSES)
+        _check(len(self.shape) == 3, "data.shape", f"must be [C, H, W], got {short(list(self.shape))}")
+        for dim in self.shape:
+            _bounded(dim, "data.shape", 1, 65_536)
+        values = math.prod(self.shape)
+        _check(values <= MAX_EXAMPLE_VALUES, "data.shape", f"C x H x W must be at most {MAX_EXAMPLE_VALUES:,}")
+        total = (self.train_size + self.test_size) * values
         _check(
-            len(self.subset) >= 2 and all(0 <= c < 10 for c in self.subset), "data.subset", "classes 0-9, two or more"
+            total <= MAX_SYNTHETIC_VALUES,
+            "data.train_size",
+            f"(train_size + test_size) x C x H x W is {total:,}, more than {MAX_SYNTHETIC_VALUES:,}: fewer examples",
+        )
+        _bounded(self.per_class, "data.per_class", 1, MAX_EXAMPLES)
+        _bounded(self.seq_len, "data.seq_len", 1, 65_536)
+        _bounded(self.max_bytes, "data.max_bytes", 1, 2**31)
+        _check(
+            2 <= len(self.subset) <= 10 and all(0 <= c < 10 for c in self.subset),
+            "data.subset",
+            "classes 0-9, two or more",
         )
 
 
@@ -71,16 +185,25 @@ class TrainConfig:
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 0, "train.epochs", f"must be >= 0, got {self.epochs}")
-        _check(self.batch_size > 0, "train.batch_size", f"must be positive, got {self.batch_size}")
-        _check(self.optimizer in ("sgd", "adam"), "train.optimizer", f"sgd | adam, got {self.optimizer!r}")
-        _check(self.lr > 0, "train.lr", f"must be positive, got {self.lr}")
-        _check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+        _bounded(self.epochs, "train.epochs", 0, MAX_EPOCHS)
+        _bounded(self.batch_size, "train.batch_size", 1, MAX_BATCH)
+        _check(self.optimizer in ("sgd", "adam"), "train.optimizer", f"sgd | adam, got {short(self.optimizer)}")
+        _bounded(self.lr, "train.lr", 0, 1e3, low_open=True)
+        _bounded(self.momentum, "train.momentum", 0, 1)
+        _bounded(self.weight_decay, "train.weight_decay", 0, 1e3)
         schedules = ("constant", "step", "cosine")
-        _check(self.lr_schedule in schedules, "train.lr_schedule", f"{' | '.join(schedules)}, got {self.lr_schedule!r}")
+        _check(
+            self.lr_schedule in schedules,
+            "train.lr_schedule",
+            f"{' | '.join(schedules)}, got {short(self.lr_schedule)}",
+        )
         _check(0 <= self.warmup_epochs <= max(self.epochs, 0), "train.warmup_epochs", "must be in [0, epochs]")
+        _check(len(self.milestones) <= MAX_LIST, "train.milestones", f"at most {MAX_LIST} entries")
+        for m in self.milestones:
+            _bounded(m, "train.milestones", 0, MAX_EPOCHS)
         _check(list(self.milestones) == sorted(self.milestones), "train.milestones", "must be increasing")
-        _check(self.eval_batch_size > 0, "train.eval_batch_size", "must be positive")
+        _bounded(self.gamma, "train.gamma", 0, 1e3, low_open=True)
+        _bounded(self.eval_batch_size, "train.eval_batch_size", 1, MAX_BATCH)
 
 
 REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
@@ -90,8 +213,9 @@ REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
 class PruneConfig:
     method: str = "none"  # none | oneshot | imp | gradual | at_init | str
     structure: str = "unstructured"  # unstructured | channel
-    criterion: str = "magnitude"
-    scope: str = "global"  # global | layerwise
+    criterion: str = "magnitude"  # also wanda | sparsegpt: post-training, from calibration batches, layer by layer
+    scope: str = "global"  # global | layerwise (wanda and sparsegpt always compare within a layer: each at the target)
+    pattern: str = "unstructured"  # unstructured | N:M such as 2:4 or 4:8 (then sparsity must be 1 - N/M)
     allocation: str = "uniform"  # layerwise split: uniform | erk | er | snip
     sparsity: float | tuple[float, ...] = 0.9  # fraction of prunable weights removed; oneshot takes a list
     rate: float = 0.2  # imp: fraction of the remaining weights removed each round
@@ -99,15 +223,22 @@ class PruneConfig:
     rewind: str = "init"  # imp: init | epoch:K | iter:N | lr | finetune
     retrain_epochs: int | None = None  # epochs of retraining after each prune; null = train.epochs
     finetune_lr: float | None = None  # lr for fine-tuning; null = the final lr of the training schedule
-    tau: int | None = None  # AIMP: retraining epochs in every round but the last
+    tau: int | str | None = None  # AIMP: retraining epochs in every round but the last; auto = until recovered
+    tau_tolerance: float = 0.002  # tau auto: stop once val metric is within this of the previous round's (0.2 points)
+    tau_min: int = 1  # tau auto: epochs every intermediate round trains at least
+    tau_max: int | None = None  # tau auto: epochs at most (the lr schedule squeezed into them); null = retrain epochs
     ignore: tuple[str, ...] | None = None  # parameter names never pruned; null = the model's output layer
+    include_embeddings: bool = False  # also prune Embedding weights (prunekit.prunable lists what is covered)
+    include_output: bool | None = None  # also prune the output layer; null = when prune.ignore is a list (as always)
     layer_rate: dict[str, float] = field(default_factory=dict)  # per-tensor rate overrides (imp, layerwise)
     control: str = "none"  # lottery-ticket control per pruned round: none | reinit | random (same layer sparsities)
     score_batches: int = 10  # batches fed to data-dependent criteria
     min_density: float = 0.0  # no prunable tensor keeps fewer than this fraction of its weights
     min_channels: int = 1  # channel pruning: no layer keeps fewer output channels
     round_to: int = 8  # channel pruning: a group of >= 2 * round_to channels keeps a multiple of it; 1 = exact
-    iterations: int = 1  # at_init: pruning steps on an exponential schedule (SynFlow uses 100)
+    iterations: int | None = (
+        None  # pruning steps on an exponential schedule; null = the criterion's (synflow 100, else 1)
+    )
     initial_sparsity: float = 0.0  # gradual: sparsity at begin_epoch
     begin_epoch: float = 0.0  # gradual: epoch (of the pruning round) where the cubic schedule starts
     end_epoch: float | None = None  # gradual: epoch where it reaches `sparsity`; null = 3/4 of the round
@@ -116,36 +247,82 @@ class PruneConfig:
     s_decay: float | None = None  # str: weight decay on the thresholds; null = train.weight_decay
 
     def __post_init__(self) -> None:
+        _check(1 <= len(self.sparsities) <= MAX_LIST, "prune.sparsity", f"a number or a list of 1 to {MAX_LIST}")
         for s in self.sparsities:
-            _check(0.0 <= s < 1.0, "prune.sparsity", f"must be in [0, 1), got {s}")
+            _check(0.0 <= s < 1.0, "prune.sparsity", f"must be in [0, 1), got {short(s)}")
         _check(self.structure in ("unstructured", "channel"), "prune.structure", "unstructured | channel")
-        _check(self.scope in ("global", "layerwise"), "prune.scope", f"global | layerwise, got {self.scope!r}")
-        _check(0.0 < self.rate < 1.0, "prune.rate", f"must be in (0, 1), got {self.rate}")
-        _check(self.rounds is None or self.rounds >= 1, "prune.rounds", "must be >= 1 or null")
+        _check(self.scope in ("global", "layerwise"), "prune.scope", f"global | layerwise, got {short(self.scope)}")
+        _check(0.0 < self.rate < 1.0, "prune.rate", f"must be in (0, 1), got {short(self.rate)}")
+        _bounded(self.rounds, "prune.rounds", 1, MAX_ROUNDS)
+        needed = rounds_needed(max(self.sparsities), self.rate)
+        _check(
+            self.rounds is not None or needed <= MAX_ROUNDS,
+            "prune.rate",
+            f"{self.rate:g} per round needs {needed:,} rounds to reach sparsity {max(self.sparsities):g}, more than "
+            f"{MAX_ROUNDS}: raise prune.rate or set prune.rounds",
+        )
+        nm = re.match(r"^(\d+):(\d+)$", self.pattern)
+        ok = self.pattern == "unstructured" or (nm is not None and 1 <= int(nm[1]) < int(nm[2]) <= 16)
+        _check(ok, "prune.pattern", f"unstructured | N:M with 1 <= N < M <= 16 such as 2:4, got {short(self.pattern)}")
+        if nm is not None:
+            implied = 1.0 - int(nm[1]) / int(nm[2])
+            _check(
+                all(abs(s - implied) < 1e-9 for s in self.sparsities),
+                "prune.sparsity",
+                f"pattern {self.pattern} prunes exactly {implied:g}: set prune.sparsity to {implied:g}",
+            )
+            one_step = self.method in ("oneshot", "at_init") and self.iterations in (None, 1)
+            _check(
+                one_step and self.structure != "channel",
+                "prune.pattern",
+                "N:M patterns prune in one step: method oneshot or at_init, 1 iteration",
+            )
         _check(
             bool(REWIND.match(self.rewind)),
             "prune.rewind",
-            f"init | epoch:K | iter:N | lr | finetune, got {self.rewind!r}",
+            f"init | epoch:K | iter:N | lr | finetune, got {short(self.rewind)}",
         )
-        _check(self.retrain_epochs is None or self.retrain_epochs >= 0, "prune.retrain_epochs", "must be >= 0 or null")
-        _check(self.finetune_lr is None or self.finetune_lr > 0, "prune.finetune_lr", "must be positive or null")
-        _check(self.tau is None or self.tau >= 0, "prune.tau", "must be >= 0 or null")
+        _bounded(self.retrain_epochs, "prune.retrain_epochs", 0, MAX_EPOCHS)
+        _bounded(self.finetune_lr, "prune.finetune_lr", 0, 1e3, low_open=True)
+        _check(
+            self.tau is None or self.tau == "auto" or (isinstance(self.tau, int) and 0 <= self.tau <= MAX_EPOCHS),
+            "prune.tau",
+            f"an integer in [0, {MAX_EPOCHS}], auto or null, got {short(self.tau)}",
+        )
+        _bounded(self.tau_tolerance, "prune.tau_tolerance", 0, 1e6)
+        _bounded(self.tau_min, "prune.tau_min", 1, MAX_EPOCHS)
+        _bounded(self.tau_max, "prune.tau_max", 1, MAX_EPOCHS)
+        _check(self.tau_max is None or self.tau_max >= self.tau_min, "prune.tau_max", "must be >= tau_min or null")
+        _check(self.ignore is None or len(self.ignore) <= MAX_LIST, "prune.ignore", f"at most {MAX_LIST} names")
+        _check(len(self.layer_rate) <= MAX_LIST, "prune.layer_rate", f"at most {MAX_LIST} entries")
         for name, r in self.layer_rate.items():
-            _check(0.0 <= r < 1.0, f"prune.layer_rate.{name}", f"must be in [0, 1), got {r}")
+            _check(0.0 <= r < 1.0, f"prune.layer_rate.{clip(name, 40)}", f"must be in [0, 1), got {short(r)}")
         _check(self.control in ("none", "reinit", "random"), "prune.control", "none | reinit | random")
-        _check(self.score_batches >= 1, "prune.score_batches", "must be >= 1")
+        _bounded(self.score_batches, "prune.score_batches", 1, MAX_STEPS)
         _check(0.0 <= self.min_density <= 1.0, "prune.min_density", "must be in [0, 1]")
-        _check(self.iterations >= 1, "prune.iterations", "must be >= 1")
-        _check(self.min_channels >= 1, "prune.min_channels", "must be >= 1")
-        _check(self.round_to >= 1, "prune.round_to", f"must be >= 1 (1 = exact widths), got {self.round_to}")
+        _bounded(self.iterations, "prune.iterations", 1, MAX_STEPS)
+        _bounded(self.min_channels, "prune.min_channels", 1, MAX_CLASSES)
+        _bounded(self.round_to, "prune.round_to", 1, MAX_CLASSES)  # 1 = exact widths
         _check(0.0 <= self.initial_sparsity < 1.0, "prune.initial_sparsity", "must be in [0, 1)")
-        _check(self.begin_epoch >= 0, "prune.begin_epoch", "must be >= 0")
+        _bounded(self.begin_epoch, "prune.begin_epoch", 0, MAX_EPOCHS)
+        _bounded(self.end_epoch, "prune.end_epoch", 0, MAX_EPOCHS)
         _check(self.end_epoch is None or self.end_epoch > self.begin_epoch, "prune.end_epoch", "must be > begin_epoch")
-        _check(self.frequency >= 1, "prune.frequency", "must be >= 1")
+        _bounded(self.frequency, "prune.frequency", 1, 10**9)
+        _bounded(self.s_init, "prune.s_init", -100, 100)
+        _bounded(self.s_decay, "prune.s_decay", 0, 1e3)
 
     @property
     def sparsities(self) -> tuple[float, ...]:
         return tuple(self.sparsity) if isinstance(self.sparsity, tuple) else (self.sparsity,)
+
+
+def rounds_needed(target: float, rate: float) -> int:
+    """Rounds of `rate` (each removing that fraction of the remaining weights) to reach sparsity `target`."""
+    if target <= 0:
+        return 0
+    if not 0 < rate < 1 or not target < 1:
+        return MAX_ROUNDS + 1
+    return math.ceil(math.log(1.0 - target) / math.log(1.0 - rate) - 1e-9)
 
 
 @dataclass(frozen=True)
@@ -153,16 +330,19 @@ class Config:
     name: str = "run"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # CPU threads for PyTorch; null = its default. Fewer on a busy machine: 2 threads
-    # fighting other processes for 2 cores can run 10x slower than 1. Part of the config as it changes float sums.
+    threads: int | None = None  # CPU threads for PyTorch; null = prunekit.threads.choose_threads: the physical cores
+    # (at most torch's default), 1 when the load average says the machine is busy, with a warning. 2 threads fighting
+    # other processes for 2 cores can run 10x slower than 1. Part of the config as it changes float sums.
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
 
     def __post_init__(self) -> None:
-        _check(self.device in ("auto", "cpu", "cuda"), "device", f"auto | cpu | cuda, got {self.device!r}")
-        _check(self.threads is None or self.threads >= 1, "threads", f"must be >= 1 or null, got {self.threads}")
+        check_name(self.name)
+        _bounded(self.seed, "seed", 0, 2**63 - 1)
+        _check(self.device in ("auto", "cpu", "cuda"), "device", f"auto | cpu | cuda, got {short(self.device)}")
+        _bounded(self.threads, "threads", 1, MAX_THREADS)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -204,27 +384,41 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except UserError as e:
                 errors.append(str(e))
-        raise UserError(f"config key {key}: expected {_name(hint)}, got {value!r}")
+        raise UserError(f"config key {key}: expected {_name(hint)}, got {short(value)}")
     if dataclasses.is_dataclass(hint):
-        _check(isinstance(value, dict), key, f"expected a mapping, got {value!r}")
+        _check(isinstance(value, dict), key, f"expected a mapping, got {short(value)}")
         return _build(hint, value, key + ".")
     if origin is tuple:
-        _check(isinstance(value, list | tuple), key, f"expected a list, got {value!r}")
+        _check(isinstance(value, list | tuple), key, f"expected a list, got {short(value)}")
+        _check(len(value) <= MAX_LIST, key, f"at most {MAX_LIST} entries, got {len(value):,}")
         return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
     if origin is dict:
-        _check(isinstance(value, dict), key, f"expected a mapping, got {value!r}")
-        return {str(k): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+        _check(isinstance(value, dict), key, f"expected a mapping, got {short(value)}")
+        _check(len(value) <= MAX_LIST, key, f"at most {MAX_LIST} entries, got {len(value):,}")
+        return {str(k): _coerce(v, args[1], f"{key}.{clip(str(k), 40)}") for k, v in value.items()}
+    if hint is Any:  # free-form user values, checked by check_free_form
+        return value
     if hint is float:
-        _check(isinstance(value, int | float) and not isinstance(value, bool), key, f"expected a number, got {value!r}")
-        return float(value)
+        _check(
+            isinstance(value, int | float) and not isinstance(value, bool),
+            key,
+            f"expected a number, got {short(value)}",
+        )
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        _check(finite(number), key, f"must be a finite number, got {short(value)}")
+        return number
     if hint is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), key, f"expected an integer, got {value!r}")
+        _check(isinstance(value, int) and not isinstance(value, bool), key, f"expected an integer, got {short(value)}")
         return value
     if hint is bool:
-        _check(isinstance(value, bool), key, f"expected true or false, got {value!r}")
+        _check(isinstance(value, bool), key, f"expected true or false, got {short(value)}")
         return value
     if hint is str:
-        _check(isinstance(value, str), key, f"expected a string, got {value!r}")
+        _check(isinstance(value, str), key, f"expected a string, got {short(value)}")
+        _check(len(value) <= MAX_STRING, key, f"at most {MAX_STRING:,} characters, got {len(value):,}")
         return value
     raise TypeError(f"unsupported config type {hint} for {key}")
 
@@ -239,9 +433,9 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
+            close = difflib.get_close_matches(str(key)[:MAX_NAME], known, n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(known)})"
-            raise UserError(f"unknown config key {prefix}{key}{hint}")
+            raise UserError(f"unknown config key {prefix}{clip(str(key), 40)}{hint}")
         kwargs[key] = _coerce(value, hints[key], prefix + key)
     return cls(**kwargs)
 
@@ -252,14 +446,15 @@ def from_dict(values: dict[str, Any]) -> Config:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """`prune.sparsity=0.95` -> ("prune.sparsity", 0.95); the value is read as YAML."""
+    """`prune.sparsity=0.95` -> ("prune.sparsity", 0.95); the value is read as YAML (same limits as a file)."""
     if "=" not in text:
-        raise UserError(f"--set expects KEY=VALUE, got {text!r}")
+        raise UserError(f"--set expects KEY=VALUE, got {short(text)}")
     key, raw = text.split("=", 1)
-    try:
-        return key.strip(), yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        raise UserError(f"--set {key}: cannot read value {raw!r}: {e.problem}") from None
+    key = key.strip()
+    parts = key.split(".")
+    if not key or len(parts) > 8 or not all(parts):
+        raise UserError(f"--set {clip(key, 40)}: a key is names joined by single dots, e.g. prune.sparsity")
+    return key, parse_yaml(raw, f"--set {clip(key, 40)}")
 
 
 def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
@@ -267,12 +462,8 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file not found: {path}")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"{path}: not valid YAML: {e}") from None
+        values = load_yaml(path, "config file")
+        values = {} if values is None else values
         _check(isinstance(values, dict), str(path), "the config must be a YAML mapping")
         values.setdefault("name", path.stem)
     return from_dict(_merge(values, dict(parse_override(o) for o in overrides)))

@@ -1,9 +1,10 @@
-"""The runner: executes a method's rounds, writes the run directory, and resumes where a run stopped.
+"""The runner: executes a method's rounds with a Task, keeps the run directory through a Store, resumes.
 
-Each finished round is one checkpoint file holding its weights, masks and record; an unfinished round has an epoch
-checkpoint (weights, masks, optimizer state). Every random draw is seeded by (seed, round, epoch), so a resumed run
-replays exactly what an uninterrupted one does. summary.json and rounds.csv are rebuilt from the round files.
-Unstructured runs keep boolean masks; channel runs (`prune.structure: channel`) physically thin the model, and
+Roles (DESIGN.md, "Growing past the zoo"): the method's plans say what each round does; the Task builds, trains
+and evaluates the network; the Store owns the files. The Run in between prunes and sequences: each finished round
+is one checkpoint holding its weights, masks and record; an unfinished round has an epoch checkpoint (weights,
+masks, optimizer state). Every random draw is seeded by (seed, round, epoch), so a resumed run replays exactly
+what an uninterrupted one does. Unstructured runs keep boolean masks; channel runs physically thin the model, and
 their checkpoints record the narrowed architecture.
 """
 
@@ -15,32 +16,34 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from prunekit import checkpoint, run_files
-from prunekit import config as config_mod
+from prunekit import checkpoint
 from prunekit.config import Config
-from prunekit.data import Dataset, load_dataset
 from prunekit.errors import UserError
-from prunekit.export.safety import atomic_write_text
-from prunekit.flops import sparse_flops
-from prunekit.models import create_model
+from prunekit.flops import is_shape, sparse_flops
+from prunekit.progress import Progress
 from prunekit.pruning import allocation
-from prunekit.pruning.criteria import CRITERIA, ScoreContext
+from prunekit.pruning.coverage import layouts
+from prunekit.pruning.criteria import ScoreContext
 from prunekit.pruning.masks import (
     MaskEnforcer,
     Masks,
     apply_masks,
     dense_masks,
     layer_report,
-    prunable_names,
     remaining_params,
     sparsity,
 )
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
-from prunekit.pruning.step import prune_step, wants_data
-from prunekit.train.loop import evaluate, run_epochs
+from prunekit.pruning.prunable import Coverage, check_names, coverage_record, prunable
+from prunekit.pruning.step import check_criterion, prune_to, wants_data
+from prunekit.store import Store
+from prunekit.tasks import Task, build_task
+from prunekit.threads import choose_threads
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
+from prunekit.wording import plural
 
 
 def pick_device(name: str) -> torch.device:
@@ -56,76 +59,129 @@ def seed_for(seed: int, *parts: int) -> int:
     return value
 
 
-def check_channel_config(cfg: Config) -> None:
-    """Channel pruning retrains the thinner network it made: no rewinding to wider weights, no masks to schedule."""
-    from prunekit.pruning.structured import CHANNEL_CRITERIA
-
+def check_config(cfg: Config) -> None:
+    """Everything about the config that needs no data or model: method, criterion, allocation, their pairing."""
     p = cfg.prune
-    CHANNEL_CRITERIA.get(p.criterion)
-    if p.method not in ("oneshot", "imp", "gradual"):
-        raise UserError(f"prune.structure channel works with method oneshot, imp or gradual, not {p.method}")
-    if p.method == "imp" and p.rewind not in ("lr", "finetune"):
-        raise UserError("channel pruning retrains the pruned weights: set prune.rewind to lr or finetune")
-    if p.control != "none" or p.layer_rate:
-        raise UserError("prune.control and prune.layer_rate apply to unstructured pruning only")
+    METHODS.get(p.method)
+    if p.structure == "channel":
+        from prunekit.pruning.structured import CHANNEL_CRITERIA
+
+        CHANNEL_CRITERIA.get(p.criterion)
+        if p.method not in ("oneshot", "imp", "gradual"):
+            raise UserError(f"prune.structure channel works with method oneshot, imp or gradual, not {p.method}")
+        if p.method == "imp" and p.rewind not in ("lr", "finetune"):
+            raise UserError("channel pruning retrains the pruned weights: set prune.rewind to lr or finetune")
+        if p.control != "none" or p.layer_rate:
+            raise UserError("prune.control and prune.layer_rate apply to unstructured pruning only")
+    else:
+        check_criterion(p.criterion)  # an unknown criterion fails before anything is computed
+        if p.scope == "layerwise":
+            allocation.ALLOCATIONS.get(p.allocation)
+    if p.control != "none" and p.method != "imp":
+        raise UserError(f"prune.control applies to method imp (the lottery-ticket controls), not {p.method}")
 
 
 class Run:
-    """One experiment in one directory. `execute()` runs or resumes it and returns the summary."""
+    """One experiment in one directory. `execute()` runs or resumes it and returns the summary.
 
-    def __init__(self, cfg: Config, out: str | Path, log: Callable[[str], None] = print) -> None:
-        self.cfg, self.out, self.log = cfg, Path(out), log
-        self.ck = self.out / "checkpoints"
-        self.method = METHODS.get(cfg.prune.method)
+    task: what trains the network (default: the config's model and dataset, in memory). writes: False for a Run
+    that only reads the directory (the non-zero ranks of a distributed run).
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        out: str | Path,
+        log: Callable[[str], None] = print,
+        *,
+        task: Task | None = None,
+        writes: bool = True,
+    ) -> None:
+        check_config(cfg)
+        self.cfg, self.log, self.task = cfg, log, task
+        self.store = Store(out, writes=writes)
+        self.out = self.store.out
         self.channel = cfg.prune.structure == "channel"
-        if self.channel:
-            check_channel_config(cfg)
-        if not self.channel:
-            CRITERIA.get(cfg.prune.criterion)  # an unknown criterion fails before anything is computed
-        if cfg.prune.scope == "layerwise" and not self.channel:
-            allocation.ALLOCATIONS.get(cfg.prune.allocation)
-        if cfg.prune.control != "none" and cfg.prune.method != "imp":
-            raise UserError(
-                f"prune.control applies to method imp (the lottery-ticket controls), not {cfg.prune.method}"
-            )
 
-    def _claim_directory(self) -> None:
-        saved = self.out / "config.yaml"
-        if saved.exists():
-            diff = config_mod.differences(config_mod.load(saved), self.cfg)
-            if diff:
-                raise UserError(
-                    f"{self.out} holds a run with a different config (differs in: {', '.join(diff)}); "
-                    "use another --out or delete the directory"
-                )
-        self.ck.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, config_mod.dump(self.cfg))
+    # --- set-up: everything is validated before the directory is touched --------------------------------------
+    def execute(self) -> dict[str, Any]:
+        try:
+            if self.out.is_dir():  # an existing directory: refuse a busy or different run before loading any data
+                self.store.open(self.cfg)
+            self._setup()
+            self.store.open(self.cfg)  # nothing is created on disk before the config, model and data check out
+            self.store.claim(self.cfg)
+            return self._execute()
+        finally:
+            self.store.close()
 
     def _setup(self) -> None:
         self.device = pick_device(self.cfg.device)
-        if self.cfg.threads is not None:
-            torch.set_num_threads(self.cfg.threads)
-        data = load_dataset(self.cfg.data, self.cfg.seed)
-        for split in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
-            setattr(data, split, getattr(data, split).to(self.device))
-        self.data: Dataset = data
+        threads, warning = choose_threads(self.cfg.threads)  # null = physical cores, 1 on a busy machine
+        torch.set_num_threads(threads)
+        if warning:
+            self.log(f"warning: {warning}")
+        task = self.task if self.task is not None else build_task(self.cfg)
+        task.to(self.device)
+        self.task = task
         torch.manual_seed(self.cfg.seed)
-        self.model = create_model(self.cfg.model.name, data.num_classes, data.input_shape).to(self.device)
-        self.names = prunable_names(self.model, self.cfg.prune.ignore)
+        self.model = task.build_model().to(self.device)
+        self.arch = getattr(self.model, "arch", None)
+        self.base = self._unpruned()
+        self.example = self._example()
+        if self.cfg.prune.tau == "auto" and not task.has_split("val"):
+            raise UserError("prune.tau auto compares validation metrics: give the run a validation split")
+        self.coverage = self._coverage()
+        self.names = check_names(self.coverage)
         self.init_state = {k: v.clone() for k, v in self.model.state_dict().items()}
-        self.plans = self.method(self.cfg, {n: p.numel() for n, p in self.model.named_parameters() if n in self.names})
+        self.plans = METHODS.get(self.cfg.prune.method)(
+            self.cfg, {n: p.numel() for n, p in self.model.named_parameters() if n in self.names}
+        )
 
-    def execute(self) -> dict[str, Any]:
-        self._claim_directory()
-        self._setup()
+    def _coverage(self) -> Coverage:
+        """The tensors this run prunes: prune.ignore null protects the output layer (the zoo's declared one, a user
+        model's traced on one example of its inputs); a list replaces that default, as it always has."""
+        p = self.cfg.prune
+        include = p.ignore is not None if p.include_output is None else p.include_output
+        shape = is_shape(self.example)
+        return prunable(
+            self.model,
+            include_embeddings=p.include_embeddings,
+            include_output=include,
+            ignore=p.ignore,
+            example_inputs=None if shape else self.example,
+        )
+
+    def _unpruned(self) -> nn.Module | None:
+        """Channel runs: the unpruned network that widths are measured against (the zoo rebuilds it from `arch`
+        on the meta device; a user's model is built once more with the task's factory)."""
+        if not self.channel:
+            return None
+        from prunekit.pruning.structured import base_model
+
+        return base_model(self.model) or self._fresh_model()
+
+    def _example(self) -> Any:
+        """What FLOPs, latency and tracing run on: the zoo's input shape, else one example of the task's data."""
+        if isinstance(self.arch, dict) and self.arch.get("input_shape"):
+            return tuple(self.arch["input_shape"])
+        return self.task.example_input()
+
+    def _execute(self) -> dict[str, Any]:
+        pending = [p for p in self.plans if not self.store.has_round(p.index)]
+        controls = [p for p in self.plans if self._wants_control(p)]
+        if not pending and not controls:
+            self.log(f"{self.out}: all {plural(len(self.plans), 'round')} already finished; nothing to train")
+        self.progress = Progress(sum(p.epochs for p in pending) + sum(p.epochs for p in controls), self.log)
         for plan in self.plans:
-            if not (self.ck / f"round_{plan.index}.safetensors").exists():
+            if not self.store.has_round(plan.index):
                 self._run_round(plan)
             self._run_control(plan)
         summary = self.write_summary()
-        from prunekit.report import write_run_report
+        if self.store.writes:
+            from prunekit.report import write_run_report
 
-        write_run_report(self.out)
+            write_run_report(self.out)
         return summary
 
     # --- the network a round starts from ---------------------------------------------------------------------
@@ -133,16 +189,23 @@ class Run:
         if plan.base is None:
             self._reshape(None)
             return self.init_state, {} if self.channel else dense_masks(self.model, self.names)
-        state, masks, record, _ = checkpoint.load(self.ck / f"round_{plan.base}.safetensors")
+        state, masks, record, _ = self.store.load(self.store.round_path(plan.base))
         self._reshape(record.get("shape"))
         return state, self._ordered(masks)
+
+    def _fresh_model(self) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the global RNG untouched
+            return self.task.build_model().to(self.device)
 
     def _reshape(self, shape: dict[str, Any] | None) -> None:
         """Channel runs: rebuild the model as thin as `shape` records (None: the base architecture)."""
         if self.channel:
-            from prunekit.pruning.structured.rounds import rebuild
+            from prunekit.export.compact import narrow
 
-            self.model = rebuild(self.model.arch, shape, self.device)
+            model = self._fresh_model()
+            if shape:
+                narrow(model, shape["modules"], shape["shapes"], "the run checkpoint")
+            self.model = model.to(self.device)
 
     def _ordered(self, masks: Masks) -> Masks:
         """Masks in module order (files store them sorted otherwise); the order breaks ties in global ranking."""
@@ -153,19 +216,18 @@ class Run:
         if plan.weights == "init" or (plan.weights == "rewind" and not plan.start_epoch):
             return self.init_state
         if plan.weights == "rewind":
-            return checkpoint.load(self.ck / "rewind.safetensors")[0]  # written when round 0 passed epoch K
+            return self.store.load(self.store.rewind_path)[0]  # written when round 0 passed epoch K
         return base_state
 
     # --- pruning -----------------------------------------------------------------------------------------------
     def _prune(self, plan: RoundPlan, masks: Masks, target: float | None = None) -> Masks:
-        """Masks at `target` (default: the plan's), in `plan.iterations` steps on an exponential schedule."""
+        """Masks at `target` (default: the plan's), by the run's criterion, scope and allocation."""
         p = self.cfg.prune
         target = plan.sparsity if target is None else target
         gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
         if self.channel:
-            from prunekit.pruning.structured import needs_batches, prune_channels
+            from prunekit.pruning.structured import needs_batches, original_widths, prune_channels
 
-            batches = self._score_batches(gen) if needs_batches(p.criterion) else []
             prune_channels(
                 self.model,
                 target,
@@ -174,63 +236,68 @@ class Run:
                 ignore=p.ignore or (),
                 min_channels=p.min_channels,
                 round_to=p.round_to,
-                batches=batches,
+                batches=self._score_batches(gen) if needs_batches(p.criterion) else [],
+                objective=self.task.objective,
+                example_input=None if is_shape(self.example) else self.example,
                 generator=gen,
+                original=original_widths(self.model, self.base),
             )
             return {}
         batches = self._score_batches(gen) if wants_data(p.criterion, p.scope, p.allocation) else []
-        start, steps = sparsity(masks), plan.iterations
-        for step in range(1, steps + 1):
-            goal = 1.0 - (1.0 - start) * ((1.0 - target) / (1.0 - start)) ** (step / steps) if steps > 1 else target
-            ctx = ScoreContext(self.model, masks, batches, gen, iteration=(step, steps))
-            masks = prune_step(
-                ctx,
-                p.criterion,
-                min(goal, target),
-                scope=p.scope,
-                allocation=p.allocation,
-                fixed=plan.fixed,
-                min_density=p.min_density,
-            )
-            if steps > 1:
-                apply_masks(self.model, masks)
-        return masks
+        ctx = ScoreContext(self.model, masks, batches, gen, objective=self.task.objective, example_input=self.example)
+        return prune_to(
+            ctx,
+            p.criterion,
+            target,
+            iterations=plan.iterations if plan.iterations is not None else p.iterations,
+            scope=p.scope,
+            allocation=p.allocation,
+            fixed=plan.fixed,
+            min_density=p.min_density,
+            pattern=p.pattern,
+        )
 
-    def _score_batches(self, gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        bs, n = self.cfg.train.batch_size, len(self.data.train_x)
-        idx = torch.randperm(n, generator=gen)[: bs * self.cfg.prune.score_batches].to(self.device)
-        x, y = self.data.train_x, self.data.train_y
-        return [(x[idx[i : i + bs]], y[idx[i : i + bs]]) for i in range(0, len(idx), bs)]
+    def _score_batches(self, gen: torch.Generator) -> list[Any]:
+        return self.task.score_batches(self.cfg.prune.score_batches, self.cfg.train.batch_size, gen)
 
     # --- one round ---------------------------------------------------------------------------------------------
     def _run_round(self, plan: RoundPlan) -> None:
-        epoch_path = self.ck / f"round_{plan.index}.epoch.safetensors"
+        epoch_path = self.store.epoch_path(plan.index)
         if epoch_path.exists():
-            state, masks, progress, opt = checkpoint.load(epoch_path)
+            state, masks, progress, opt = self.store.load(epoch_path)
             masks = self._ordered(masks)
             self._reshape(progress.get("shape"))
-            self.model.load_state_dict(state)
+            checkpoint.load_weights(self.model, state, epoch_path)  # a damaged file is named (exit 2)
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
-            checkpoint.restore_optimizer(optimizer, opt)
+            checkpoint.restore_optimizer(optimizer, opt, epoch_path)
+            self.progress.skip(progress["epochs_done"])
             self.log(f"round {plan.index}: resuming after epoch {progress['epochs_done']}")
         else:
             state, masks = self._base(plan)
-            self.model.load_state_dict(state)
+            source = "the initial weights" if plan.base is None else self.store.round_path(plan.base)
+            checkpoint.load_weights(self.model, state, source)  # a damaged file is named (exit 2)
+            started = time.perf_counter()
             if plan.sparsity is not None:
                 masks = self._prune(plan, masks)
+            prune_seconds = round(time.perf_counter() - started, 3) if plan.sparsity is not None else None
             if plan.weights != "keep":
                 self.model.load_state_dict(self._start_state(plan, state))
             progress = {"epochs_done": 0, "seconds": 0.0, "history": [], "shape": self._shape()}
+            progress["prune_seconds"] = prune_seconds  # pruning time, reported beside the training time
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)  # after surgery: new parameters
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
-        record = self._record(plan, masks, seconds)
+        record = {
+            **self._record(plan, masks, seconds, progress["epochs_done"]),
+            "prune_seconds": progress.get("prune_seconds"),
+        }
         extra = {"history": progress["history"], "shape": self._shape()}
-        checkpoint.save(self.ck / f"round_{plan.index}.safetensors", self.model, masks, {**record, **extra})
-        epoch_path.unlink(missing_ok=True)
+        self.store.save(self.store.round_path(plan.index), self.model.state_dict(), masks, {**record, **extra})
+        self.store.discard(epoch_path)
         self.write_summary()
         self.log(
-            f"round {plan.index}/{len(self.plans) - 1}: sparsity {record['sparsity']:.2%}  test accuracy "
-            f"{record['test_accuracy']:.2%}  ({record['epochs']} epochs, {record['wall_seconds']:.1f} s)"
+            f"round {plan.index}/{len(self.plans) - 1}: sparsity {record['sparsity']:.2%}  test "
+            f"{self.task.metric.name} {self.task.metric.format(self._score(record))}  "
+            f"({plural(record['epochs'], 'epoch')}, {record['wall_seconds']:.1f} s)"
         )
 
     def _shape(self) -> dict[str, Any] | None:
@@ -238,7 +305,7 @@ class Run:
             return None
         from prunekit.pruning.structured.rounds import shape_record
 
-        return shape_record(self.model)
+        return shape_record(self.model, self.base)
 
     def _lr_fn(self, plan: RoundPlan) -> Callable[[float], float]:
         t = self.cfg.train
@@ -257,11 +324,12 @@ class Run:
         stream: int = 0,
     ) -> float:
         """Train the masked model through the rest of the round; returns the round's seconds so far."""
+        t = self.cfg.train
         apply_masks(self.model, masks)
         handle = MaskEnforcer(self.model, masks).attach(optimizer)
+        steps = self.task.steps_per_epoch(t.batch_size)
         hook = None
         if plan.during is not None:
-            steps = -(-len(self.data.train_x) // self.cfg.train.batch_size)
             hook = TRAINING_HOOKS.get(plan.during)(
                 HookContext(
                     self.model,
@@ -275,53 +343,79 @@ class Run:
                 )
             )
         start = time.perf_counter() - progress["seconds"]
-
-        def after_epoch(result: Any) -> None:
-            progress["epochs_done"] = result.epoch + 1
+        lr_fn = self._lr_fn(plan)
+        what = f"round {plan.index}/{len(self.plans) - 1}" + (" control" if stream else "")
+        val_key = "val_accuracy" if self.task.metric.name == "accuracy" else "val_metric"
+        recovered = self._recovery_test(plan, val_key) if stream == 0 else None
+        for epoch in range(progress["epochs_done"], plan.epochs):
+            if recovered is not None and epoch >= plan.min_epochs and recovered(progress["history"][-1][val_key]):
+                self.progress.skip(plan.epochs - epoch)
+                self.log(f"{what}: validation recovered after {plural(epoch, 'epoch')}; stopping early (tau: auto)")
+                break
+            began = time.perf_counter()
+            loss = self.task.train_epoch(
+                self.model,
+                optimizer,
+                batch_size=t.batch_size,
+                lr_at=lr_fn,
+                epoch=epoch,
+                generator=torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, epoch, stream)),
+                desc=f"{what} epoch {epoch + 1}",
+            )
+            val = self.task.evaluate(self.model, "val", t.eval_batch_size)
+            progress["epochs_done"] = epoch + 1
             progress["history"].append(
                 {
-                    "epoch": result.epoch + 1,
-                    "train_loss": round(result.train_loss, 6),
-                    "val_accuracy": result.val_accuracy,
-                    "lr": result.lr,
+                    "epoch": epoch + 1,
+                    "train_loss": round(loss, 6),
+                    val_key: val,
+                    "lr": lr_fn(epoch + (steps - 1) / steps),
                 }
             )
             progress["seconds"] = time.perf_counter() - start
             progress["shape"] = self._shape()  # gradual channel pruning thins the model during the round
-            self._maybe_save_rewind(plan, result.epoch + 1, masks)
-            if epoch_path is not None and result.epoch + 1 < plan.epochs:
-                checkpoint.save(epoch_path, self.model, masks, progress, optimizer)
-
-        t = self.cfg.train
-        run_epochs(
-            self.model,
-            optimizer,
-            self.data,
-            batch_size=t.batch_size,
-            eval_batch_size=t.eval_batch_size,
-            lr_at=self._lr_fn(plan),
-            epochs=range(progress["epochs_done"], plan.epochs),
-            seed_for_epoch=lambda e: seed_for(self.cfg.seed, plan.index, e, stream),
-            on_epoch_end=after_epoch,
-            desc=f"round {plan.index}" + (" control" if stream else ""),
-        )
+            self._maybe_save_rewind(plan, epoch + 1, masks)
+            if epoch_path is not None and epoch + 1 < plan.epochs:
+                self.store.save(epoch_path, self.model.state_dict(), masks, progress, optimizer.state_dict())
+            shown = f"val {self.task.metric.name} {self.task.metric.format(val)}" if val is not None else "no val split"
+            self.progress.epoch_done(
+                f"{what}, epoch {epoch + 1}/{plan.epochs}",
+                time.perf_counter() - began,
+                f"loss {loss:.4f}, {shown}",
+            )
         handle.remove()
         if hook is not None:
             hook.finish()
         return time.perf_counter() - start
 
+    def _recovery_test(self, plan: RoundPlan, val_key: str) -> Callable[[float | None], bool] | None:
+        """For adaptive AIMP: whether a val metric is back within `plan.stop_within` of the base round's."""
+        if plan.stop_within is None:
+            return None
+        reference = self.store.record(plan.base)[val_key] if plan.base is not None else None
+        if reference is None or not self.task.has_split("val"):
+            raise UserError("prune.tau auto compares validation metrics: give the run a validation split")
+        tol, higher = plan.stop_within, self.task.metric.higher_is_better
+        return lambda val: val is not None and (val >= reference - tol if higher else val <= reference + tol)
+
+    def _wants_control(self, plan: RoundPlan) -> bool:
+        return (
+            self.cfg.prune.control != "none"
+            and plan.sparsity is not None
+            and not self.store.control_path(plan.index).exists()
+        )
+
     def _run_control(self, plan: RoundPlan) -> None:
         """The lottery-ticket controls for a pruned round: its masks on a random re-initialisation (reinit), or
         random masks with its per-layer sparsities on the weights the round started from (random)."""
         kind = self.cfg.prune.control
-        path = self.ck / f"round_{plan.index}.control.safetensors"
-        if kind == "none" or plan.sparsity is None or path.exists():
+        if not self._wants_control(plan):
             return
-        masks = self._ordered(checkpoint.load(self.ck / f"round_{plan.index}.safetensors")[1])
+        masks = self._ordered(self.store.load(self.store.round_path(plan.index))[1])
         base_state, _ = self._base(plan)
         if kind == "reinit":
             torch.manual_seed(seed_for(self.cfg.seed, 7919))
-            state = create_model(**self.model.arch).state_dict()
+            state = self.task.build_model().state_dict()
         else:
             state = self._start_state(plan, base_state)
             gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 7919))
@@ -332,44 +426,61 @@ class Run:
         optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
         progress = {"epochs_done": 0, "seconds": 0.0, "history": []}
         seconds = self._train(plan, masks, optimizer, progress, None, stream=1)
-        record = self._record(plan, masks, seconds)
-        checkpoint.save(path, self.model, masks, {**record, "history": progress["history"], "control": kind})
+        record = self._record(plan, masks, seconds, progress["epochs_done"])
+        record = {**record, "history": progress["history"], "control": kind}
+        self.store.save(self.store.control_path(plan.index), self.model.state_dict(), masks, record)
         self.write_summary()
-        self.log(f"round {plan.index} control ({kind}): test accuracy {record['test_accuracy']:.2%}")
+        metric = self.task.metric
+        self.log(f"round {plan.index} control ({kind}): test {metric.name} {metric.format(self._score(record))}")
 
     def _maybe_save_rewind(self, plan: RoundPlan, epochs_done: int, masks: Masks) -> None:
         kind, _, arg = self.cfg.prune.rewind.partition(":")
-        path = self.ck / "rewind.safetensors"
+        path = self.store.rewind_path
         if plan.index == 0 and kind == "epoch" and epochs_done == int(arg) and not path.exists():
-            checkpoint.save(path, self.model, masks, {"epoch": epochs_done})
+            self.store.save(path, self.model.state_dict(), masks, {"epoch": epochs_done})
 
-    def _record(self, plan: RoundPlan, masks: Masks, seconds: float) -> dict[str, Any]:
-        d, t = self.data, self.cfg.train
-        val = evaluate(self.model, d.val_x, d.val_y, t.eval_batch_size) if len(d.val_x) else None
+    def _record(self, plan: RoundPlan, masks: Masks, seconds: float, epochs: int) -> dict[str, Any]:
+        batch = self.cfg.train.eval_batch_size
+        val = self.task.evaluate(self.model, "val", batch)
+        test = self.task.evaluate(self.model, "test", batch)
         if self.channel:
             from prunekit.pruning.structured.rounds import measure
 
-            size = measure(self.model, d.input_shape, self.cfg.prune.ignore or ())
+            size = measure(self.model, self.example, self.cfg.prune.ignore or (), self.base)
         else:
             size = {
                 "sparsity": round(sparsity(masks), 6),
                 "params": remaining_params(self.model, masks),
-                "flops": sparse_flops(self.model, masks, d.input_shape),
-                "layers": layer_report(masks),
+                "flops": sparse_flops(self.model, masks, self.example),
+                "layers": layer_report(masks, layouts(self.model, masks)),
             }
+        rounded = {k: None if v is None else round(v, 6) for k, v in (("val", val), ("test", test))}
+        accuracy = self.task.metric.name == "accuracy"
         return {
             "round": plan.index,
-            "test_accuracy": round(evaluate(self.model, d.test_x, d.test_y, t.eval_batch_size), 6),
-            "val_accuracy": None if val is None else round(val, 6),
-            "epochs": plan.epochs,
+            "test_accuracy": rounded["test"] if accuracy else None,
+            "val_accuracy": rounded["val"] if accuracy else None,
+            "epochs": epochs,
             "wall_seconds": round(seconds, 3),
             **size,
+            **({} if accuracy else {"test_metric": rounded["test"], "val_metric": rounded["val"]}),
         }
+
+    def _score(self, record: dict[str, Any]) -> float | None:
+        return record["test_accuracy"] if self.task.metric.name == "accuracy" else record["test_metric"]
 
     def write_summary(self) -> dict[str, Any]:
         indices = [plan.index for plan in self.plans]
-        return run_files.write(self.out, self.cfg, self.model.arch, str(self.device), indices)
+        extra = {
+            "metric": self.task.metric.as_dict(),
+            "model": self.task.model_name,
+            "dataset": self.task.dataset_name,
+            "coverage": coverage_record(self.coverage),
+        }
+        return self.store.write_summary(self.cfg, self.arch, str(self.device), indices, extra)
 
 
-def run(cfg: Config, out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    return Run(cfg, out, log).execute()
+def run(
+    cfg: Config, out: str | Path, log: Callable[[str], None] = print, *, task: Task | None = None
+) -> dict[str, Any]:
+    return Run(cfg, out, log, task=task).execute()

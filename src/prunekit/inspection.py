@@ -2,45 +2,65 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from prunekit import checkpoint, export
+from prunekit import checkpoint, export, run_summary, user_code
 from prunekit import config as config_mod
 from prunekit.errors import UserError
+from prunekit.example_spec import arch_example
+from prunekit.export import arch as arch_mod
 from prunekit.export.compact import narrowed_modules, save_compact
 from prunekit.export.onnx import compare_latency, export_onnx
 from prunekit.flops import sparse_flops
+from prunekit.pruning.coverage import layouts
 from prunekit.pruning.masks import layer_report, remaining_params
 from prunekit.pruning.structured.rounds import rebuild
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
 from prunekit.pruning.structured.widths import physical_params
-
-
-def _run_summary(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run directory (no summary.json)")
-    return json.loads(path.read_text())
+from prunekit.safe_text import clip
+from prunekit.wording import plural
 
 
 def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict[str, Any]]:
     """(model, masks, record) of a finished round of a run; the last finished round by default."""
-    summary = _run_summary(run_dir)
-    done = [r["round"] for r in summary["rounds"]]
+    summary = run_summary.load(run_dir)
+    done = [r["round"] for r in summary.get("rounds") or [] if r.get("round") is not None]
     if not done:
         raise UserError(f"{run_dir} has no finished round yet")
     index = done[-1] if round_index is None else round_index
     if index not in done:
-        raise UserError(f"{run_dir} has no finished round {index}; finished: {done}")
-    state, masks, record, _ = checkpoint.load(run_dir / "checkpoints" / f"round_{index}.safetensors")
-    model = rebuild(summary["arch"], record.get("shape"), torch.device("cpu"))
+        raise UserError(f"{run_dir} has no finished round {index}; finished: {clip(str(done), 80)}")
+    path = run_dir / "checkpoints" / f"round_{index}.safetensors"
+    state, masks, record, _ = checkpoint.load(path)
+    arch = summary.get("arch")
+    if not isinstance(arch, dict):
+        raise UserError(
+            f"{run_dir}: its model ({summary.get('model')}) was given to prunekit.Experiment as an object or as a "
+            "function of a script, so it cannot be rebuilt here; load the round in Python with your own model"
+        )
+    probe = arch_mod.meta_model(arch, run_dir / "summary.json")
+    arch_mod.check_budget(probe, path)  # before allocating: the run's files may have been tampered with
+    if user_code.is_ref(arch.get("name")):
+        kwargs = arch  # the user's factory, rebuilt only if its module was named with --import
+    else:
+        kwargs = arch_mod.checked_arch(arch, path)
+        meta = rebuild(kwargs, record.get("shape"), torch.device("meta"))
+        arch_mod.check_forward(meta, kwargs["input_shape"], path)
+    try:
+        model = rebuild(kwargs, record.get("shape"), torch.device("cpu"))
+    except UserError as e:
+        raise UserError(f"{run_dir}: {e}") from None
+    export.formats._check_fits(path, model, {k: {"shape": list(v.shape)} for k, v in state.items()})
     model.load_state_dict(state)
-    masks = {n: masks[n] for n, _ in model.named_parameters() if n in masks}  # module order
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        if name not in params or mask.dtype != torch.bool or mask.shape != params[name].shape:
+            raise UserError(f"checkpoint {path} is damaged: mask {clip(name, 60)!r} does not fit the network")
+    masks = {n: masks[n] for n in params if n in masks}  # module order
     return model.eval(), masks, record
 
 
@@ -83,7 +103,8 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         kind, size = meta["format"], source.stat().st_size
         meta = {"arch": meta.get("arch"), "dtype": meta.get("dtype"), "extra": meta.get("extra", {})}
     arch = model.arch
-    shape = tuple(arch["input_shape"])
+    shape = arch_example(arch, str(source)) if _has_example(arch) else None  # zoo shape, or zeros like the inputs
+    flops = (lambda m, masks: sparse_flops(m, masks, shape)) if shape is not None else (lambda m, masks: None)
     base = rebuild(arch, None, torch.device("cpu"))  # the unpruned architecture, for every ratio below
     info = {
         "source": str(source),
@@ -92,33 +113,46 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         "file_bytes": size,
         "dense_bytes": sum(t.numel() * t.element_size() for t in base.state_dict().values()),
         "params": sum(p.numel() for p in base.parameters()),
-        "flops": sparse_flops(base, {}, shape),
+        "flops": flops(base, {}),
         **meta,
     }
     if narrowed_modules(model):  # channel-pruned: weights are physically gone
         layers = channel_layer_report(model)
         kept, total = sum(r["numel"] for r in layers), sum(math.prod(r["original_shape"]) for r in layers)
-        info |= {"params_remaining": physical_params(model), "flops_remaining": sparse_flops(model, {}, shape)}
+        info |= {"params_remaining": physical_params(model), "flops_remaining": flops(model, {})}
     else:
-        layers = layer_report(masks)
+        layers = layer_report(masks, layouts(model, masks))
         kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
         info |= {
             "params_remaining": remaining_params(model, masks),
-            "flops_remaining": sparse_flops(model, masks, shape),
+            "flops_remaining": flops(model, masks),
         }
     info |= {"sparsity": 1 - kept / total if total else 0.0, "layers": layers}
     if latency:
+        if not isinstance(shape, tuple) or not shape:
+            raise UserError("--latency times zoo models on their input shape; this is a user model")
         info["latency"] = compare_latency(model, shape)
     return info
 
 
+def _has_example(arch: Any) -> bool:
+    return isinstance(arch, dict) and (bool(arch.get("input_shape")) or arch.get("example") is not None)
+
+
 def render(info: dict[str, Any]) -> str:
+    arch = info["arch"]
+    what = (
+        f"input {arch['input_shape']}, {arch['num_classes']} classes"
+        if "input_shape" in arch
+        else f"user model, arguments {arch.get('args') or {}}"
+    )
     lines = [
-        f"{info['source']} ({info['kind']}): {info['arch']['name']}, input {info['arch']['input_shape']}, "
-        f"{info['arch']['num_classes']} classes",
+        f"{info['source']} ({info['kind']}): {arch['name']}, {what}",
         f"params {info['params']:,}, remaining {info['params_remaining']:,}, sparsity {info['sparsity']:.2%}",
         f"FLOPs {info['flops']:,}, remaining {info['flops_remaining']:,} "
-        f"(MACs {info['flops'] // 2:,}, remaining {info['flops_remaining'] // 2:,})",
+        f"(MACs {info['flops'] // 2:,}, remaining {info['flops_remaining'] // 2:,})"
+        if info["flops"] is not None
+        else "FLOPs unknown (no recorded input shape)",
     ]
     if info.get("latency_ms") is not None:
         lines.append(f"latency measured by the run: {info['latency_ms']:.2f} ms (CPU, batch 32)")
@@ -135,7 +169,9 @@ def render(info: dict[str, Any]) -> str:
         )
     if "latency" in info:
         lat = info["latency"]
-        lines.append(f"CPU latency, {lat['threads']} threads, {lat['statistic']} of {lat['repeats']} runs:")
+        lines.append(
+            f"CPU latency, {plural(lat['threads'], 'thread')}, {lat['statistic']} of {plural(lat['repeats'], 'run')}:"
+        )
         lines += [
             f"  batch {row['batch_size']:>3}: PyTorch {row['pytorch_ms']:.3f} ms, "
             f"onnxruntime {row['onnxruntime_ms']:.3f} ms"

@@ -1,7 +1,9 @@
 """Inference latency that can be compared: fixed threads, warm-up, then order statistics of timed forward passes.
 
-On CPU the thread count is fixed for the measurement (and restored after); on CUDA every timed pass is bracketed by
-torch.cuda.synchronize so the clock sees the kernels, not just their launch. Forward passes run under
+Timing is `torch.utils.benchmark.Timer`'s: it fixes the thread count for the measurement (and restores it), and on
+CUDA synchronises around every timed block so the clock sees the kernels, not just their launch. The block size is
+adaptive (`blocked_autorange` picks how many passes make one block long enough for the clock), then `repeats`
+blocks are timed; the statistics are over the blocks' per-pass times. Forward passes run under
 torch.inference_mode in eval mode; the model's mode is restored afterwards.
 
 `time_interleaved` compares alternatives on a shared, noisy machine: every round times each of them once, in turn,
@@ -21,8 +23,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+import torch.utils.benchmark as benchmark
 from torch import nn
 
+from prunekit.batches import call_model, to_device
 from prunekit.errors import UserError
 
 
@@ -35,11 +39,14 @@ def measure_latency(
     warmup: int = 5,
     repeats: int = 30,
     device: str | torch.device | None = None,
+    inputs: Any = None,
 ) -> dict[str, Any]:
     """Milliseconds per forward pass of a `batch_size` x `input_shape` batch: median, p10, p90, mean, min, max.
 
     threads: CPU threads during the measurement (None = torch's current setting). device: where to time (None = where
-    the model's parameters are; a different device times a copy, the model itself is not moved).
+    the model's parameters are; a different device times a copy, the model itself is not moved). inputs: model
+    inputs to time instead of random `batch_size` x `input_shape` data (a tensor, tuple or dict; then input_shape and
+    batch_size only label the result).
     """
     if repeats < 1 or warmup < 0 or batch_size < 1:
         raise UserError(
@@ -50,27 +57,27 @@ def measure_latency(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("latency on cuda requested but CUDA is not available")
     net = model if device == here else copy.deepcopy(model).to(device)
-    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+    if inputs is not None:
+        x = to_device(inputs, device)
+    elif callable(getattr(net, "example_input", None)):  # token ids for a language model
+        x = net.example_input(batch_size).to(device)
+    else:
+        x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    previous = torch.get_num_threads()
-    if threads is not None and device.type == "cpu":
-        torch.set_num_threads(int(threads))
+    cpu_threads = int(threads) if threads is not None and device.type == "cpu" else torch.get_num_threads()
+    timer = benchmark.Timer(
+        stmt="call(net, x)", globals={"call": call_model, "net": net, "x": x}, num_threads=cpu_threads
+    )
     was_training = net.training
     net.eval()
-    times: list[float] = []
     try:
         with torch.inference_mode():
             for _ in range(warmup):
-                net(x)
+                call_model(net, x)
             sync()
-            for _ in range(repeats):
-                start = time.perf_counter()
-                net(x)
-                sync()
-                times.append((time.perf_counter() - start) * 1000.0)
-        used = torch.get_num_threads() if device.type == "cpu" else None
+            number = timer.blocked_autorange(min_run_time=0.02).number_per_run if repeats else 1
+            times = [timer.timeit(number).mean * 1000.0 for _ in range(repeats)]
     finally:
-        torch.set_num_threads(previous)
         net.train(was_training)
     return {
         "median_ms": statistics.median(times),
@@ -80,10 +87,11 @@ def measure_latency(
         "min_ms": min(times),
         "max_ms": max(times),
         "batch_size": batch_size,
-        "threads": used,
+        "threads": cpu_threads if device.type == "cpu" else None,
         "device": str(device),
         "warmup": warmup,
         "repeats": repeats,
+        "passes_per_repeat": number,
     }
 
 

@@ -30,9 +30,10 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            close = difflib.get_close_matches(name, self._items, n=3)
+            shown = str(name)[:100]  # names can come from files and configs: never quote or compare a huge one
+            close = difflib.get_close_matches(shown, self._items, n=3)
             hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise UserError(f"unknown {self.kind} {name!r}: {hint}known: {', '.join(sorted(self._items))}")
+            raise UserError(f"unknown {self.kind} {shown!r}: {hint}known: {', '.join(sorted(self._items))}")
         return self._items[name]
 
     def names(self, pattern: str = "*") -> list[str]:

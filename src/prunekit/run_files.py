@@ -19,11 +19,14 @@ ROUND_FIELDS = [
     "val_accuracy",
     "epochs",
     "wall_seconds",
+    "prune_seconds",
     "params",
     "flops",
     "latency_ms",
     "control_accuracy",
-]
+    "val_metric",
+    "test_metric",
+]  # val_metric/test_metric: the task's metric when it is not accuracy (e.g. perplexity); empty otherwise
 
 
 def collect(ck: Path, indices: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
@@ -42,28 +45,48 @@ def collect(ck: Path, indices: list[int]) -> tuple[list[dict[str, Any]], dict[st
     return rows, histories, layers
 
 
-def write(out: Path, cfg: Config, arch: dict[str, Any], device: str, indices: list[int]) -> dict[str, Any]:
+def write(
+    out: Path,
+    cfg: Config,
+    arch: dict[str, Any],
+    device: str,
+    indices: list[int],
+    *,
+    extra: dict[str, Any] | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """summary.json and rounds.csv from the finished rounds among `indices`; `extra` adds top-level fields (the
+    task's metric, the model and dataset names of user code). Returns the summary; writes only when `write`."""
     rows, histories, layers = collect(out / "checkpoints", indices)
+    extra = dict(extra or {})
+    metric = extra.pop("metric", {"name": "accuracy", "higher_is_better": True})
+    key = "test_accuracy" if metric["name"] == "accuracy" else "test_metric"
     summary = {
         "name": cfg.name,
-        "model": cfg.model.name,
+        "model": extra.pop("model", cfg.model.name),
         "arch": arch,
-        "dataset": cfg.data.name,
+        "dataset": extra.pop("dataset", cfg.data.name),
         "method": cfg.prune.method,
         "structure": cfg.prune.structure,
         "criterion": cfg.prune.criterion,
         "scope": cfg.prune.scope,
         "device": device,
         "complete": len(rows) == len(indices),
+        "metric": metric,
         "dense_accuracy": rows[0]["test_accuracy"] if rows else None,
         "final_sparsity": rows[-1]["sparsity"] if rows else None,
         "final_accuracy": rows[-1]["test_accuracy"] if rows else None,
+        "dense_metric": rows[0][key] if rows else None,
+        "final_metric": rows[-1][key] if rows else None,
         "total_epochs": sum(r["epochs"] for r in rows),
         "wall_seconds": round(sum(r["wall_seconds"] for r in rows), 3),
         "rounds": rows,
         "layers": layers,
         "history": histories,
+        **extra,
     }
+    if not write:
+        return summary
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=ROUND_FIELDS, lineterminator="\n")

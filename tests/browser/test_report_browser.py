@@ -12,6 +12,7 @@ import matplotlib.image
 import pytest
 
 from prunekit.report import write_report
+from prunekit.report.html import GENERATOR
 from tests.report.synthetic import imp_and_oneshot_sweep
 
 pytestmark = pytest.mark.browser
@@ -25,6 +26,11 @@ window.addEventListener("load", () => {
     links: links.map(h => [h, h.startsWith("#") && document.getElementById(h.slice(1)) !== null]),
     tables: document.querySelectorAll("table").length,
     height: document.body.scrollHeight,
+    viewport: window.innerWidth,
+    page_width: document.documentElement.scrollWidth,
+    scrolling: [...document.querySelectorAll(".scroll")].filter(d => d.scrollWidth > d.clientWidth + 1)
+      .map(d => (d.querySelector("caption") || {}).textContent || "?"),
+    generator: (document.querySelector('meta[name="generator"]') || {}).content || "",
   };
   const out = document.createElement("pre");
   out.id = "probe";
@@ -65,16 +71,47 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "report" / "report.html"
 
 
-def test_every_image_loads_and_every_link_resolves(report: Path, tmp_path: Path) -> None:
-    probe = report.with_name("probe.html")
+def _probe(report: Path, tmp_path: Path) -> dict:
+    """What chromium saw of `report` in a 1280 x 1600 window (a copy with the probe script beside the original)."""
+    probe = tmp_path / "probe.html"
     probe.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
-    dom = _run(["--dump-dom", probe.as_uri()], tmp_path / "profile").stdout
+    for png in report.parent.glob("*.png"):
+        (tmp_path / png.name).write_bytes(png.read_bytes())
+    dom = _run(["--window-size=1280,1600", "--dump-dom", probe.as_uri()], tmp_path / "profile").stdout
     start = dom.index('<pre id="probe">') + len('<pre id="probe">')
-    result = json.loads(html.unescape(dom[start : dom.index("</pre>", start)]))
+    return json.loads(html.unescape(dom[start : dom.index("</pre>", start)]))
+
+
+def _layout_rules(result: dict) -> None:
+    assert result["viewport"] == 1280, result["viewport"]
+    assert result["page_width"] <= result["viewport"], f"the page scrolls sideways: {result['page_width']} px"
+    assert not result["scrolling"], f"tables that scroll sideways at 1280 px: {result['scrolling']}"
+
+
+def test_every_image_loads_and_every_link_resolves(report: Path, tmp_path: Path) -> None:
+    result = _probe(report, tmp_path)
     assert len(result["images"]) >= 4
     assert all(done and width > 100 and height > 100 for done, width, height in result["images"]), result["images"]
     assert result["links"] and all(ok for _, ok in result["links"]), result["links"]
     assert result["tables"] >= 6 and result["height"] > 2000
+
+
+def test_layout_at_1280_px(report: Path, tmp_path: Path) -> None:
+    result = _probe(report, tmp_path)
+    assert result["generator"] == GENERATOR
+    _layout_rules(result)
+
+
+COMMITTED = sorted((Path(__file__).resolve().parents[2] / "docs" / "reports").glob("*/report.html"))
+
+
+@pytest.mark.parametrize("committed", COMMITTED, ids=[p.parent.name for p in COMMITTED])
+def test_committed_reports_layout_at_1280_px(committed: Path, tmp_path: Path) -> None:
+    """The reports in docs/reports: no sideways scroll (legend placement is checked in tests/report)."""
+    result = _probe(committed, tmp_path)
+    if result["generator"] != GENERATOR:
+        pytest.skip(f"{committed} was built before these layout rules: rebuild it with the commands in docs/results.md")
+    _layout_rules(result)
 
 
 def test_page_renders_something_visible(report: Path, tmp_path: Path) -> None:

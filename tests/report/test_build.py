@@ -77,7 +77,8 @@ def test_accuracy_figure_has_one_curve_per_run_and_a_dense_line(
             line.get_label(): (list(line.get_xdata()), list(line.get_ydata()), line.get_color())
             for line in ax.get_lines()
         }
-        seen["xlabel"], seen["ylabel"] = ax.get_xlabel(), ax.get_ylabel()
+        seen["xlabel"], seen["ylabel"] = fig.axes[-1].get_xlabel(), ax.get_ylabel()
+        seen["panels"] = len(fig.axes)
         seen["xscale"] = ax.get_xscale()
         return b"png"
 
@@ -90,6 +91,7 @@ def test_accuracy_figure_has_one_curve_per_run_and_a_dense_line(
     assert lines["lenet-imp"][2] == groups[0].color and lines["lenet-oneshot (n=2)"][2] == groups[2].color
     assert "dense accuracy (same colour)" in lines
     assert seen["xscale"] == "log" and "weights remaining" in seen["xlabel"] and "accuracy" in seen["ylabel"]
+    assert seen["panels"] == 2, "the one-shot collapse to 82% gets a zoomed panel for the runs near 97%"
     assert figures.accuracy_vs_flops(groups) is None  # no channel-pruned run
 
 

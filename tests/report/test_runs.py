@@ -34,7 +34,7 @@ def test_labels_are_unique_for_runs_with_the_same_name(tmp_path: Path) -> None:
     runs = load_runs(list(paths.values()))
     labels = [r.label for r in runs]
     assert len(set(labels)) == len(labels)
-    assert "lenet-oneshot (s0)" in labels and "lenet-imp" in labels
+    assert "lenet-oneshot: seed=0" in labels and "lenet-imp" in labels, labels
 
 
 def test_method_labels_follow_the_papers(tmp_path: Path) -> None:

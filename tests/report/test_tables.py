@@ -28,8 +28,8 @@ def test_runs_table_has_each_runs_final_and_best_accuracy(tmp_path: Path) -> Non
     assert _row(table, "lenet-imp")["final acc %"] == "97.05"
     assert _row(table, "lenet-imp")["best acc %"] == "97.41"
     assert _row(table, "lenet-imp")["max sparsity within 1 pt %"] == "48.80"
-    assert _row(table, "lenet-oneshot (s1)")["final acc %"] == "83.21"
-    assert _row(table, "lenet-oneshot (s0)")["max sparsity within 1 pt %"] == "50.00"
+    assert _row(table, "lenet-oneshot: seed=1")["final acc %"] == "83.21"
+    assert _row(table, "lenet-oneshot: seed=0")["max sparsity within 1 pt %"] == "50.00"
 
 
 def test_ratio_table_columns_are_the_sparsities_reached(tmp_path: Path) -> None:
@@ -78,3 +78,15 @@ def test_rounds_table_shows_macs_and_latency_of_channel_runs() -> None:
     assert table.rows[1][-2:] == ["0.250", "1.50"]  # half a million FLOPs are 0.25 million multiply-adds
     plain = tables.rounds({"rounds": [{k: v for k, v in r.items() if k != "latency_ms"} for r in rounds]})
     assert "MMACs" not in plain.header  # unstructured runs: sparse FLOPs are a count, not a latency
+
+
+def test_sparsities_within_a_quarter_point_share_a_column() -> None:
+    grid = tables.snap([48.7, 48.8, 48.8, 35.9, 36.0, 20.0, 25.0, 89.26, 89.3])
+    assert grid[48.7] == grid[48.8] == 48.8 and grid[35.9] == grid[36.0]
+    assert grid[20.0] != grid[25.0] and grid[89.26] == grid[89.3]
+
+
+def test_empty_and_constant_columns_are_dropped() -> None:
+    table = tables.Table("t", ["run", "model", "speedup", "acc"], [["a", "m", "", "1"], ["b", "m", "-", "2"]])
+    slim = table.without_constant_columns(("model",)).without_empty_columns()
+    assert slim.header == ["run", "acc"] and slim.rows == [["a", "1"], ["b", "2"]] and "model: m" in slim.note

@@ -8,12 +8,17 @@ import pytest
 import safetensors.torch
 import torch
 
+import prunekit
+from prunekit.batches import call_model
 from prunekit.errors import UserError
 from prunekit.export import load, load_state_dict, read_metadata, save
 from prunekit.export.compact import load_compact, narrow, narrowed_modules, save_compact
 from prunekit.models import create_model
 from prunekit.pruning.structured import prune_channels
+from prunekit.pruning.structured.inputs import output_tensors
+from tests.structured.channel_nets import CHANNEL_NETS
 from tests.structured.nets import TinyConv
+from tests.user_nets import NETS
 
 
 def pruned(name: str, shape: tuple[int, int, int], fraction: float = 0.5) -> torch.nn.Module:
@@ -73,9 +78,46 @@ def test_half_precision(tmp_path):
     assert torch.equal(loaded.fc1.weight, model.fc1.weight.half().float())
 
 
-def test_a_model_without_arch_is_refused(tmp_path):
-    with pytest.raises(UserError, match="has no `arch`"):
-        save_compact(TinyConv(), tmp_path / "m.safetensors")
+PRUNABLE = [net for net in NETS + CHANNEL_NETS if net[0] not in ("recurrent_tagger", "shared_layer")]
+
+
+@pytest.mark.parametrize("name,factory,example", PRUNABLE, ids=[n for n, _, _ in PRUNABLE])
+def test_a_channel_pruned_user_model_round_trips_with_its_factory(tmp_path, name, factory, example):
+    torch.manual_seed(0)
+    model = factory()
+    x = example()
+    prunekit.prune_channels(model, 0.5, example_inputs=x)
+    path = prunekit.save(model, tmp_path / "m.safetensors", format="compact")
+    loaded = prunekit.load(path, builder=factory)
+    assert [(n, type(m)) for n, m in loaded.named_modules()] == [(n, type(m)) for n, m in model.named_modules()]
+    state, saved = loaded.state_dict(), model.state_dict()
+    assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved)
+    model.eval()
+    with torch.no_grad():
+        a, b = output_tensors(call_model(loaded, x)), output_tensors(call_model(model, x))
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+
+
+def test_a_user_model_file_needs_its_factory(tmp_path):
+    path = save_compact(TinyConv(), tmp_path / "m.safetensors")
+    assert read_metadata(path)["arch"] is None
+    with pytest.raises(UserError, match="does not record its architecture; pass builder="):
+        load(path)
+    loaded = load(path, builder=TinyConv)
+    assert torch.equal(loaded.fc.weight, load_state_dict(path)[0]["fc.weight"])
+
+
+def test_a_user_model_file_cannot_widen_what_the_factory_builds(tmp_path):
+    model = TinyConv()
+    prune_channels(model, 0.5, example_input=torch.zeros(1, 3, 8, 8))
+    path = save_compact(model, tmp_path / "m.safetensors")
+
+    def widen(meta):
+        meta["modules"]["conv2"]["attrs"]["out_channels"] = 10**6
+
+    rewrite_header(path, widen)
+    with pytest.raises(UserError, match="corrupted: module 'conv2': out_channels=1000000 does not narrow 12"):
+        load(path, builder=TinyConv)
 
 
 def rewrite_header(path, edit) -> None:

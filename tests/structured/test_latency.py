@@ -56,3 +56,17 @@ def test_interleaved_timing_orders_alternatives_by_cost():
     assert 1.9 <= stats["busy"]["cpu_median_ms"] <= stats["busy"]["median_ms"]
     with pytest.raises(UserError, match="rounds >= 1"):
         time_interleaved({"a": lambda: None}, rounds=0)
+
+
+def test_blocks_adapt_to_a_fast_model():
+    """torch.utils.benchmark picks several passes per timed block when one pass is too short for the clock."""
+    tiny = torch.nn.Linear(4, 2)
+    stats = measure_latency(tiny, (4,), 1, threads=1, warmup=2, repeats=5)
+    assert stats["passes_per_repeat"] > 1 and stats["repeats"] == 5 and stats["threads"] == 1
+    assert stats["median_ms"] < 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_latency_is_synchronised():
+    stats = measure_latency(TinyConv(), SHAPE, 8, warmup=2, repeats=5, device="cuda")
+    assert stats["device"].startswith("cuda") and stats["threads"] is None and stats["min_ms"] > 0

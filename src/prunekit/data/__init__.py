@@ -1,9 +1,10 @@
 """Datasets as in-memory tensors: `load_dataset(cfg.data, seed)` returns train/val/test splits.
 
-Builders register in `DATASETS`; importing this package registers mnist, cifar10, cifar100, minicifar and synthetic.
+Builders register in `DATASETS`; importing this package registers mnist, cifar10, cifar100, minicifar, synthetic
+and pystdlib (byte-level text of the Python standard library).
 """
 
-from prunekit.data import cifar, mnist, synthetic
+from prunekit.data import cifar, mnist, pystdlib, synthetic
 from prunekit.data.dataset import DATASETS, Dataset, augment_batch, load_dataset
 
-__all__ = ["DATASETS", "Dataset", "augment_batch", "load_dataset", "cifar", "mnist", "synthetic"]
+__all__ = ["DATASETS", "Dataset", "augment_batch", "load_dataset", "cifar", "mnist", "pystdlib", "synthetic"]

@@ -23,7 +23,8 @@ DATASETS: Registry[Callable[[DataConfig, int], Dataset]] = Registry("dataset")
 
 @dataclass
 class Dataset:
-    """Train/val/test splits as tensors: float32 images [N, C, H, W] (normalised) and int64 labels."""
+    """Train/val/test splits as tensors: float32 images [N, C, H, W] (normalised) and int64 labels, or for text
+    int64 token ids [N, T] and next-token targets [N, T] (input_shape (T,), num_classes the vocabulary)."""
 
     name: str
     train_x: Tensor
@@ -33,8 +34,9 @@ class Dataset:
     test_x: Tensor
     test_y: Tensor
     num_classes: int
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     augment: bool  # whether training batches should go through augment_batch
+    metric: str = "accuracy"  # what the runner's Task reports: accuracy, or perplexity for text
 
 
 def load_dataset(cfg: DataConfig, seed: int) -> Dataset:

@@ -7,6 +7,10 @@ base architecture (``arch``, rebuilt with ``prunekit.models.create_model``), its
 Loading rebuilds the base model, narrows those modules (attributes set, parameters and buffers replaced by empty
 tensors of the shapes in the tensor table), then loads the weights. A file may only narrow a module, never widen
 it, so a hostile header cannot make the loader allocate more than the base model.
+
+A user's model has no zoo `arch`: its file records every module of a narrowable type with its sizes, and
+`load(path, builder=factory)` narrows what the factory builds (the unpruned model) to them. An attention that
+lost heads is recorded as a MultiheadAttention with fewer `num_heads` and gets its pruned class back on load.
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.errors import UserError
+from prunekit.export import arch
 from prunekit.export.formats import (
     _DTYPE_ALIASES,
     DTYPES,
     VERSION,
     PathLike,
-    _build,
     _check_fits,
     _dtype_name,
     _read,
+    build_with,
     read_metadata,
     refuse_inference_only,
 )
@@ -37,6 +42,7 @@ from prunekit.export.safety import atomic_write_bytes
 
 # the attributes that describe a module's width, per layer type Torch-Pruning can narrow
 WIDTH_ATTRS: dict[type[nn.Module], tuple[str, ...]] = {
+    nn.MultiheadAttention: ("num_heads",),
     nn.modules.conv._ConvNd: ("in_channels", "out_channels", "groups"),
     nn.Linear: ("in_features", "out_features"),
     nn.modules.batchnorm._NormBase: ("num_features",),
@@ -48,14 +54,14 @@ WIDTH_ATTRS: dict[type[nn.Module], tuple[str, ...]] = {
 
 
 def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", metadata: dict | None = None) -> Path:
-    """Write `model` (possibly thinner than `model.arch`) atomically as a compact safetensors file."""
+    """Write `model` (possibly thinner than `model.arch`, or than what a user's factory builds) atomically as a
+    compact safetensors file."""
     refuse_inference_only(model)
     dtype = _DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
         raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")
     arch = getattr(model, "arch", None)
-    if not isinstance(arch, dict):
-        raise UserError(f"{type(model).__name__} has no `arch`: a compact file rebuilds the model from it")
+    arch = arch if isinstance(arch, dict) else None
     modules = narrowed_modules(model)
     tensors: dict[str, Tensor] = {}
     entries: dict[str, dict[str, Any]] = {}
@@ -86,14 +92,28 @@ def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", me
 
 
 def load_compact(
-    path: PathLike, *, builder: Callable[[Any], nn.Module] | None = None, map_location: Any = "cpu"
+    path: PathLike,
+    *,
+    builder: Callable[[Any], nn.Module] | None = None,
+    map_location: Any = "cpu",
+    max_bytes: int | None = None,
 ) -> nn.Module:
-    """Rebuild the thinner model recorded in a compact file (or narrow ``builder(arch)``), in eval mode."""
+    """Rebuild the thinner model recorded in a compact file, in eval mode: the zoo architecture it names, or what
+    `builder` builds (`builder(arch)`, or `builder()` for a factory without a required argument), narrowed."""
     meta = read_metadata(path)
     if meta["format"] != "compact":
         raise UserError(f"{path} is a {meta['format']} file, not compact; read it with prunekit.export.load")
-    model = _build(Path(path), meta.get("arch")) if builder is None else builder(meta.get("arch"))
     shapes = {k: e.get("shape") if isinstance(e, dict) else None for k, e in meta["tensors"].items()}
+    if builder is None:  # narrow and compare on the meta device first; the base network is what gets allocated
+        probe = arch.meta_model(meta.get("arch"), path)
+        arch.check_budget(probe, path, max_bytes)
+        narrow(probe, meta.get("modules"), shapes, path)
+        _check_fits(path, probe, meta["tensors"])
+        if probe.arch.get("input_shape"):  # a user's model (package.module:factory) records no input shape
+            arch.check_forward(probe, probe.arch["input_shape"], path)
+        model = arch.build(meta.get("arch"), path, max_bytes)
+    else:
+        model = build_with(builder, meta.get("arch"))
     narrow(model, meta.get("modules"), shapes, path)
     _check_fits(path, model, meta["tensors"])
     state, _, _ = _read(path)
@@ -101,36 +121,55 @@ def load_compact(
     return model.to(map_location).eval()
 
 
-def narrowed_modules(model: nn.Module) -> dict[str, dict[str, Any]]:
-    """The modules whose own tensors differ in shape from the base architecture, with their width attributes."""
+def narrowed_modules(model: nn.Module, base: nn.Module | None = None) -> dict[str, dict[str, Any]]:
+    """The modules whose own tensors differ in shape from the base architecture (`base`, else rebuilt from
+    `model.arch`), with their width attributes. Without either, every module of a narrowable type."""
     from prunekit.pruning.structured.widths import base_model
 
-    base = base_model(model)
+    base = base if base is not None else base_model(model)
     if base is None:
-        raise UserError(f"{type(model).__name__} has no `arch`: a compact file rebuilds the model from it")
+        return {name: _entry(m, name) for name, m in model.named_modules() if _narrowable(m) and _own_tensors(m)}
     base_modules = dict(base.named_modules())
     table = {}
     for name, module in model.named_modules():
         own = {k: tuple(t.shape) for k, t in _own_tensors(module)}
         origin = base_modules.get(name)
         if origin is None:
-            raise UserError(f"module {name!r} is not in the base architecture {model.arch.get('name')!r}")
+            arch = getattr(model, "arch", None) or {}
+            base_name = arch.get("name", type(base).__name__)
+            raise UserError(f"module {name!r} is not in the base architecture {base_name!r}")
         if own == {k: tuple(t.shape) for k, t in _own_tensors(origin)}:
             continue
-        attrs = _width_attrs(module, name)
-        table[name] = {"type": type(module).__name__, "attrs": {a: _plain(getattr(module, a)) for a in attrs}}
+        table[name] = _entry(module, name)
     return table
+
+
+def _entry(module: nn.Module, name: str) -> dict[str, Any]:
+    attrs = _width_attrs(module, name)
+    return {"type": _type_name(module), "attrs": {a: _plain(getattr(module, a)) for a in attrs}}
+
+
+def _type_name(module: nn.Module) -> str:
+    """The class name a file records: a pruned attention is a MultiheadAttention with fewer heads."""
+    return getattr(type(module), "compact_type", type(module).__name__)
+
+
+def _narrowable(module: nn.Module) -> bool:
+    return any(isinstance(module, kind) for kind in WIDTH_ATTRS)
 
 
 def narrow(model: nn.Module, modules: Any, shapes: dict[str, Any], source: PathLike = "the compact table") -> None:
     """Resize the modules in `modules` (a `narrowed_modules` table) of a freshly built base model in place, their
     parameters and buffers to `shapes` (state-dict name -> shape), ready for `load_state_dict`; nothing may widen."""
+    from prunekit.pruning.structured.attention import retype
+
     if not isinstance(modules, dict):
         raise UserError(f"{source} has no module table in its compact metadata; export it again")
+    name = "?"
     try:
         for name, spec in modules.items():
             module = model.get_submodule(name)
-            if type(module).__name__ != spec["type"]:
+            if _type_name(module) != spec["type"]:
                 raise ValueError(f"is a {type(module).__name__} in the architecture, {spec['type']} in the file")
             allowed = _width_attrs(module, name)
             for attr, value in spec["attrs"].items():
@@ -146,6 +185,7 @@ def narrow(model: nn.Module, modules: Any, shapes: dict[str, Any], source: PathL
                     setattr(module, key, nn.Parameter(fresh, requires_grad=old.requires_grad))
                 else:
                     module._buffers[key] = fresh
+            retype(module)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{source} is corrupted: module {name!r}: {exc}") from exc
 

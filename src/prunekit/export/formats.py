@@ -2,16 +2,18 @@
 
 A dense file stores every state-dict tensor under its own name, so any safetensors reader can use it. A sparse
 file stores each masked tensor as its surviving values (1-D, row-major order of the kept positions) under
-``NAME::values`` plus an index, ``NAME::mask`` (bitmask) or ``NAME::gaps`` (gaps8/gaps16), whichever is smaller
-(see :mod:`prunekit.export.bitpack`); a masked tensor with nothing pruned stays dense. Floating tensors are
+``NAME::values`` plus an index, ``NAME::mask`` (bitmask), ``NAME::gaps`` (gaps8/gaps16) or, for a mask that follows
+an N:M pattern exactly, ``NAME::nm`` (one code per group; the header entry's ``nm`` holds [n, m, axis]), whichever
+is smaller (see :mod:`prunekit.export.bitpack`); a masked tensor with nothing pruned stays dense. Floating tensors are
 stored in ``dtype`` and restored to their original dtype on load.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +23,25 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from prunekit.errors import UserError
-from prunekit.export.bitpack import BITORDER, choose_encoding, decode_gaps, encode_gaps, pack_mask, unpack_mask
+from prunekit.export import arch
+from prunekit.export.bitpack import (
+    BITORDER,
+    choose_encoding,
+    decode_gaps,
+    decode_nm,
+    encode_gaps,
+    encode_nm,
+    nm_layout,
+    pack_mask,
+    unpack_mask,
+)
 from prunekit.export.safety import atomic_write_bytes, one_line, require_safetensors
 
 FORMATS = ("dense", "sparse", "compact")  # compact: see prunekit.export.compact
 VERSION = 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
-_INDEX_SUFFIX = {"bitmask": "::mask", "gaps8": "::gaps", "gaps16": "::gaps"}
-_PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_INDEX_SUFFIX = {"bitmask": "::mask", "gaps8": "::gaps", "gaps16": "::gaps", "nm": "::nm"}
 PathLike = str | os.PathLike[str]
 
 
@@ -57,21 +69,28 @@ def save(
     if dtype not in DTYPES:
         raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
-    masks = _checked_masks(state, zero_masks(model) if masks is None else masks)
+    aliases = alias_names(model)
+    masks = _checked_masks(state, zero_masks(model) if masks is None else masks, aliases)
+    transposed = _transposed(model)
     tensors: dict[str, Tensor] = {}
     entries: dict[str, dict[str, Any]] = {}
     for name, tensor in state.items():
+        if format == "sparse" and aliases.get(name) in state:  # a tied tensor is stored once, under its first name
+            entries[name] = {"shape": list(tensor.shape), "dtype": _dtype_name(tensor.dtype), "encoding": "alias"}
+            entries[name]["of"] = aliases[name]
+            continue
         mask = masks.get(name)
         stored = tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
         if mask is not None:
             stored = stored.masked_fill(~mask, 0)
-        encoding = choose_encoding(mask) if format == "sparse" and mask is not None else "dense"
+        axis = 0 if name in transposed else 1  # N:M groups run along the layer's inputs
+        encoding = choose_encoding(mask, axis) if format == "sparse" and mask is not None else "dense"
+        layout = nm_layout(mask, axis) if encoding == "nm" else None
         if encoding == "dense":
             tensors[name] = stored.contiguous().clone()
         else:
             tensors[name + "::values"] = stored.reshape(-1)[mask.reshape(-1)].contiguous()
-            index = pack_mask(mask) if encoding == "bitmask" else encode_gaps(mask, encoding)
-            tensors[name + _INDEX_SUFFIX[encoding]] = index
+            tensors[name + _INDEX_SUFFIX[encoding]] = _encode_index(mask, encoding, layout)
         entries[name] = {
             "shape": list(tensor.shape),
             "dtype": _dtype_name(tensor.dtype),
@@ -79,6 +98,7 @@ def save(
             "encoding": encoding,
             "nnz": int(mask.sum()) if mask is not None else int(torch.count_nonzero(tensor)),
             "masked": mask is not None and format == "sparse",
+            **({"nm": list(layout)} if layout is not None else {}),
         }
     numel = sum(m.numel() for m in masks.values())
     meta = {
@@ -105,13 +125,28 @@ def refuse_inference_only(model: nn.Module) -> None:
             )
 
 
-def zero_masks(model: nn.Module) -> dict[str, Tensor]:
-    """The nonzero pattern of every Conv/Linear weight, keyed by state-dict name."""
+def _transposed(model: nn.Module) -> frozenset[str]:
+    from prunekit.pruning.masks import transposed_names
+
+    return transposed_names(model)
+
+
+def zero_masks(model: nn.Module, include_embeddings: bool = False) -> dict[str, Tensor]:
+    """The nonzero pattern of every tensor a prune covers by default, output layer included (see
+    prunekit.pruning.coverage), keyed by its first state-dict name (a shared tensor once)."""
+    from prunekit.pruning.coverage import candidates
+
     return {
-        f"{name}.weight" if name else "weight": module.weight.detach().cpu() != 0
-        for name, module in model.named_modules()
-        if isinstance(module, _PRUNABLE)
+        c.name: c.param.detach().cpu() != 0
+        for c in candidates(model)
+        if include_embeddings or all(u.rule != "embedding" for u in c.uses)
     }
+
+
+def alias_names(model: nn.Module) -> dict[str, str]:
+    """Other state-dict names of shared parameters -> their first name in named_parameters() order."""
+    first = {id(p): n for n, p in model.named_parameters()}
+    return {n: first[id(p)] for n, p in model.named_parameters(remove_duplicate=False) if n != first[id(p)]}
 
 
 def read_metadata(path: PathLike) -> dict:
@@ -127,23 +162,58 @@ def load_state_dict(path: PathLike) -> tuple[dict[str, Tensor], dict]:
     return state, meta
 
 
-def load(path: PathLike, *, builder: Callable[[Any], nn.Module] | None = None, map_location: Any = "cpu") -> nn.Module:
-    """Rebuild the model recorded in the file (or ``builder(arch)``), load its weights, return it in eval mode.
+def load(
+    path: PathLike,
+    *,
+    builder: Callable[[Any], nn.Module] | None = None,
+    map_location: Any = "cpu",
+    semi_structured: bool = False,
+    max_bytes: int | None = None,
+    imports: Iterable[str] | None = None,
+) -> nn.Module:
+    """Rebuild the model recorded in the file (or ``builder(arch)``; ``builder()`` for a builder that takes no
+    required argument, such as a user's model factory), load its weights, return it in eval mode.
 
+    A file of a user's model records its factory (`package.module:factory` and its arguments); it is rebuilt only
+    if the user names the module to import (``imports``), never because the file names it.
     Sparse files also give the model a ``masks`` attribute: name -> bool tensor, the saved pruning pattern.
+    ``max_bytes`` raises the limit on the dense size of the rebuilt network (default: prunekit.export.arch.budget).
+    semi_structured: on CUDA (``map_location``, default "cuda" then), cast the model to the file's half dtype
+    (bfloat16 if it was saved so, else float16) and back every 2:4 Linear layer by a semi-structured sparse tensor
+    (see :mod:`prunekit.semi_structured`); the converted layers' names are in ``model.semi_structured``.
     """
+    from prunekit import user_code
+
+    user_code.allow(imports)
     meta = read_metadata(path)
+    if semi_structured and not torch.cuda.is_available():
+        raise UserError("semi_structured=True needs a CUDA device (2:4 sparse tensor cores); none is available")
     if meta["format"] == "compact":
         from prunekit.export.compact import load_compact
 
-        return load_compact(path, builder=builder, map_location=map_location)
-    model = _build(path, meta.get("arch")) if builder is None else builder(meta.get("arch"))
-    _check_fits(path, model, meta["tensors"])  # before decoding, so a hostile header cannot claim huge tensors
+        return load_compact(path, builder=builder, map_location=map_location, max_bytes=max_bytes)
+    if builder is None:  # shapes first, on the meta device: a hostile header cannot make us allocate
+        probe = arch.meta_model(meta.get("arch"), path)
+        _check_fits(path, probe, meta["tensors"])
+        arch.check_budget(probe, path, max_bytes)
+        if probe.arch.get("input_shape"):  # a user's model (package.module:factory) records no input shape
+            arch.check_forward(probe, probe.arch["input_shape"], path)
+        model = arch.build(meta.get("arch"), path, max_bytes)
+    else:
+        model = build_with(builder, meta.get("arch"))
+    _check_fits(path, model, meta["tensors"])
     state, masks, meta = _read(path)
     model.load_state_dict(state)
+    if semi_structured and str(map_location) == "cpu":
+        map_location = "cuda"
     model.to(map_location).eval()
     if meta["format"] == "sparse":
         model.masks = {name: mask.to(map_location) for name, mask in masks.items()}
+    if semi_structured:
+        from prunekit.semi_structured import to_semi_structured
+
+        model.to(torch.bfloat16 if meta.get("dtype") == "bfloat16" else torch.float16)
+        model.semi_structured = to_semi_structured(model)
     return model
 
 
@@ -159,10 +229,15 @@ def _read(path: PathLike) -> tuple[dict[str, Tensor], dict[str, Tensor], dict]:
     masks: dict[str, Tensor] = {}
     name = "?"
     try:
-        for name, entry in meta["tensors"].items():
-            state[name], mask = _decode(name, entry, stored)
-            if mask is not None:
-                masks[name] = mask
+        entries = meta["tensors"].items()
+        for name, entry in entries:
+            if entry.get("encoding") != "alias":
+                state[name], mask = _decode(name, entry, stored)
+                if mask is not None:
+                    masks[name] = mask
+        for name, entry in entries:
+            if entry.get("encoding") == "alias":
+                state[name] = _alias(name, entry, state)
         name = "?"
         if stored:
             raise ValueError(f"tensors not described by the header: {', '.join(sorted(stored)[:3])}")
@@ -186,7 +261,15 @@ def _decode(name: str, entry: dict, stored: dict[str, Tensor]) -> tuple[Tensor, 
     if encoding not in _INDEX_SUFFIX:
         raise ValueError(f"unknown encoding {encoding!r}")
     index = _take(stored, name + _INDEX_SUFFIX[encoding])
-    mask = unpack_mask(index, shape) if encoding == "bitmask" else decode_gaps(index, shape, encoding)
+    if encoding == "bitmask":
+        mask = unpack_mask(index, shape)
+    elif encoding == "nm":
+        layout = entry.get("nm")
+        if not (isinstance(layout, list) and len(layout) == 3 and all(isinstance(v, int) for v in layout)):
+            raise ValueError(f"nm encoding needs [n, m, axis] integers, got {layout!r}")
+        mask = decode_nm(index, shape, tuple(layout))
+    else:
+        mask = decode_gaps(index, shape, encoding)
     values = _take(stored, name + "::values")
     nnz = int(mask.sum())
     if values.ndim != 1 or values.numel() != nnz or nnz != int(entry["nnz"]):
@@ -194,6 +277,22 @@ def _decode(name: str, entry: dict, stored: dict[str, Tensor]) -> tuple[Tensor, 
     flat = torch.zeros(mask.numel(), dtype=dtype)
     flat[mask.reshape(-1)] = values.to(dtype)
     return flat.reshape(shape), mask
+
+
+def _encode_index(mask: Tensor, encoding: str, layout: tuple[int, int, int] | None) -> Tensor:
+    if encoding == "bitmask":
+        return pack_mask(mask)
+    if encoding == "nm":
+        return encode_nm(mask, layout)
+    return encode_gaps(mask, encoding)
+
+
+def _alias(name: str, entry: dict, state: dict[str, Tensor]) -> Tensor:
+    """A tied tensor stored once: the tensor of the name it is another name of."""
+    target = state.get(str(entry.get("of")))
+    if target is None or list(target.shape) != [int(n) for n in entry["shape"]]:
+        raise ValueError(f"alias of {entry.get('of')!r}, which is not a stored tensor of the same shape")
+    return target
 
 
 def _take(stored: dict[str, Tensor], key: str) -> Tensor:
@@ -231,19 +330,22 @@ def _parse_meta(path: Path, header: dict[str, str] | None) -> dict:
     return meta
 
 
-def _build(path: Path, arch: Any) -> nn.Module:
-    """The architecture named in the file, via the model registry (imported late: models are heavy)."""
-    from prunekit.models import create_model
+def build_with(builder: Callable[..., nn.Module], arch: Any) -> nn.Module:
+    """`builder(arch)` when the builder takes a required argument, else `builder()` (a user's model factory, such as
+    the class of the network)."""
+    model = builder(arch) if _takes_argument(builder) else builder()
+    if not isinstance(model, nn.Module):
+        raise UserError(f"builder returned a {type(model).__name__}, not an nn.Module")
+    return model
 
-    if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
-        raise UserError(f"{path} does not record its architecture; pass builder= to rebuild the model")
-    kwargs = {key: value for key, value in arch.items() if key != "name"}
-    if isinstance(kwargs.get("input_shape"), list):
-        kwargs["input_shape"] = tuple(kwargs["input_shape"])
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
     try:
-        return create_model(arch["name"], **kwargs)
-    except (UserError, TypeError, ValueError) as exc:
-        raise UserError(f"{path}: cannot rebuild its architecture: {one_line(exc)}") from exc
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: the documented builder(arch) form
+        return True
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind in kinds and p.default is inspect.Parameter.empty for p in params)
 
 
 def _check_fits(path: PathLike, model: nn.Module, entries: dict[str, Any]) -> None:
@@ -266,9 +368,12 @@ def _check_fits(path: PathLike, model: nn.Module, entries: dict[str, Any]) -> No
         )
 
 
-def _checked_masks(state: dict[str, Tensor], masks: dict[str, Tensor]) -> dict[str, Tensor]:
+def _checked_masks(
+    state: dict[str, Tensor], masks: dict[str, Tensor], aliases: dict[str, str] | None = None
+) -> dict[str, Tensor]:
     checked = {}
     for name, mask in masks.items():
+        name = (aliases or {}).get(name, name)  # a mask under another name of a tied tensor: its first name
         if name not in state:
             raise UserError(f"mask for {name!r}, which is not in the model's state dict")
         if tuple(mask.shape) != tuple(state[name].shape):

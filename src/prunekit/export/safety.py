@@ -1,24 +1,22 @@
-"""Know what a file is before touching it, refuse pickles, and write files so a crash never leaves half of one.
+"""Know what a file is before touching it, and refuse pickles. (Atomic writes live in prunekit.export.atomic.)
 
 Sniffing only reads magic bytes; nothing here ever unpickles or imports anything from a file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import pickletools
-import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
 
 import torch
 from torch import Tensor
 
 from prunekit.errors import UserError
+from prunekit.export.atomic import atomic_write, atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 
 MAX_HEADER_BYTES = 100_000_000  # safetensors refuses larger headers too
 _PICKLE_OPCODES = frozenset(op.code.encode("latin-1")[0] for op in pickletools.opcodes)
@@ -68,6 +66,8 @@ def require_safetensors(path: str | os.PathLike[str]) -> Path:
         raise UserError(f"{path}: no such file")
     if path.is_dir():
         raise UserError(f"{path} is a directory; give a safetensors file")
+    if not path.is_file():  # a FIFO would block the read below, a device could be endless
+        raise UserError(f"{path} is not a regular file; give a safetensors file")
     size = path.stat().st_size
     if size == 0:
         raise UserError(f"{path} is empty; it is not a model file")
@@ -124,47 +124,3 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's message: errors reach the user as one line."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-
-
-def atomic_write(path: str | os.PathLike[str], write_fn: Callable[[BinaryIO], object]) -> Path:
-    """Write a file all-or-nothing: ``write_fn`` fills a temp file beside ``path``, then fsync and rename.
-
-    If ``write_fn`` raises, the temp file is removed and any existing file at ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Atomically replace ``path`` with ``data``."""
-    return atomic_write(path, lambda f: f.write(data))
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
-    """Atomically replace ``path`` with ``text`` (e.g. summary.json after every round)."""
-    return atomic_write_bytes(path, text.encode(encoding))
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable; not every platform lets a directory be opened, hence best effort."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -31,13 +31,18 @@ def uniform(shape: Shape) -> float:
 
 @ALLOCATIONS.register("erk")
 def erk(shape: Shape) -> float:
-    """Erdos-Renyi-Kernel: sum of the dimensions over their product (kernel dims included)."""
+    """Erdos-Renyi-Kernel: sum of the dimensions over their product (kernel dims included).
+
+    The first two dimensions are fan-out and fan-in in either order, so one rule serves every covered layout:
+    Conv [out, in, *k], ConvTranspose [in, out, *k], Linear [out, in], recurrent [gates * H, in] (a map to the gate
+    pre-activations), attention in_proj [3E, E] (one matrix), Embedding [tokens, dim]."""
     return sum(shape) / math.prod(shape)
 
 
 @ALLOCATIONS.register("er")
 def er(shape: Shape) -> float:
-    """Erdos-Renyi: (n_in + n_out) / (n_in * n_out), kernel dims ignored in both (as RigL's non-kernel rule)."""
+    """Erdos-Renyi: (n_in + n_out) / (n_in * n_out), kernel dims ignored in both (as RigL's non-kernel rule); the
+    first two dimensions in either order (ConvTranspose's [in, out, *k] gives the same value as Conv's)."""
     return (shape[0] + shape[1]) / (shape[0] * shape[1])
 
 
@@ -136,6 +141,48 @@ def select_global(scores: dict[str, Tensor], masks: Masks, keep: int, reserve: d
     return out
 
 
+def _budget(
+    masks: Masks, sparsity: float, fixed: dict[str, float] | None, min_density: float
+) -> tuple[dict[str, int], dict[str, int], int, dict[str, int], dict[str, float]]:
+    """(sizes, alive counts, weights to keep, per-layer floors, fixed densities capped at what is alive)."""
+    if not 0.0 <= sparsity < 1.0:
+        raise UserError(f"sparsity must be in [0, 1), got {sparsity}")
+    sizes = {n: m.numel() for n, m in masks.items()}
+    alive = {n: int(m.sum()) for n, m in masks.items()}
+    keep = round((1.0 - sparsity) * sum(sizes.values()))
+    floor = {n: min(math.ceil(min_density * sizes[n]), alive[n]) for n in sizes}
+    if keep > sum(alive.values()):
+        raise UserError(f"target sparsity {sparsity} is below the current sparsity: masks never grow")
+    return sizes, alive, keep, floor, {n: min(d, alive[n] / sizes[n]) for n, d in (fixed or {}).items()}
+
+
+def layer_counts(
+    masks: Masks,
+    sparsity: float,
+    *,
+    allocation: str = "uniform",
+    fixed: dict[str, float] | None = None,
+    min_density: float = 0.0,
+    ratio_scores: dict[str, Tensor] | None = None,
+) -> dict[str, int]:
+    """Weights each tensor keeps under a layer-wise split, summing to round((1 - sparsity) * total) exactly."""
+    sizes, alive, keep, floor, fixed = _budget(masks, sparsity, fixed, min_density)
+    if allocation == "snip":
+        if ratio_scores is None:
+            raise UserError("allocation snip needs SNIP scores (ratio_scores)")
+        ratio = select_global(ratio_scores, masks, keep, floor)
+        raw = {n: float(ratio[n].sum()) / sizes[n] for n in sizes}
+    else:
+        rule = ALLOCATIONS.get(allocation)
+        raw = {n: rule(tuple(masks[n].shape)) for n in sizes}
+    hi = {n: alive[n] / sizes[n] for n in sizes}
+    lo = {n: floor[n] / sizes[n] for n in sizes}
+    for n, d in fixed.items():
+        lo[n] = hi[n] = d
+    densities = solve_densities(raw, sizes, keep, lo, hi)
+    return integer_counts(densities, sizes, keep, alive)
+
+
 def prune(
     scores: dict[str, Tensor],
     masks: Masks,
@@ -152,42 +199,29 @@ def prune(
     fixed: densities (of the whole tensor) imposed on some tensors, the rest solved around them.
     ratio_scores: for allocation "snip", the scores whose global ranking sets each layer's density.
     """
-    if not 0.0 <= sparsity < 1.0:
-        raise UserError(f"sparsity must be in [0, 1), got {sparsity}")
-    sizes = {n: m.numel() for n, m in masks.items()}
-    alive = {n: int(m.sum()) for n, m in masks.items()}
-    keep = round((1.0 - sparsity) * sum(sizes.values()))
-    floor = {n: min(math.ceil(min_density * sizes[n]), alive[n]) for n in sizes}
-    if keep > sum(alive.values()):
-        raise UserError(f"target sparsity {sparsity} is below the current sparsity: masks never grow")
-    fixed = {n: min(d, alive[n] / sizes[n]) for n, d in (fixed or {}).items()}
+    sizes, alive, keep, floor, fixed_d = _budget(masks, sparsity, fixed, min_density)
     if scope == "global":
-        counts = {n: min(round(d * sizes[n]), alive[n]) for n, d in fixed.items()}
-        rest = [n for n in masks if n not in fixed]
-        new = select_per_layer(scores, {n: masks[n] for n in fixed}, counts)
+        counts = {n: min(round(d * sizes[n]), alive[n]) for n, d in fixed_d.items()}
+        rest = [n for n in masks if n not in fixed_d]
+        new = select_per_layer(scores, {n: masks[n] for n in fixed_d}, counts)
         if rest:
             sub = {n: masks[n] for n in rest}
             new.update(select_global(scores, sub, keep - sum(counts.values()), floor))
         new = {n: new[n] for n in masks}
     else:
-        if allocation == "snip":
-            if ratio_scores is None:
-                raise UserError("allocation snip needs SNIP scores (ratio_scores)")
-            ratio = select_global(ratio_scores, masks, keep, floor)
-            raw = {n: float(ratio[n].sum()) / sizes[n] for n in sizes}
-        else:
-            rule = ALLOCATIONS.get(allocation)
-            raw = {n: rule(tuple(masks[n].shape)) for n in sizes}
-        hi = {n: alive[n] / sizes[n] for n in sizes}
-        lo = {n: floor[n] / sizes[n] for n in sizes}
-        for n, d in fixed.items():
-            lo[n] = hi[n] = d
-        densities = solve_densities(raw, sizes, keep, lo, hi)
-        counts = integer_counts(densities, sizes, keep, alive)
+        counts = layer_counts(
+            masks, sparsity, allocation=allocation, fixed=fixed, min_density=min_density, ratio_scores=ratio_scores
+        )
         new = select_per_layer(scores, masks, counts)
-    collapsed = [n for n, m in new.items() if not m.any()]
+    warn_collapse(new)
+    return new
+
+
+def warn_collapse(masks: Masks) -> None:
+    collapsed = [n for n, m in masks.items() if not m.any()]
     if collapsed:
         warnings.warn(
-            f"layer collapse: {collapsed} lost every weight; set prune.min_density to prevent it", stacklevel=2
+            f"layer collapse: {collapsed} lost every weight; to prevent it set a minimum density per tensor: "
+            "prune.min_density in a config, min_density= in prunekit.prune",
+            stacklevel=3,
         )
-    return new

@@ -8,6 +8,7 @@ be of any floating dtype (SynFlow's are float64); allocation ranks them in float
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,8 +16,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from prunekit.batches import DEFAULT, Batch, Objective
+from prunekit.batches import DEFAULT, Batch, Objective, call_model, to_device
 from prunekit.errors import UserError
 from prunekit.pruning.masks import Masks, apply_masks, prunable_params
 from prunekit.registry import Registry
@@ -94,7 +96,9 @@ def _batch_grads(ctx: ScoreContext, scale: float = 1.0) -> Iterator[tuple[Tensor
     params = list(ctx.params.values())
     apply_masks(ctx.model, ctx.masks)
     for batch in ctx.batches:
-        yield torch.autograd.grad(_loss(ctx, batch, scale), params)
+        with torch.enable_grad():  # criteria may be called from no-grad code (an optimizer step hook)
+            grads = torch.autograd.grad(_loss(ctx, batch, scale), params)
+        yield grads
 
 
 def _summed_grads(ctx: ScoreContext, scale: float = 1.0) -> list[Tensor]:
@@ -106,15 +110,27 @@ def _summed_grads(ctx: ScoreContext, scale: float = 1.0) -> list[Tensor]:
 
 class _EvalMode:
     """Scores are taken in eval mode (BatchNorm uses its running statistics, as in the SynFlow reference code's
-    prune loop); the model's mode is restored afterwards."""
+    prune loop), with every scored weight requiring grad (a frozen layer is scored like any other); the model's
+    mode and the flags are restored afterwards. cuDNN's recurrent kernels cannot backpropagate in eval mode, so
+    recurrent layers on CUDA are scored with PyTorch's own kernels."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, params: list[nn.Parameter] | None = None) -> None:
         self.model, self.was_training = model, model.training
+        self.params = params or []
+        self.flags = [p.requires_grad for p in self.params]
+        self.cudnn = contextlib.ExitStack()
 
     def __enter__(self) -> None:
         self.model.eval()
+        for p in self.params:
+            p.requires_grad_(True)
+        if any(isinstance(m, nn.RNNBase) for m in self.model.modules()):
+            self.cudnn.enter_context(torch.backends.cudnn.flags(enabled=False))
 
     def __exit__(self, *_: object) -> None:
+        self.cudnn.close()
+        for p, flag in zip(self.params, self.flags, strict=True):
+            p.requires_grad_(flag)
         self.model.train(self.was_training)
 
 
@@ -131,7 +147,7 @@ def snip(ctx: ScoreContext) -> Scores:
     Normalising by the sum (as the paper does) changes no ranking, so it is left out.
     """
     _require_batches(ctx, "snip")
-    with _EvalMode(ctx.model):
+    with _EvalMode(ctx.model, list(ctx.params.values())):
         grads = _summed_grads(ctx)
     return {n: (g * p.detach()).abs() / len(ctx.batches) for (n, p), g in zip(ctx.params.items(), grads, strict=True)}
 
@@ -144,7 +160,7 @@ def taylor(ctx: ScoreContext) -> Scores:
     _require_batches(ctx, "taylor")
     weights = [p.detach() for p in ctx.params.values()]
     totals = [torch.zeros_like(w) for w in weights]
-    with _EvalMode(ctx.model):
+    with _EvalMode(ctx.model, list(ctx.params.values())):
         for grads in _batch_grads(ctx):
             for acc, g, w in zip(totals, grads, weights, strict=True):
                 acc += (g * w) ** 2
@@ -166,7 +182,7 @@ def grasp(ctx: ScoreContext) -> Scores:
     """
     _require_batches(ctx, "grasp")
     params, masks = list(ctx.params.values()), [ctx.masks[n] for n in ctx.params]
-    with _EvalMode(ctx.model):
+    with _EvalMode(ctx.model, params), torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):  # twice differentiable
         g = [gi * m for gi, m in zip(_summed_grads(ctx, GRASP_TEMPERATURE), masks, strict=True)]
         hg = [torch.zeros_like(p) for p in params]
         for batch in ctx.batches:
@@ -177,19 +193,41 @@ def grasp(ctx: ScoreContext) -> Scores:
     return {n: p.detach() * h for (n, p), h in zip(ctx.params.items(), hg, strict=True)}
 
 
+def _ones_like_inputs(example: Any) -> Any:
+    """One example of all-ones float64 inputs shaped like `example` (a tensor, or tuples/dicts of them); None when
+    an input is not floating point (token ids have no all-ones analogue)."""
+    if isinstance(example, Tensor):
+        if not example.is_floating_point() or example.dim() < 1:
+            return None
+        return torch.ones((1, *example.shape[1:]), dtype=torch.float64, device=example.device)
+    if isinstance(example, dict):
+        ones = {k: _ones_like_inputs(v) for k, v in example.items()}
+        return None if any(v is None for v in ones.values()) else ones
+    if isinstance(example, tuple | list):
+        ones = [_ones_like_inputs(v) for v in example]
+        return None if any(v is None for v in ones) else type(example)(ones)
+    return None
+
+
 def _ones_input(ctx: ScoreContext, device: torch.device) -> Any:
-    """SynFlow's all-ones input of one example, float64: shaped like the model's input (arch, example or batch)."""
+    """SynFlow's all-ones input of one example, float64: shaped like the model's input (arch, example or batch).
+
+    A model that reads token ids (it has `example_input`) gets its own example instead: the flow then starts at
+    the (absolute) embedding rows of those tokens."""
+    if callable(getattr(ctx.model, "example_input", None)):
+        return ctx.model.example_input(1).to(device)
     arch = getattr(ctx.model, "arch", None)
     if isinstance(arch, dict) and arch.get("input_shape"):
         return torch.ones((1, *arch["input_shape"]), dtype=torch.float64, device=device)
     example = ctx.example_input
     if example is None and ctx.batches:
         example = ctx.objective.inputs(ctx.batches[0])
-    if isinstance(example, Tensor) and example.is_floating_point() and example.dim() >= 1:
-        return torch.ones((1, *example.shape[1:]), dtype=torch.float64, device=device)
+    ones = _ones_like_inputs(example)
+    if ones is not None:
+        return to_device(ones, device)
     raise UserError(
-        "criterion synflow needs a floating-point input shape: pass example_inputs (one batch) or build the model "
-        "with prunekit.create_model"
+        "criterion synflow needs floating-point model inputs (it feeds all-ones inputs, which token ids have no "
+        "analogue of): use another criterion for this model, or pass example_inputs (one batch) of float tensors"
     )
 
 
@@ -203,7 +241,8 @@ def synflow(ctx: ScoreContext) -> Scores:
     running statistics and acts as a fixed affine layer. The work is done on a float64 copy of the model, so the
     model itself is never modified and R does not overflow on deep networks: at initialisation (seed 0, 3x32x32)
     R is 1.0e26 for VGG-19, 4.2e69 for ResNet-56 and 1.6e138 for ResNet-110, far past float32's 3.4e38. The scores
-    are float64, which allocation ranks without loss. Iterate it (prune.iterations, e.g. 100) to avoid layer collapse.
+    are float64, which allocation ranks without loss. It is iterated 100 times by default (prune.iterations) to avoid
+    layer collapse.
     """
     clone = copy.deepcopy(ctx.model).double().eval()
     with torch.no_grad():
@@ -215,9 +254,23 @@ def synflow(ctx: ScoreContext) -> Scores:
             named[n].mul_(ctx.masks[n].to(named[n].device))
     weights = [named[n] for n in ctx.params]
     device = weights[0].device
-    out = clone(_ones_input(ctx, device)).sum()
-    grads = torch.autograd.grad(out, weights)
+    with _EvalMode(clone, weights), torch.enable_grad():
+        out = _flow(call_model(clone, _ones_input(ctx, device)))
+        grads = torch.autograd.grad(out, weights)
     scores = {n: (w.detach() * g).abs() for n, w, g in zip(ctx.params, weights, grads, strict=True)}
     if not all(torch.isfinite(s).all() for s in scores.values()):
         raise UserError("synflow: the flow overflowed float64 on this network; scores are not finite")
     return scores
+
+
+def _flow(out: Any) -> Tensor:
+    """R: the sum of every tensor the network returns (tuples and dicts of outputs summed together)."""
+    if isinstance(out, Tensor):
+        return out.sum()
+    values = out.values() if isinstance(out, dict) else out if isinstance(out, tuple | list) else None
+    if values is None:
+        raise UserError(f"criterion synflow sums the model's outputs: it returned a {type(out).__name__}")
+    return sum(_flow(v) for v in values)
+
+
+synflow.default_iterations = 100  # type: ignore[attr-defined]  (Tanaka et al. 2020; see step.default_iterations)

@@ -7,8 +7,8 @@ forward hook, so a masked model is an ordinary model of the same size and speed.
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -18,42 +18,70 @@ from prunekit.pruning.mask_kernel import MaskMultiply
 
 Masks = dict[str, Tensor]
 
-PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+def is_transposed_linear(module: nn.Module) -> bool:
+    """The `Conv1D` of GPT-2-style Hugging Face models: a linear layer whose weight is stored [in, out].
+
+    Recognised by its class name and shape, so prunekit never imports transformers to look for it (coverage rule
+    "transposed_linear" in prunekit.pruning.coverage).
+    """
+    weight = getattr(module, "weight", None)
+    return (
+        type(module).__name__ == "Conv1D"
+        and isinstance(weight, Tensor)
+        and weight.dim() == 2
+        and getattr(module, "nf", None) == weight.shape[1]
+    )
 
 
-def default_ignore(model: nn.Module) -> tuple[str, ...]:
-    """A model's own choice of tensors never pruned: its output layer when it declares one."""
-    layer = getattr(model, "output_layer", None)
-    return (f"{layer}.weight",) if layer else ()
+def transposed_names(model: nn.Module) -> frozenset[str]:
+    """Weight names stored [in, out] (Hugging Face Conv1D): their inputs run along dim 0, not dim 1."""
+    return frozenset(f"{name}.weight" for name, m in model.named_modules() if is_transposed_linear(m))
 
 
-def prunable_names(model: nn.Module, ignore: Iterable[str] | None = None) -> list[str]:
-    """Names of the Conv/Linear weights that may be pruned, in module order.
+def prunable_names(
+    model: nn.Module,
+    ignore: Iterable[str] | None = None,
+    *,
+    include_embeddings: bool = False,
+    include_output: bool | None = None,
+    example_inputs: Any = None,
+) -> list[str]:
+    """Names of the tensors a prune covers, in module order (the rules: prunekit.pruning.coverage).
 
-    `ignore` holds parameter names, module names or glob patterns (`layer1.*`); None means the model's default.
+    `ignore` holds parameter names, module names or glob patterns (`layer1.*`). As `prune.ignore` always has: None
+    protects the model's output layer (declared, or traced on `example_inputs`, see prunekit.pruning.outputs); a
+    list replaces that default, so the output layer is pruned unless listed. `include_output` overrides both.
     A pattern that matches no prunable tensor is an error: a typo must not silently prune a layer.
     """
-    ignore = default_ignore(model) if ignore is None else tuple(ignore)
-    names = [f"{m_name}.weight" for m_name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
-    kept = []
-    used: set[str] = set()
-    for name in names:
-        module = name.rsplit(".", 1)[0]
-        hits = {p for p in ignore if fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(module, p)}
-        used |= hits
-        if not hits:
-            kept.append(name)
-    unused = [p for p in ignore if p not in used]
-    if unused:
-        raise UserError(f"prune.ignore entries match no prunable tensor: {unused}; prunable: {names}")
-    if not kept:
-        raise UserError("no prunable tensors left after prune.ignore")
-    return kept
+    from prunekit.pruning.prunable import check_names, prunable
+
+    include = ignore is not None if include_output is None else include_output
+    coverage = prunable(
+        model,
+        include_embeddings=include_embeddings,
+        include_output=include,
+        ignore=ignore,
+        example_inputs=example_inputs,
+    )
+    return check_names(coverage)
 
 
 def prunable_params(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Parameter]:
+    """The parameters named, each by its first name in named_parameters() (a shared tensor has one name)."""
     params = dict(model.named_parameters())
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise UserError(_unknown(model, missing[0]))
     return {n: params[n] for n in names}
+
+
+def _unknown(model: nn.Module, name: str) -> str:
+    every = dict(model.named_parameters(remove_duplicate=False))
+    if name in every:
+        first = next(n for n, p in model.named_parameters() if p is every[name])
+        return f"{name} is another name of the shared tensor {first}: key its mask by {first}"
+    return f"mask for unknown parameter {name}"
 
 
 def dense_masks(model: nn.Module, names: Iterable[str]) -> Masks:
@@ -72,7 +100,7 @@ def check_masks(model: nn.Module, masks: Masks) -> None:
     params = dict(model.named_parameters())
     for name, mask in masks.items():
         if name not in params:
-            raise UserError(f"mask for unknown parameter {name}")
+            raise UserError(_unknown(model, name))
         if mask.dtype != torch.bool or mask.shape != params[name].shape:
             raise UserError(
                 f"mask {name}: expected bool of shape {list(params[name].shape)}, got {mask.dtype} {list(mask.shape)}"
@@ -117,29 +145,46 @@ def remaining_params(model: nn.Module, masks: Masks) -> int:
     return sum(p.numel() for p in model.parameters()) - (total - kept)
 
 
-def units_without_inputs(mask: Tensor) -> Tensor:
-    """Output units (rows / filters) whose incoming weights are all pruned."""
-    return ~mask.reshape(mask.shape[0], -1).any(dim=1)
+def _units_first(mask: Tensor, layout: tuple[int, int]) -> Tensor:
+    """The mask as [output units, everything else]: rows for most layers; ConvTranspose's [in, out/groups, ...]
+    is regrouped so each row is one of its `out` output channels (layout: (out_axis, groups))."""
+    out_axis, groups = layout
+    if out_axis == 0:
+        return mask.reshape(mask.shape[0], -1)
+    g = groups
+    per_group = mask.reshape(g, mask.shape[0] // g, mask.shape[1], -1)  # [g, in/g, out/g, k]
+    return per_group.permute(0, 2, 1, 3).reshape(g * mask.shape[1], -1)
 
 
-def units_without_outputs(mask: Tensor) -> Tensor:
-    """Input units (columns / channels) none of whose outgoing weights survive."""
+def units_without_inputs(mask: Tensor, layout: tuple[int, int] = (0, 1)) -> Tensor:
+    """Output units (rows / filters / ConvTranspose output channels) whose incoming weights are all pruned."""
+    return ~_units_first(mask, layout).any(dim=1)
+
+
+def units_without_outputs(mask: Tensor, layout: tuple[int, int] = (0, 1)) -> Tensor:
+    """Input units (columns / channels; ConvTranspose's dim 0) none of whose outgoing weights survive."""
+    if layout[0] == 1:
+        return ~mask.reshape(mask.shape[0], -1).any(dim=1)
     return ~mask.transpose(0, 1).reshape(mask.shape[1], -1).any(dim=1)
 
 
-def layer_report(masks: Masks) -> list[dict]:
-    """One entry per prunable tensor, in the summary.json `layers` form."""
+def layer_report(masks: Masks, layouts: Mapping[str, tuple[int, int]] | None = None) -> list[dict]:
+    """One entry per prunable tensor, in the summary.json `layers` form. `layouts` gives (out_axis, groups) for
+    tensors whose output units are not along dim 0 (ConvTranspose; see coverage.layouts); what a unit is for each
+    layer type is listed in prunekit.pruning.coverage."""
     rows = []
+    layouts = layouts or {}
     for name, mask in masks.items():
         kept = int(mask.sum())
+        layout = layouts.get(name, (0, 1))
         rows.append(
             {
                 "name": name,
                 "shape": list(mask.shape),
                 "numel": mask.numel(),
                 "sparsity": round(1.0 - kept / mask.numel(), 6),
-                "units_pruned": round(float(units_without_inputs(mask).float().mean()), 6),
-                "inputs_unused": round(float(units_without_outputs(mask).float().mean()), 6),
+                "units_pruned": round(float(units_without_inputs(mask, layout).float().mean()), 6),
+                "inputs_unused": round(float(units_without_outputs(mask, layout).float().mean()), 6),
             }
         )
     return rows

@@ -15,14 +15,37 @@ from prunekit.report.sweep import Group, Stat, stat  # noqa: E402
 
 DPI = 110
 LOG_TICKS = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01]
+ZOOM_BELOW_BEST = 1.5  # the zoomed panel shows accuracies within this many points below the best dense accuracy
+# Where the last figure's legends and axes ended up (display pixels), for tests of the layout rules.
+last_layout: dict[str, list[tuple[float, float, float, float]]] = {}
 
 
 def _png(fig: plt.Figure) -> bytes:
     buf = io.BytesIO()
-    fig.tight_layout()
+    fig.tight_layout(rect=getattr(fig, "legend_rect", (0, 0, 1, 1)))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
+    last_layout.clear()
+    last_layout["axes"] = [tuple(ax.get_window_extent(renderer).bounds) for ax in fig.axes if ax.get_visible()]
+    last_layout["legends"] = [tuple(leg.get_window_extent(renderer).bounds) for leg in legends]
+    last_layout["figure"] = [tuple(fig.bbox.bounds)]
     fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)
     return buf.getvalue()
+
+
+def _legend_outside(fig: plt.Figure, ax: plt.Axes, handles: list | None = None, labels: list | None = None) -> None:
+    """One legend to the right of the plotting area, never over data; the figure widens to make room."""
+    handles, labels = ax.get_legend_handles_labels() if handles is None else (handles, labels)
+    if not handles:
+        return
+    inches = 0.065 * max(len(label) for label in labels) + 0.6  # 8-point text, plus the line sample
+    old = fig.get_figwidth()
+    fig.set_figwidth(old + inches)
+    width = inches / (old + inches)
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1 - width, 0.98), fontsize=8, frameon=False)
+    fig.legend_rect = (0, 0, 1 - width, 1)
 
 
 def _percent_left(values: list[float]) -> list[float]:
@@ -32,47 +55,68 @@ def _percent_left(values: list[float]) -> list[float]:
 def _accuracy_plot(
     groups: list[Group], x_of: Callable[[Group, list], list[float] | None], xlabel: str, title: str
 ) -> bytes | None:
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    drawn = []
+    """Accuracy against a log-scale x; a second, zoomed panel when a collapse would hide the differences on top."""
+    series = []
     for g in groups:
         curve = g.curve()
         xs = x_of(g, curve) if curve else None
         if not xs:
             continue
         points = sorted(zip(xs, curve, strict=True), key=lambda p: -p[0])
-        x = [p[0] for p in points]
-        y = [100 * p[1][1].mean for p in points]
-        err = [100 * p[1][1].std for p in points]
-        ax.plot(x, y, marker="o", ms=4, lw=1.8, color=g.color, label=g.legend)
-        if g.n > 1:
-            ax.fill_between(
-                x,
-                [a - e for a, e in zip(y, err, strict=True)],
-                [a + e for a, e in zip(y, err, strict=True)],
-                color=g.color,
-                alpha=0.2,
-                lw=0,
-            )
         dense = g.stat(lambda r: r.dense_accuracy)
-        if dense is not None:
-            ax.axhline(100 * dense.mean, color=g.color, ls=":", lw=1)
-        drawn += x
-    if not drawn:
-        plt.close(fig)
+        series.append(
+            (
+                g,
+                [p[0] for p in points],
+                [100 * p[1][1].mean for p in points],
+                [100 * p[1][1].std for p in points],
+                None if dense is None else 100 * dense.mean,
+            )
+        )
+    if not series:
         return None
-    ax.plot([], [], color="0.4", ls=":", lw=1, label="dense accuracy (same colour)")
-    ax.set_xscale("log")
-    lo, hi = min(drawn), max(drawn)
-    ax.set_xticks([t for t in LOG_TICKS if lo / 1.5 <= t <= hi * 1.5] or [lo, hi])
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlim(hi * 1.15, lo / 1.15)  # decreasing: pruning goes to the right
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    drawn = [x for _, xs, _, _, _ in series for x in xs]
+    ys = [y for _, _, y, _, _ in series for y in y]
+    zoom = _zoom_range(ys, [d for *_, d in series if d is not None])
+    fig, axes = plt.subplots(2 if zoom else 1, 1, figsize=(7.5, 7.6 if zoom else 4.8), squeeze=False, sharex=True)
+    for ax in axes[:, 0]:
+        for g, x, y, err, dense in series:
+            ax.plot(x, y, marker="o", ms=4, lw=1.8, color=g.color, label=g.legend)
+            if g.n > 1:
+                low = [a - e for a, e in zip(y, err, strict=True)]
+                high = [a + e for a, e in zip(y, err, strict=True)]
+                ax.fill_between(x, low, high, color=g.color, alpha=0.2, lw=0)
+            if dense is not None:
+                ax.axhline(dense, color=g.color, ls=":", lw=1)
+        ax.set_xscale("log")
+        lo, hi = min(drawn), max(drawn)
+        ax.set_xticks([t for t in LOG_TICKS if lo / 1.5 <= t <= hi * 1.5] or [lo, hi])
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(hi * 1.15, lo / 1.15)  # decreasing: pruning goes to the right
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0, 0].plot([], [], color="0.4", ls=":", lw=1, label="dense accuracy (same colour)")
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel(xlabel)
+    if zoom:
+        axes[1, 0].set_ylim(*zoom)
+        what = f"zoom: accuracies within {ZOOM_BELOW_BEST:g} points of the best dense network"
+        axes[1, 0].set_title(what, fontsize=9)
+    _legend_outside(fig, axes[0, 0])
     return _png(fig)
+
+
+def _zoom_range(ys: list[float], dense: list[float]) -> tuple[float, float] | None:
+    """(low, high) for a panel on the best accuracies, or None when the full axis already shows them well."""
+    top = max(ys)
+    reference = max(dense) if dense else top
+    near = [y for y in ys if y >= reference - ZOOM_BELOW_BEST]
+    if not near or min(ys) >= reference - 3 * ZOOM_BELOW_BEST:
+        return None  # nothing collapses far below: one panel is enough
+    low, high = min(near), max(top, reference)
+    pad = max(0.1, 0.08 * (high - low))
+    return low - pad, high + pad
 
 
 def accuracy_vs_weights(groups: list[Group]) -> bytes | None:
@@ -125,7 +169,7 @@ def layer_bars(groups: list[Group]) -> bytes | None:
         ax.set_ylim(0, 105)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].set_title("Final network, per layer")
-    axes[0].legend(fontsize=8, loc="upper left")
+    _legend_outside(fig, axes[0])
     axes[1].set_xticks(
         range(len(names)), [n.removesuffix(".weight") for n in names], rotation=60, ha="right", fontsize=8
     )

@@ -1,4 +1,8 @@
-"""report.html: one self-contained page (figures embedded as base64 PNG, inline CSS, no scripts, no external links)."""
+"""report.html: one self-contained page (figures embedded as base64 PNG, inline CSS, no scripts, no external links).
+
+Laid out for a 1280-pixel window: text cells wrap, so summary tables fit the page without scrolling sideways
+(tests/browser checks it); the generator meta tag tells the browser test which reports follow these rules.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,15 @@ figcaption { color: #555; font-size: 0.9em; }
 .scroll { overflow-x: auto; margin: 8px 0 4px; }
 table { border-collapse: collapse; font-size: 0.88em; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
-th, td { padding: 3px 9px; border-bottom: 1px solid #e5e5e5; text-align: right; white-space: nowrap; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #e5e5e5; text-align: right; white-space: nowrap; }
 th { white-space: normal; vertical-align: bottom; } .text { text-align: left; } thead th { background: #f4f4f6; }
+td.text { white-space: normal; overflow-wrap: anywhere; min-width: 6em; }
 tbody tr:hover { background: #fafae8; } .note { color: #666; font-size: 0.85em; margin: 2px 0 14px; }
 details { margin: 10px 0; } summary { cursor: pointer; font-weight: 600; }
 """
+
+
+GENERATOR = "prunekit report, layout 2"  # bump when the layout rules the browser test checks change
 
 
 def _figure(fig: Figure) -> str:
@@ -73,6 +81,7 @@ def to_html(doc: Document) -> str:
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="generator" content="{GENERATOR}">'
         f"<title>{escape(doc.title)}</title><style>{CSS}</style></head>\n<body>\n"
         f"<h1>{escape(doc.title)}</h1>\n<nav>{nav}</nav>\n{body}\n</body></html>\n"
     )

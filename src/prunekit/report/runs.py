@@ -2,40 +2,36 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from prunekit import run_summary
 from prunekit.errors import UserError
+from prunekit.safe_text import clip, load_yaml
 
 REWIND_NAMES = {"init": "WR", "lr": "LRR", "finetune": "FT"}
 METHOD_NAMES = {"oneshot": "one-shot", "none": "dense", "at_init": "at-init", "str": "STR"}
+SECTIONS = ("model", "data", "train", "prune")
+MAX_LABEL = 48  # characters of a run's name in tables and legends
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run directory (no summary.json)")
-    try:
-        summary = json.loads(path.read_text())
-    except ValueError as e:
-        raise UserError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(summary, dict):
-        raise UserError(f"{path} is not a run summary (expected a JSON object)")
-    return summary
+    """summary.json, checked field by field (a damaged one is a UserError naming the file and the field)."""
+    return run_summary.load(run_dir)
 
 
 def load_config(run_dir: Path) -> dict[str, Any]:
-    """config.yaml beside summary.json as a plain mapping; {} when it is missing or unreadable."""
+    """config.yaml beside summary.json as a plain mapping ({} when missing); a damaged one is a UserError."""
     path = Path(run_dir) / "config.yaml"
-    try:
-        values = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    except yaml.YAMLError:
+    if not path.exists():
         return {}
-    return values if isinstance(values, dict) else {}
+    values = load_yaml(path, "run config")
+    if not isinstance(values, dict) or any(not isinstance(values.get(k, {}), dict) for k in SECTIONS):
+        raise UserError(
+            f"{path} is damaged: not a mapping with mappings {', '.join(SECTIONS)}; rerun or delete the run"
+        )
+    return values
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -68,7 +64,7 @@ class RunInfo:
 
     @property
     def name(self) -> str:
-        return str(self.summary.get("name") or self.config.get("name") or self.path.name)
+        return clip(str(self.summary.get("name") or self.config.get("name") or self.path.name), MAX_LABEL)
 
     @property
     def model(self) -> str:
@@ -156,12 +152,48 @@ class RunInfo:
         return " ".join([text, *extras])
 
 
+def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config sections as dotted keys (depth is bounded by the YAML reader)."""
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, dict) and v:
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + str(k)] = v
+    return out
+
+
+def _value(v: Any) -> str:
+    text = "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+    return clip(text, 16)
+
+
+def differing_labels(names: list[str], configs: list[dict[str, Any]], ignore: tuple[str, ...] = ("name",)) -> list[str]:
+    """Labels for items that share a name: the name and the config keys whose values tell them apart.
+
+    e.g. two runs named aimp_lenet300_wr become "aimp_lenet300_wr: tau=1" and "aimp_lenet300_wr: tau=null".
+    """
+    labels = list(names)
+    for name in {n for n in names if names.count(n) > 1}:
+        members = [i for i, n in enumerate(names) if n == name]
+        flats = [flat(configs[i]) for i in members]
+        keys = sorted({k for f in flats for k in f if k not in ignore and len({repr(g.get(k)) for g in flats}) > 1})
+        leaves = [k.rsplit(".", 1)[-1] for k in keys]
+        shown = [leaf if leaves.count(leaf) == 1 else key for key, leaf in zip(keys, leaves, strict=True)]
+        for i, f in zip(members, flats, strict=True):
+            parts = [f"{label}={_value(f.get(key))}" for key, label in zip(keys, shown, strict=True)]
+            labels[i] = clip(f"{name}: {', '.join(parts)}", MAX_LABEL + 16) if parts else name
+    return labels
+
+
 def load_runs(run_dirs: list[Path]) -> list[RunInfo]:
-    """RunInfo for each directory, each with a label that is unique within the list."""
+    """RunInfo for each directory, each with a label that is unique within the list and says what differs."""
     runs = [RunInfo(Path(d), load_summary(d), load_config(d)) for d in run_dirs]
-    names = [r.name for r in runs]
+    for r, label in zip(runs, differing_labels([r.name for r in runs], [r.config for r in runs]), strict=True):
+        r.label = label
+    names = [r.label for r in runs]
     for r in runs:
-        r.label = r.name if names.count(r.name) == 1 else f"{r.name} ({r.path.name})"
+        r.label = r.label if names.count(r.label) == 1 else f"{r.label} ({clip(r.path.name, 24)})"
     labels = [r.label for r in runs]
     for i, r in enumerate(runs):
         if labels.count(r.label) > 1:

@@ -7,9 +7,8 @@ import os
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from prunekit.report.runs import RunInfo
+from prunekit.report.runs import RunInfo, differing_labels, flat
 
 IGNORED_KEYS = ("name", "seed")
 # matplotlib's tab10, then darker tones for an 11th-16th group
@@ -31,16 +30,6 @@ def stat(values: Iterable[float | None]) -> Stat | None:
     if not present:
         return None
     return Stat(statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0, len(present))
-
-
-def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in values.items():
-        if isinstance(v, dict) and v:
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def config_key(run: RunInfo) -> str:
@@ -108,6 +97,9 @@ def group_runs(runs: list[RunInfo]) -> list[Group]:
     for r in runs:
         by_key.setdefault(config_key(r), []).append(r)
     groups = [Group(_group_label(members), members) for members in by_key.values()]
+    configs = [g.first.config for g in groups]
+    for g, label in zip(groups, differing_labels([g.label for g in groups], configs, IGNORED_KEYS), strict=True):
+        g.label = label
     seen: dict[str, int] = {}
     for g in groups:
         seen[g.label] = seen.get(g.label, 0) + 1

@@ -29,6 +29,25 @@ class Table:
             for i in range(len(self.header))
         ]
 
+    def without_empty_columns(self) -> Table:
+        """The table less the columns (after the first) where no row has a value."""
+        keep = [0] + [i for i in range(1, len(self.header)) if any(row[i] not in ("", "-") for row in self.rows)]
+        return Table(self.title, [self.header[i] for i in keep], [[r[i] for i in keep] for r in self.rows], self.note)
+
+    def without_constant_columns(self, names: tuple[str, ...]) -> Table:
+        """The table less the named columns whose value is the same in every row (stated in the note instead)."""
+        drop = [
+            i
+            for i, h in enumerate(self.header)
+            if h in names and len(self.rows) > 1 and len({row[i] for row in self.rows}) == 1
+        ]
+        if not drop:
+            return self
+        said = "; ".join(f"{self.header[i]}: {self.rows[0][i]}" for i in drop)
+        keep = [i for i in range(len(self.header)) if i not in drop]
+        note = f"{said}. {self.note}" if self.note else said
+        return Table(self.title, [self.header[i] for i in keep], [[r[i] for i in keep] for r in self.rows], note)
+
     def markdown(self) -> str:
         def cell(text: str) -> str:
             return text.replace("|", "\\|")
@@ -93,13 +112,14 @@ def runs_table(runs: list[RunInfo]) -> Table:
         ]
         for r in runs
     ]
-    return Table(
+    table = Table(
         "Runs",
         header,
         rows,
         "best acc: the best pruned round; max sparsity within 1 pt: the highest "
         "sparsity whose test accuracy is at most 1 percentage point below the dense accuracy",
     )
+    return table.without_constant_columns(("model", "dataset", "seed", "status")).without_empty_columns()
 
 
 def sweep_table(groups: list[Group]) -> Table | None:
@@ -135,15 +155,44 @@ def sweep_table(groups: list[Group]) -> Table | None:
     return Table("Sweeps (mean ± std over seeds)", header, rows, "runs whose configs differ only in seed and name")
 
 
+SNAP_POINTS = 0.25  # sparsities (in percent) closer than this share one column: 48.7% beside 48.8% is one
+MAX_COLUMNS = 12  # wider than this, the ratio table is transposed (sparsities as rows) to fit a page
+
+
+def snap(values: list[float], tolerance: float = SNAP_POINTS) -> dict[float, float]:
+    """Each value -> the column it belongs to: values sorted, a new column wherever the gap to the previous value
+    exceeds `tolerance`; a column is named by the value most runs reached (the smallest on a tie)."""
+    columns: list[list[float]] = []
+    for v in sorted(values):
+        if columns and v - columns[-1][-1] <= tolerance:
+            columns[-1].append(v)
+        else:
+            columns.append([v])
+    out = {}
+    for members in columns:
+        name = max(sorted(set(members)), key=members.count)
+        out |= {v: name for v in members}
+    return out
+
+
 def ratio_table(groups: list[Group]) -> Table:
-    """The PyTorch evaluation's form: one column per sparsity reached, one row per run (or sweep)."""
-    cells: dict[str, dict[float, str]] = {}
-    for g in groups:
-        cells[g.legend] = {round(100 * s.mean, 1): pct_stat(acc) for s, acc, _ in g.curve()}
+    """The PyTorch evaluation's form: one column per sparsity reached (runs within SNAP_POINTS share a column),
+    one row per run (or sweep); transposed when there are many sparsities."""
+    reached = {g.legend: [(100 * s.mean, pct_stat(acc)) for s, acc, _ in g.curve()] for g in groups}
+    grid = snap([x for row in reached.values() for x, _ in row])
+    cells = {label: {} for label in reached}
+    for label, row in reached.items():
+        for x, text in row:
+            cells[label].setdefault(round(grid[x], 1), text)
     columns = sorted({c for row in cells.values() for c in row})
-    header = ["run"] + ["0 (dense)" if c == 0 else f"{c:g}%" for c in columns]
+    names = ["0 (dense)" if c == 0 else f"{c:g}%" for c in columns]
+    note = f"columns: the fraction of prunable weights removed; sparsities within {SNAP_POINTS:g} points share one"
+    if len(columns) > MAX_COLUMNS and len(columns) > len(cells):
+        header = ["sparsity", *cells]
+        rows = [[n] + [cells[label].get(c, "") for label in cells] for n, c in zip(names, columns, strict=True)]
+        return Table("Test accuracy (%) by sparsity", header, rows, note.replace("columns", "rows"))
     rows = [[label] + [row.get(c, "") for c in columns] for label, row in cells.items()]
-    return Table("Test accuracy (%) by sparsity", header, rows, "columns: the fraction of prunable weights removed")
+    return Table("Test accuracy (%) by sparsity", ["run", *names], rows, note)
 
 
 def course_table(groups: list[Group]) -> Table:
@@ -207,13 +256,12 @@ def cost_table(groups: list[Group], speedups: dict[str, tuple[Group, Stat | None
                 imp.legend if imp else "",
             ]
         )
-    return Table(
-        "Cost",
-        header,
-        rows,
+    note = (
         "AIMP speedup = IMP wall time / AIMP wall time, beside the same ratio of "
-        "epochs, against the IMP run on the same model and dataset whose config differs least",
+        "epochs, against the IMP run on the same model and dataset whose config differs least"
     )
+    table = Table("Cost", header, rows, note if speedups else "").without_empty_columns()
+    return table
 
 
 def rounds(summary: dict[str, Any]) -> Table:

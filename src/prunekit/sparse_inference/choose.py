@@ -107,7 +107,10 @@ def restore(model: nn.Module) -> nn.Module:
 
 
 def example_inputs(model: nn.Module, batch_sizes: Sequence[int] = (1,)) -> list[Tensor]:
-    """Random inputs of the model's recorded input shape (`model.arch["input_shape"]`), one per batch size."""
+    """Random inputs of the model's recorded input shape (`model.arch["input_shape"]`), one per batch size (token ids
+    from `model.example_input(batch)` for a model that provides it, such as a language model)."""
+    if callable(getattr(model, "example_input", None)):
+        return [model.example_input(int(b)) for b in batch_sizes]
     arch = getattr(model, "arch", None)
     if not isinstance(arch, dict) or "input_shape" not in arch:
         raise UserError(f"{type(model).__name__} records no input shape: call accelerate with example inputs")

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from prunekit.batches import DEFAULT, Objective
 from prunekit.data import augment_batch
 
 
@@ -52,8 +52,12 @@ def train_epoch(
     generator: torch.Generator,
     augment: bool = False,
     desc: str = "",
+    objective: Objective = DEFAULT,
 ) -> tuple[float, float]:
-    """One pass over (x, y) in a seeded random order; returns (mean loss, lr at the last step)."""
+    """One pass over (x, y) in a seeded random order; returns (mean loss, lr at the last step).
+
+    The loss is `objective.loss(model, (x_batch, y_batch))`: cross-entropy by default.
+    """
     model.train()
     n = len(x)
     steps = (n + batch_size - 1) // batch_size
@@ -70,7 +74,7 @@ def train_epoch(
             xb = x[idx]
             if augment:
                 xb = augment_batch(xb, generator)
-            loss = F.cross_entropy(model(xb), y[idx])
+            loss = objective.loss(model, (xb, y[idx]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -24,9 +24,11 @@ class RoundPlan:
     schedule: str = "train"  # train = the training lr schedule | finetune = constant fine-tuning lr
     start_epoch: int = 0  # position in the training schedule where this round starts
     squeeze: float = 1.0  # schedule positions advance this many epochs per epoch (AIMP's short retraining)
-    iterations: int = 1  # pruning steps to reach `sparsity`, on an exponential schedule (SynFlow)
+    iterations: int | None = None  # pruning steps to reach `sparsity` (exponential schedule); None = prune.iterations
     during: str | None = None  # a TRAINING_HOOKS entry that prunes while this round trains
     gradual: dict[str, float] | None = None  # for during="gradual": initial, final, begin, end (epochs)
+    stop_within: float | None = None  # end training once the val metric is within this of the base round's
+    min_epochs: int = 0  # with stop_within: epochs trained before the first check
 
 
 Method = Callable[[Config, dict[str, int]], list[RoundPlan]]
@@ -44,6 +46,17 @@ def no_pruning(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
 
 def retrain_epochs(cfg: Config) -> int:
     return cfg.train.epochs if cfg.prune.retrain_epochs is None else cfg.prune.retrain_epochs
+
+
+def iterations(cfg: Config) -> int:
+    """prune.iterations, or the criterion's own default (SynFlow 100, every other criterion 1)."""
+    if cfg.prune.iterations is not None:
+        return cfg.prune.iterations
+    if cfg.prune.structure != "unstructured":
+        return 1
+    from prunekit.pruning.step import default_iterations
+
+    return default_iterations(cfg.prune.criterion)
 
 
 from prunekit.pruning.methods import at_init, gradual, imp, oneshot, soft_threshold  # noqa: E402,F401  (registration)

@@ -2,8 +2,8 @@
 
 Round 0 is the network at initialisation (0 epochs, only evaluated). Each later round starts again from those
 initial weights, prunes them to one target of `prune.sparsity` (a list gives one round per target, as oneshot
-does) with the run's criterion and allocation, in `prune.iterations` steps (SynFlow: 100), and trains the sparse
-network from there for `prune.retrain_epochs` epochs (null = train.epochs, the full schedule).
+does) with the run's criterion and allocation, in `prune.iterations` steps (null: SynFlow 100, others 1), and
+trains the sparse network from there for `prune.retrain_epochs` epochs (null = train.epochs, the full schedule).
 
 Random pruning with layer-wise ratios (uniform, ERK, ER, SNIP-ratio) is `criterion: random, scope: layerwise,
 allocation: uniform | erk | er | snip`.
@@ -12,7 +12,7 @@ allocation: uniform | erk | er | snip`.
 from __future__ import annotations
 
 from prunekit.config import Config
-from prunekit.pruning.methods import METHODS, RoundPlan, retrain_epochs
+from prunekit.pruning.methods import METHODS, RoundPlan, iterations, retrain_epochs
 
 
 def init_round() -> RoundPlan:
@@ -22,7 +22,7 @@ def init_round() -> RoundPlan:
 
 @METHODS.register("at_init")
 def at_init(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
-    epochs, steps = retrain_epochs(cfg), cfg.prune.iterations
+    epochs, steps = retrain_epochs(cfg), iterations(cfg)
     rounds = [init_round()]
     for i, s in enumerate(cfg.prune.sparsities, start=1):
         rounds.append(

@@ -6,25 +6,25 @@ Each round k removes `rate` of the remaining weights (per-tensor rates from `lay
   lr        keep the trained weights, replay the full schedule (learning-rate rewinding)
   finetune  keep the trained weights, train at a constant small lr
 AIMP (`tau`): every round but the last retrains only tau epochs, the lr schedule squeezed into them.
+Adaptive AIMP (`tau: auto`): every round but the last retrains until its validation metric is back within
+`tau_tolerance` of the previous round's, after at least `tau_min` and at most `tau_max` epochs (null: the full
+retraining; the lr schedule is squeezed into tau_max epochs, so an early stop cuts it short); the last round trains
+fully. The run records the epochs each round actually trained.
 """
 
 from __future__ import annotations
 
-import math
-
-from prunekit.config import Config
+from prunekit.config import Config, rounds_needed
 from prunekit.errors import UserError
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
+from prunekit.wording import plural
 
 
 def round_count(cfg: Config) -> int:
     """prune.rounds, or the rounds of `rate` needed to reach prune.sparsity."""
     if cfg.prune.rounds is not None:
         return cfg.prune.rounds
-    target = max(cfg.prune.sparsities)
-    if target == 0:
-        return 0
-    return math.ceil(math.log(1.0 - target) / math.log(1.0 - cfg.prune.rate) - 1e-9)
+    return rounds_needed(max(cfg.prune.sparsities), cfg.prune.rate)  # at most MAX_ROUNDS: the config checked it
 
 
 def round_target(cfg: Config, sizes: dict[str, int], k: int) -> tuple[float, dict[str, float]]:
@@ -50,12 +50,16 @@ def imp(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
     if kind == "iter":
         raise UserError("prune.rewind iter:N is not supported yet: use epoch:K")
     if kind == "epoch" and not 0 <= start < cfg.train.epochs:
-        raise UserError(f"prune.rewind epoch:{start} must be inside round 0's {cfg.train.epochs} epochs")
+        raise UserError(f"prune.rewind epoch:{start} must be inside round 0's {plural(cfg.train.epochs, 'epoch')}")
     rounds = [dense_round(cfg)]
     for k in range(1, n + 1):
         sparsity, fixed = round_target(cfg, sizes, k)
         full = total - start if kind == "epoch" else total
-        epochs = full if (p.tau is None or k == n) else min(p.tau, full)
+        adaptive = p.tau == "auto" and k < n
+        if adaptive:
+            epochs = min(full if p.tau_max is None else p.tau_max, full)
+        else:
+            epochs = full if (p.tau is None or p.tau == "auto" or k == n) else min(p.tau, full)
         squeeze = full / epochs if epochs and kind != "finetune" else 1.0
         rounds.append(
             RoundPlan(
@@ -68,6 +72,8 @@ def imp(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
                 schedule="finetune" if kind == "finetune" else "train",
                 start_epoch=start,
                 squeeze=squeeze,
+                stop_within=p.tau_tolerance if adaptive else None,
+                min_epochs=min(p.tau_min, epochs) if adaptive else 0,
             )
         )
     return rounds

@@ -5,10 +5,11 @@ scalar s_l per tensor trained jointly with the weights; weight decay on s_l pull
 (s_init starts it near 0), the loss pulls it down, and the sparsity that results is measured, not imposed.
 
 Method "str": round 0 is the network at initialisation (0 epochs, evaluated); round 1 trains it from there for
-`prune.retrain_epochs` epochs (null = train.epochs) with the training hook "str". The hook swaps the forward of each
-prunable Conv/Linear module for one that uses S(W, s), so the model's state_dict stays plain (it holds the latent
-W) and every epoch checkpoint is an ordinary one. At the end, W is replaced by S(W, s) (pruned weights exactly 0),
-the original forwards are restored and the live masks become W != 0.
+`prune.retrain_epochs` epochs (null = train.epochs) with the training hook "str". The hook wraps the forward of every
+module that reads a prunable tensor (Conv, ConvTranspose, Linear, MultiheadAttention, LSTM/GRU/RNN, embeddings;
+each module of a shared tensor) so that, within it, the tensor is read as S(W, s); the model's state_dict stays plain
+(it holds the latent W) and every epoch checkpoint is an ordinary one. At the end, W is replaced by S(W, s) (pruned
+weights exactly 0), the original forwards are restored and the live masks become W != 0.
 
 Resume: the thresholds ride in the optimizer state (an extra entry "str_threshold" beside the optimizer's own, for
 the thresholds' parameter group), which epoch checkpoints save; the hook reads them back, so a resumed round
@@ -22,14 +23,18 @@ reference code). With no decay on s nothing pushes the thresholds up and the net
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.config import Config
+from prunekit.errors import UserError
+from prunekit.pruning.coverage import uses_of
+from prunekit.pruning.masks import prunable_params
 from prunekit.pruning.methods import METHODS, RoundPlan, retrain_epochs
 from prunekit.pruning.methods.at_init import init_round
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
@@ -53,6 +58,27 @@ def str_settings(cfg: Config) -> tuple[float, float]:
     return p.s_init, (cfg.train.weight_decay if p.s_decay is None else p.s_decay)
 
 
+@contextlib.contextmanager
+def _swapped(module: nn.Module, weights: list[tuple[str, Tensor]]) -> Iterator[None]:
+    """Within the block, `module` reads the given tensors in place of its parameters at those attribute paths
+    (recurrent layers also through their cached flat weight list)."""
+    restore = []
+    try:
+        for path, tensor in weights:
+            owner_path, _, name = path.rpartition(".")
+            owner = module.get_submodule(owner_path) if owner_path else module
+            restore.append((owner, name, owner._parameters[name]))
+            owner._parameters[name] = tensor
+            if isinstance(owner, nn.RNNBase):
+                owner._flat_weights[owner._flat_weights_names.index(name)] = tensor
+        yield
+    finally:
+        for owner, name, param in reversed(restore):
+            owner._parameters[name] = param
+            if isinstance(owner, nn.RNNBase):
+                owner._flat_weights[owner._flat_weights_names.index(name)] = param
+
+
 @TRAINING_HOOKS.register("str")
 class SoftThreshold:
     """Trains one threshold per prunable tensor through reparameterised forwards; see the module docstring."""
@@ -60,13 +86,21 @@ class SoftThreshold:
     def __init__(self, ctx: HookContext) -> None:
         self.ctx = ctx
         self.names = list(ctx.masks)
-        self.modules = [ctx.model.get_submodule(n.rsplit(".", 1)[0]) for n in self.names]
+        params = prunable_params(ctx.model, self.names)
+        self.params = [params[n] for n in self.names]
+        uses = uses_of(ctx.model, self.names)
+        readers: dict[str, list[tuple[int, str]]] = {}
+        for i, name in enumerate(self.names):
+            if name not in uses:
+                raise UserError(f"method str reparameterises the weights of known layers; {name} is not one of them")
+            for use in uses[name]:
+                readers.setdefault(use.module, []).append((i, use.attr))
         s_init, decay = str_settings(ctx.cfg)
         if decay == 0:
             warnings.warn(
                 "str: no weight decay on the thresholds (train.weight_decay is 0): expect little sparsity", stacklevel=2
             )
-        device = self.modules[0].weight.device
+        device = self.params[0].device
         self.s = nn.Parameter(torch.full((len(self.names),), float(s_init), device=device))
         opt = ctx.optimizer
         saved = opt.state.pop(sum(len(g["params"]) for g in opt.param_groups), None)  # unmatched entry on resume
@@ -81,14 +115,20 @@ class SoftThreshold:
             }
         elif ctx.start_step:
             warnings.warn("str: resumed without saved thresholds; they restart from s_init", stacklevel=2)
-        for i, module in enumerate(self.modules):
-            module.forward = self._forward(module, i)
+        self.forwards = []
+        for module_name, slots in readers.items():
+            module = ctx.model.get_submodule(module_name)
+            self.forwards.append((module, module.__dict__.get("forward")))
+            module.forward = self._forward(module, module.forward, slots)
         self.handle = opt.register_step_post_hook(self._after_step)
 
-    def _forward(self, module: nn.Module, i: int) -> Callable[[Tensor], Tensor]:
-        if isinstance(module, nn.Linear):
-            return lambda x: F.linear(x, sparse_weight(module.weight, self.s[i]), module.bias)
-        return lambda x: module._conv_forward(x, sparse_weight(module.weight, self.s[i]), module.bias)
+    def _forward(self, module: nn.Module, original: Callable[..., Any], slots: list[tuple[int, str]]) -> Any:
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            weights = [(attr, sparse_weight(self.params[i], self.s[i])) for i, attr in slots]
+            with _swapped(module, weights):
+                return original(*args, **kwargs)
+
+        return forward
 
     @torch.no_grad()
     def _after_step(self, optimizer: torch.optim.Optimizer, *_: object) -> None:
@@ -100,8 +140,12 @@ class SoftThreshold:
     @torch.no_grad()
     def finish(self) -> None:
         self.handle.remove()
-        for i, (name, module) in enumerate(zip(self.names, self.modules, strict=True)):
-            module.weight.copy_(sparse_weight(module.weight, self.s[i]))
-            del module.forward
+        for module, forward in self.forwards:
+            if forward is None:
+                del module.forward
+            else:
+                module.forward = forward
+        for i, (name, param) in enumerate(zip(self.names, self.params, strict=True)):
+            param.copy_(sparse_weight(param, self.s[i]))
             mask = self.ctx.masks[name]
-            mask.copy_(mask & (module.weight != 0).to(mask.device))
+            mask.copy_(mask & (param != 0).to(mask.device))

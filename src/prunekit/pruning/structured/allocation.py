@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -38,12 +39,17 @@ def select(
     fraction: float,
     *,
     scope: str = "layerwise",
-    min_channels: int = 1,
+    min_channels: int | Mapping[str, int] = 1,
     round_to: int = 1,
+    weights: Mapping[str, int] | None = None,
 ) -> dict[str, Tensor]:
     """Indices (sorted, int64) of the channels to remove from each group, lowest scores first within a group.
 
     global ranks scores normalised to mean 1 within each group so that layers of different scale compete fairly.
+    min_channels: one floor for every group, or a floor per group name.
+    weights: channels per scored unit of each group (an attention head is head_dim channels), so that a global
+    `fraction` counts channels; default 1 (every unit is one channel). Groups of several-channel units are never
+    rounded (their units are already whole heads), and their units are taken only while they fit in the budget.
     """
     if scope not in SCOPES:
         raise UserError(f"unknown channel pruning scope {scope!r}: known: {', '.join(SCOPES)}")
@@ -54,13 +60,17 @@ def select(
             raise ValueError(f"criterion gave {list(s.shape)} scores for group {name!r} of {sizes[name]} channels")
         if not torch.isfinite(s).all():
             raise UserError(f"criterion produced non-finite scores for group {name!r}")
-    grids = {n: aligned_grid(sizes[n], alignment(original[n], round_to), min_channels) for n in sizes}
+    w = {n: int(weights.get(n, 1)) if weights else 1 for n in sizes}
+    floor = {n: min_channels if isinstance(min_channels, int) else min_channels[n] for n in sizes}
+    grids = {
+        n: aligned_grid(sizes[n], alignment(original[n], round_to) if w[n] == 1 else 1, floor[n]) for n in sizes
+    }
     if scope == "layerwise":
         kept = _layerwise(grids, original, fraction)
         return {n: _lowest(scores[n], sizes[n] - kept[n]) for n in sizes}
-    removed = sum(original[n] - sizes[n] for n in sizes)
-    extra = round(fraction * sum(original[n] for n in sizes)) - removed
-    return _global(scores, grids, max(0, extra))
+    removed = sum((original[n] - sizes[n]) * w[n] for n in sizes)
+    extra = round(fraction * sum(original[n] * w[n] for n in sizes)) - removed
+    return _global(scores, grids, max(0, extra), w)
 
 
 def _lowest(score: Tensor, count: int) -> Tensor:
@@ -87,8 +97,11 @@ def _layerwise(grids: dict[str, list[int]], original: dict[str, int], fraction: 
     return kept
 
 
-def _global(scores: dict[str, Tensor], grids: dict[str, list[int]], extra: int) -> dict[str, Tensor]:
-    """Remove blocks of low normalised scores, cheapest first, while the total gets closer to `extra`."""
+def _global(
+    scores: dict[str, Tensor], grids: dict[str, list[int]], extra: int, weights: dict[str, int]
+) -> dict[str, Tensor]:
+    """Remove blocks of low normalised scores, cheapest first, while the total (in channels: a block of units costs
+    units x weight) gets closer to `extra`; blocks of several-channel units never overshoot it."""
     order, normalised, heap = {}, {}, []
     for position, (n, grid) in enumerate(grids.items()):
         s = scores[n].double().cpu()
@@ -100,10 +113,12 @@ def _global(scores: dict[str, Tensor], grids: dict[str, list[int]], extra: int) 
     total = 0
     while heap and total < extra:
         _, position, _, n, block = heapq.heappop(heap)
-        if total + block - extra > extra - total:  # overshoots more than it undershoots: this group stops here
+        cost = block * weights[n]
+        over = total + cost - extra
+        if over > 0 and (weights[n] != 1 or over > extra - total):  # too far past the budget: this group stops here
             continue
         removed[n] += block
-        total += block
+        total += cost
         width = grids[n][-1] - removed[n]
         _push(heap, n, position, normalised[n], order[n], grids[n], width)
     return {n: order[n][: removed[n]].sort().values for n in grids}

@@ -120,7 +120,8 @@ def taylor(ctx: ChannelContext) -> Scores:
     try:
         for batch in ctx.batches:
             model.zero_grad(set_to_none=True)
-            ctx.objective.loss(model, batch).backward()
+            with torch.enable_grad():  # also when called from no-grad code (the gradual pruning step hook)
+                ctx.objective.loss(model, batch).backward()
             for name, layer in layers.items():
                 change = (layer.weight * layer.weight.grad).flatten(1).sum(1)
                 if layer.bias is not None and layer.bias.grad is not None:

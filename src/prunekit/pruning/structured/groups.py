@@ -1,219 +1,250 @@
 """Coupled channels: trace a model with Torch-Pruning's dependency graph and list the channel groups it can prune.
 
-A channel group is a set of channels that must go together: the output channels of one or more Conv/Linear layers
-(several when a residual addition ties them), the matching entries of per-channel layers (BatchNorm), and the
-matching input channels of every layer that consumes them. Torch-Pruning traces the coupling and does the surgery;
-this module turns its groups into plain named records, and turns tracing failures into a UserError naming the
-module at fault.
+A channel group is a set of channels that must go together: the output channels of one or more layers (several
+when a residual addition or a concatenation ties them), the matching entries of per-channel layers (BatchNorm),
+and the matching input channels of every layer that consumes them. Within a group, channels may also be tied
+into units that go whole (attention heads, the same position in every group of a grouped convolution).
+Torch-Pruning traces the coupling and does most of the surgery; this module turns its groups into plain named
+records, adds the attention heads of nn.MultiheadAttention, and sets aside the groups that must stay whole, each
+with the reason (`Traced.whole`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch_pruning as tp
-from torch import Tensor, nn
+from torch import nn
 
+from prunekit.batches import call_model
 from prunekit.errors import UserError
 from prunekit.export.safety import one_line
+from prunekit.pruning.outputs import output_layers
+from prunekit.pruning.structured import attention, coupling, limits
+from prunekit.pruning.structured.inputs import (
+    AFTER,
+    example_inputs,
+    graph_mode,
+    mode,
+    output_shapes,
+    output_tensors,
+    run_named,
+)
+from prunekit.pruning.structured.recording import PRODUCERS, record
 
-LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+IGNORABLE = (*LAYERS, nn.Embedding, nn.MultiheadAttention)
 
 
 @dataclass
 class Member:
-    """One module touched by a group: `role` is "out" (produces the channels), "norm" (per-channel layer such as
-    BatchNorm) or "in" (consumes them); `idxs[i]` is its own index of root channel `root_idxs[i]`."""
+    """One module touched by a group: `role` is "out" (produces the channels), "norm" (a per-channel layer such as
+    BatchNorm), "in" (consumes them) or "other"; `idxs[i]` is its own index of root channel `root_idxs[i]`.
+    `module` is what criteria read (`.weight`, `.bias`: a filter view for ConvTranspose and attention rows);
+    `layer` is the module or parameter itself when that differs."""
 
     name: str
-    module: nn.Module
+    module: Any
     role: str
     idxs: list[int]
     root_idxs: list[int]
+    layer: Any = field(default=None, repr=False)
+
+    @property
+    def target(self) -> Any:
+        return self.module if self.layer is None else self.layer
 
 
 @dataclass
 class ChannelGroup:
-    """Coupled channels, named after the first producing layer in module order; scores index its `size` channels."""
+    """Coupled channels, named after the first producing layer in module order; scores index its `size` channels.
+    `units` lists channels that only go together (None: each channel alone); `cut` removes channels when
+    Torch-Pruning does not (attention heads)."""
 
     name: str
     size: int
     members: list[Member]
-    root: nn.Module = field(repr=False)  # the layer Torch-Pruning prunes the group through
+    root: Any = field(repr=False)
+    units: list[list[int]] | None = None
+    cut: Callable[[list[int]], None] | None = field(default=None, repr=False)
 
     def role(self, role: str) -> list[Member]:
         return [m for m in self.members if m.role == role]
 
+    @property
+    def unit_size(self) -> int:
+        return len(self.units[0]) if self.units else 1
+
 
 @dataclass
 class Traced:
-    """A traced model: its groups, the dependency graph that prunes them, and the output shape to preserve."""
+    """A traced model: its prunable groups, the groups kept whole (name -> reason), the dependency graph that prunes
+    them, the example inputs, the output shapes to preserve and the output layers."""
 
     model: nn.Module
     graph: tp.DependencyGraph
     groups: list[ChannelGroup]
-    example_input: Tensor
-    output_shape: tuple[int, ...]
+    whole: dict[str, str]
+    example_input: Any
+    output_shapes: list[tuple[int, ...]]
+    outputs: tuple[str, ...] = ()
 
     def remove(self, group: ChannelGroup, channels: list[int]) -> None:
         """Physically delete `channels` of `group` from every coupled module."""
-        if channels:
-            fn = self.graph.get_pruner_of_module(group.root).prune_out_channels
-            self.graph.get_pruning_group(group.root, fn, channels).prune()
+        if not channels:
+            return
+        if group.cut is not None:
+            group.cut(channels)
+            return
+        fn = self.graph.get_pruner_of_module(group.root).prune_out_channels
+        self.graph.get_pruning_group(group.root, fn, channels).prune()
 
     def check(self) -> None:
         """Run the pruned model once; a failure or a changed output shape names the module at fault."""
-        with torch.no_grad(), _mode(self.model, train=False):
-            out = _forward(self.model, self.example_input, "after channel pruning")
-        if tuple(out.shape) != self.output_shape:
+        with torch.no_grad(), mode(self.model, train=False):
+            out = run_named(self.model, self.example_input, AFTER)
+        shapes = output_shapes(out)
+        if shapes != self.output_shapes:
             raise UserError(
                 f"channel pruning changed the output of {type(self.model).__name__} from "
-                f"{list(self.output_shape)} to {list(out.shape)}; add its last layers to prune.ignore"
+                f"{_shapes(self.output_shapes)} to {_shapes(shapes)}; add its last layers to ignore"
             )
 
 
 def resolve_ignore(model: nn.Module, ignore: Iterable[str]) -> list[str]:
-    """Names of the Conv/Linear layers whose output channels are kept: the model's output layer plus `ignore`.
-
-    Entries are module names, parameter names (`fc3.weight`), glob patterns or a parent module (`layer1`); an
-    entry that matches no layer is an error, so a typo never prunes a layer the user meant to keep.
-    """
-    layers = [name for name, m in model.named_modules() if isinstance(m, LAYERS)]
-    patterns = [p.removesuffix(".weight") for p in ignore]
-    output = getattr(model, "output_layer", None)
-    keep = {output} if isinstance(output, str) and output in layers else set()
-    for pattern in patterns:
+    """Names of the layers whose output channels (or heads) are kept, from `ignore`: module names, parameter names
+    (`fc3.weight`), glob patterns or a parent module (`layer1`). An entry that matches no layer is an error, so a
+    typo never prunes a layer the user meant to keep."""
+    layers = [name for name, m in model.named_modules() if isinstance(m, IGNORABLE)]
+    keep: set[str] = set()
+    for pattern in (p.removesuffix(".weight") for p in ignore):
         hits = {n for n in layers if fnmatch.fnmatchcase(n, pattern) or n.startswith(pattern + ".")}
         if not hits:
-            raise UserError(f"prune.ignore entry {pattern!r} matches no Conv/Linear layer; layers: {layers}")
+            raise UserError(
+                f"ignore entry {pattern!r} matches no Conv/Linear layer (nor Embedding or MultiheadAttention); "
+                f"layers: {layers}"
+            )
         keep |= hits
     return [n for n in layers if n in keep]
 
 
-def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Tensor | None = None) -> Traced:
-    """Trace `model` and list its prunable channel groups in module order (ignored layers' groups left out)."""
-    x = _example(model, example_input)
+def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Any = None) -> Traced:
+    """Trace `model` on `example_input` (a tensor, tuple or dict; default zeros of the zoo input shape) and list its
+    channel groups in module order: the prunable ones, and the ones that stay whole with the reason."""
+    inputs = example_inputs(model, example_input)
     names = {m: n for n, m in model.named_modules()}
-    _refuse_unwrapped(model, names)
-    kept = [model.get_submodule(n) for n in resolve_ignore(model, ignore)]
-    ran: list[nn.Module] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: ran.append(m)) for m in model.modules() if isinstance(m, LAYERS)]
-    try:
-        with torch.enable_grad(), _mode(model, train=False):
-            out = _forward(model, x, "while tracing")
-    finally:
-        for h in hooks:
-            h.remove()
-    if not isinstance(out, Tensor):
+    with graph_mode(model):
+        rec = record(model, inputs)
+    outs = output_tensors(rec.output)
+    _check_outputs(model, outs)
+    outputs = output_layers(model, inputs).modules
+    protected = {n: "an output layer" for n in outputs}
+    protected |= {n: "in ignore" for n in resolve_ignore(model, ignore) if n not in protected}
+    graph = _graph(model, inputs)
+    _refuse_cut(model, graph, rec.ran)
+    facts = limits.Facts.of(model, protected, rec.direct)
+    order = {n: i for i, n in enumerate(names.values())}
+    groups, whole = [], {}
+    for items in graph.get_all_groups(ignored_layers=[], root_module_types=PRODUCERS):
+        group = _group(graph, items, names, order)
+        reason = limits.reason(group, facts) or coupling.assign_units(group, rec.splits)
+        if reason:
+            whole[group.name] = reason
+        else:
+            groups.append(group)
+    heads, kept = attention.head_groups(model, facts, rec.ran)
+    groups += heads
+    whole |= kept
+    groups.sort(key=lambda g: order[g.name])
+    return Traced(model, graph, groups, whole, inputs, [tuple(t.shape) for t in outs], outputs)
+
+
+def _check_outputs(model: nn.Module, outs: list) -> None:
+    if not outs:
+        raise UserError(f"cannot trace {type(model).__name__} for channel pruning: its forward returns no tensor")
+    if all(t.grad_fn is None for t in outs):
         raise UserError(
-            f"cannot trace {type(model).__name__} for channel pruning: its forward returns a "
-            f"{type(out).__name__}, not one tensor"
-        )
-    if out.grad_fn is None:
-        raise UserError(
-            f"cannot trace {type(model).__name__} for channel pruning: its output has no autograd "
+            f"cannot trace {type(model).__name__} for channel pruning: its outputs have no autograd "
             "history (torch.no_grad or .detach() in forward?)"
         )
-    with torch.enable_grad(), _mode(model, train=False):
+
+
+def _graph(model: nn.Module, inputs: Any) -> tp.DependencyGraph:
+    with graph_mode(model):
         try:
-            graph = tp.DependencyGraph().build_dependency(model, example_inputs=x, verbose=False)
+            return tp.DependencyGraph().build_dependency(
+                model,
+                example_inputs=inputs,
+                forward_fn=call_model,
+                output_transform=lambda out: [t for t in output_tensors(out) if t.grad_fn is not None],
+                verbose=False,
+            )
         except Exception as exc:  # Torch-Pruning raises many kinds; the user needs one line
             raise UserError(f"Torch-Pruning cannot trace {type(model).__name__}: {one_line(exc)}") from exc
-    cut = [names[m] for m in dict.fromkeys(ran) if m not in graph.module2node]
-    if cut:
-        raise UserError(
-            f"cannot trace {type(model).__name__} for channel pruning: module {cut[0]!r} is cut from "
-            "the autograd graph (.detach() or torch.no_grad in forward?)"
-        )
-    order = {n: i for i, n in enumerate(names.values())}
-    found = graph.get_all_groups(ignored_layers=kept, root_module_types=LAYERS)
-    groups = [_group(graph, items, names, order) for items in found]
-    groups.sort(key=lambda g: order[g.name])
-    return Traced(model, graph, groups, x, tuple(out.shape))
 
 
-def _group(graph: tp.DependencyGraph, items: list, names: dict[nn.Module, str], order: dict[str, int]) -> ChannelGroup:
+def _refuse_cut(model: nn.Module, graph: tp.DependencyGraph, ran: set[str]) -> None:
+    for name, module in model.named_modules():
+        if name in ran and isinstance(module, LAYERS) and module not in graph.module2node:
+            raise UserError(
+                f"cannot trace {type(model).__name__} for channel pruning: module {name!r} is cut from "
+                "the autograd graph (.detach() or torch.no_grad in forward, or an output used only in training?)"
+            )
+
+
+def _group(graph: tp.DependencyGraph, items: list, names: dict[Any, str], order: dict[str, int]) -> ChannelGroup:
     members = []
     for item in items:
         module = item.dep.target.module
+        if isinstance(module, nn.Parameter):
+            members.append(Member(limits.parameter_name(graph, module), module, "other", [], []))
+            continue
         if module not in names:  # Torch-Pruning's placeholders for ReLU, add, flatten, ...
             continue
-        if isinstance(module, LAYERS):
-            role = "out" if graph.is_out_channel_pruning_fn(item.dep.handler) else "in"
-        else:
-            role = "norm"
-        members.append(Member(names[module], module, role, list(item.idxs), list(item.root_idxs)))
+        out = graph.is_out_channel_pruning_fn(item.dep.handler)
+        role = _role(module, out)
+        view = _Filters(module) if role == "out" and getattr(module, "transposed", False) else None
+        member = Member(names[module], view or module, role, list(item.idxs), list(item.root_idxs))
+        member.layer = module if view is not None else None
+        members.append(member)
     root = items[0].dep.target.module
     producers = [m.name for m in members if m.role == "out"]
     name = min(producers, key=order.__getitem__)
     return ChannelGroup(name, graph.get_out_channels(root), members, root)
 
 
-def _refuse_unwrapped(model: nn.Module, names: dict[nn.Module, str]) -> None:
-    """Parameters used outside a layer Torch-Pruning knows (e.g. F.conv2d(x, self.weight)) cannot be followed."""
-    known = tp.DependencyGraph().REGISTERED_PRUNERS
-    wrapped = {
-        id(p)
-        for m in model.modules()
-        if tp.ops.module2type(m) in known and tp.ops.module2type(m) != tp.ops.OPTYPE.ELEMENTWISE
-        for p in m.parameters()
-    }
-    for module in model.modules():
-        for pname, p in module.named_parameters(recurse=False):
-            if id(p) not in wrapped:
-                owner = names[module] or type(model).__name__
-                raise UserError(
-                    f"cannot prune channels of {type(model).__name__}: module {owner!r} uses its parameter "
-                    f"{pname!r} directly ({type(module).__name__} is not a layer Torch-Pruning can "
-                    "resize); rewrite it with nn.Conv/nn.Linear layers"
-                )
+def _role(module: nn.Module, out: bool) -> str:
+    if isinstance(module, PRODUCERS) and out:
+        return "out"
+    if isinstance(module, LAYERS) and not out:
+        return "in"
+    if isinstance(module, nn.MultiheadAttention | nn.RNNBase):
+        return "other"
+    return "norm"
 
 
-def _example(model: nn.Module, example_input: Tensor | None) -> Tensor:
-    device = next(model.parameters()).device
-    if example_input is not None:
-        return example_input.to(device)
-    arch = getattr(model, "arch", None)
-    if not isinstance(arch, dict) or "input_shape" not in arch:
-        raise UserError(f"{type(model).__name__} has no arch.input_shape: pass example_input to trace it")
-    return torch.zeros(1, *arch["input_shape"], device=device)
+class _Filters:
+    """A ConvTranspose layer's weights seen as output filters, [out, in, *kernel], for filter criteria."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        self.layer = layer
+
+    @property
+    def weight(self) -> torch.Tensor:
+        w = self.layer.weight
+        view = w.detach().transpose(0, 1)
+        if w.grad is not None:
+            view.grad = w.grad.transpose(0, 1)
+        return view
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.layer.bias
 
 
-def _forward(model: nn.Module, x: Tensor, when: str) -> Tensor:
-    """model(x); an exception becomes a UserError naming the innermost module that was running."""
-    names = {m: n for n, m in model.named_modules()}
-    stack: list[str] = []
-
-    def enter(module: nn.Module, _: object) -> None:
-        stack.append(names[module])
-
-    def leave(module: nn.Module, _: object, __: object) -> None:
-        stack.pop()
-
-    hooks = [m.register_forward_pre_hook(enter) for m in model.modules()]
-    hooks += [m.register_forward_hook(leave) for m in model.modules()]
-    try:
-        return model(x)
-    except Exception as exc:  # any failure inside a user model; the user needs the module's name
-        where = f"module {stack[-1]!r}" if stack and stack[-1] else f"{type(model).__name__}.forward"
-        raise UserError(
-            f"channel pruning: {type(model).__name__} fails {when} in {where}: {one_line(exc)}; "
-            "add that module to prune.ignore"
-        ) from exc
-    finally:
-        for h in hooks:
-            h.remove()
-
-
-@contextlib.contextmanager
-def _mode(model: nn.Module, train: bool) -> Iterator[None]:
-    was = model.training
-    model.train(train)
-    try:
-        yield
-    finally:
-        model.train(was)
+def _shapes(shapes: list[tuple[int, ...]]) -> str:
+    return ", ".join(str(list(s)) for s in shapes)

@@ -1,14 +1,20 @@
-"""Channel pruning that shrinks the network: score, allocate, then physically cut the coupled channels.
+"""Channel pruning that shrinks the network: score, allocate, then physically cut the coupled channels, atomically.
 
-`prune_channels` is the one primitive the runner needs for one-shot, iterative and gradual channel pruning: it
-takes the target as the fraction of the *original* prunable channels removed so far, so a later round just asks
-for more. Torch-Pruning's dependency graph does the surgery, so residual additions, BatchNorm and the next layer's
-inputs shrink together.
+`prune_channels` is the one primitive the runner and `prunekit.prune_channels` need for one-shot, iterative and
+gradual channel pruning: it takes the target as the fraction of the *original* prunable channels removed so far,
+so a later round just asks for more. Torch-Pruning's dependency graph does the surgery (residual additions,
+concatenations, BatchNorm, depthwise and grouped convolutions and the next layer's inputs shrink together);
+attention heads go whole. Everything runs on a copy (see transaction.py): on any error or refusal the model is
+exactly as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import copy
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -17,8 +23,11 @@ from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
-from prunekit.pruning.structured.groups import trace
-from prunekit.pruning.structured.widths import original_widths, output_widths
+from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace
+from prunekit.pruning.structured.report import ChannelReport
+from prunekit.pruning.structured.transaction import Transaction
+from prunekit.pruning.structured.verify import cut_and_verify
+from prunekit.pruning.structured.widths import original_widths, output_widths, physical_params
 
 ROUND_TO = 8  # the default width multiple (prune.round_to): fast on CPU and GPU alike, see docs/results.md
 
@@ -40,34 +49,38 @@ def prune_channels(
     round_to: int = ROUND_TO,
     batches: list[Batch] | None = None,
     objective: Objective = DEFAULT,
-    example_input: Tensor | None = None,
+    example_input: Any = None,
     generator: torch.Generator | None = None,
     original: Mapping[str, int] | None = None,
     reconstruct: bool = True,
     follow: Iterable[nn.Module] = (),
-) -> nn.Module:
-    """Remove channels from `model` *in place* until `fraction` of its original prunable channels are gone; return it.
+    verify: bool = True,
+) -> ChannelReport:
+    """Remove channels from `model` *in place* until `fraction` of its original prunable channels are gone.
 
     criterion: a CHANNEL_CRITERIA name (l1_filter, l2_filter, fpgm, taylor, bn_scale, random, thinet) or function.
     scope: "layerwise" (each coupled group loses the same fraction) or "global" (one ranking of normalised scores).
-    ignore: Conv/Linear layers (names, `name.weight`, globs, parents) whose output channels stay; the model's
-        output layer is always kept. A coupled group containing an ignored layer is left whole.
-    min_channels: no group keeps fewer channels.
+    ignore: layers (names, `name.weight`, globs, parents) whose output channels (or heads) stay; the model's output
+        layers always stay. A coupled group containing a kept layer is left whole.
+    min_channels: no group keeps fewer channels (attention: fewer heads than this many channels need).
     round_to: a group with at least 2 * round_to original channels keeps a multiple of round_to (or all it has),
-        because kernels run fastest on aligned widths; 1 = exact counts. How the budget is still met after rounding:
-        prunekit.pruning.structured.allocation.
+        because kernels run fastest on aligned widths; 1 = exact counts. Groups whose units are several channels
+        (attention heads, positions of grouped convolutions) are not rounded. How the budget is still met after
+        rounding: prunekit.pruning.structured.allocation.
     batches: batches for data-dependent criteria (taylor, thinet), on the model's device; any structure that
         `objective` understands ((x, y) pairs and cross-entropy by default).
-    example_input: a batch to trace with; default zeros of shape (1, *model.arch["input_shape"]).
+    example_input: model inputs to trace with (a tensor, a tuple of positional inputs or a dict of keyword
+        inputs); default zeros of shape (1, *model.arch["input_shape"]).
     generator: for the random criterion and ThiNet's sampled positions.
     original: output width of each group's first layer (by module name) before any pruning; default: rebuilt from
         `model.arch`, or the current widths when the model has none.
     reconstruct: run the criterion's weight reconstruction, if it has one (ThiNet's least-squares rescaling).
     follow: other models of the same architecture and widths (e.g. a copy holding the initial weights, for
         rewinding) that lose exactly the same channels, with their own weights.
+    verify: check that the thinner network computes what the original does with the removed channels zeroed.
 
-    Parameters are replaced by smaller ones: build the optimizer after pruning. Train/eval mode is preserved.
-    A UserError raised after the surgery started (a model that breaks once thinner) leaves the model partly pruned.
+    Returns what was removed and what stayed whole (and why). Parameters that lose channels are replaced by smaller
+    ones (build the optimizer after pruning); requires_grad, dtypes, devices, buffers and train/eval modes are kept.
     """
     if not 0.0 <= fraction < 1.0:
         raise UserError(f"channel fraction must be in [0, 1), got {fraction}")
@@ -81,31 +94,46 @@ def prune_channels(
     fn = CHANNEL_CRITERIA.get(criterion) if isinstance(criterion, str) else criterion
     if needs_batches(fn) and not batches:
         raise UserError(f"channel criterion {getattr(fn, '__name__', fn)!r} needs batches of training data")
-    traced = trace(model, ignore, example_input)
-    if not traced.groups:
-        raise UserError(f"{type(model).__name__} has no prunable channel group left after ignoring {list(ignore)}")
-    widths = dict(original) if original is not None else original_widths(model)
-    sizes = {g.name: g.size for g in traced.groups}
-    origin = {n: max(int(widths.get(n, size)), size) for n, size in sizes.items()}
-    ctx = ChannelContext(model, traced.groups, list(batches or []), generator, objective=objective)
-    scores = fn(ctx)
-    missing = sorted(set(sizes) - set(scores))
-    if missing:
-        raise ValueError(f"channel criterion gave no scores for groups {missing}")
-    drop = select(scores, sizes, origin, fraction, scope=scope, min_channels=int(min_channels), round_to=int(round_to))
-    removed = {name: d.tolist() for name, d in drop.items()}
-    for other in follow:  # first: a follower that does not match fails before the model itself changes
+    followers = list(follow)
+    for other in followers:
         if output_widths(other) != output_widths(model):
             raise UserError(
                 f"a model to follow has other widths than {type(model).__name__}: it cannot lose the same channels"
             )
-        remove_channels(other, removed, ignore=ignore, example_input=traced.example_input)
+    params = physical_params(model)
+    widths = dict(original) if original is not None else original_widths(model)
+    tx = Transaction([model, *followers])
+    work = tx.copies[0]
+    traced = trace(work, ignore, example_input)
+    if not traced.groups:
+        raise UserError(_nothing_to_prune(model, traced))
+    ctx = ChannelContext(work, traced.groups, list(batches or []), generator, objective=objective)
+    with _all_trainable(work):
+        scores = fn(ctx)
+    missing = sorted({g.name for g in traced.groups} - set(scores))
+    if missing:
+        raise ValueError(f"channel criterion gave no scores for groups {missing}")
+    drop = _choose(traced.groups, scores, widths, fraction, scope, int(min_channels), int(round_to))
+    removed = {name: d.tolist() for name, d in drop.items()}
+    for other in tx.copies[1:]:
+        _remove(other, removed, ignore, traced.example_input, verify=False)
     if reconstruct and hasattr(fn, "reconstruct"):
         fn.reconstruct(ctx, {g.name: _complement(drop[g.name], g.size) for g in traced.groups})
-    for group in traced.groups:
-        traced.remove(group, removed[group.name])
-    traced.check()
-    return model
+    try:
+        _cut(traced, removed, verify)
+    except UserError as exc:
+        culprit = _blame(model, removed, ignore, traced.example_input, verify)
+        if culprit is None:
+            raise
+        raise UserError(f"{exc} (removing channels of {culprit!r} alone causes it: add {culprit!r} to ignore)") from exc
+    tx.commit()
+    return ChannelReport(
+        removed={g.name: removed[g.name] for g in traced.groups},
+        widths={g.name: (g.size, g.size - len(removed[g.name])) for g in traced.groups},
+        whole=dict(traced.whole),
+        outputs=traced.outputs,
+        params=(params, physical_params(model)),
+    )
 
 
 def remove_channels(
@@ -113,21 +141,154 @@ def remove_channels(
     removed: Mapping[str, list[int]],
     *,
     ignore: Iterable[str] = (),
-    example_input: Tensor | None = None,
+    example_input: Any = None,
+    verify: bool = True,
 ) -> nn.Module:
-    """Remove the given channels (group name -> current channel indices) from `model` in place; return it."""
-    traced = trace(model, ignore, example_input)
+    """Remove the given channels (group name -> current channel indices) from `model` in place, atomically."""
+    tx = Transaction([model])
+    _remove(tx.copies[0], removed, tuple(ignore), example_input, verify)
+    tx.commit()
+    return model
+
+
+def _remove(model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, example: Any, verify: bool) -> None:
+    traced = trace(model, ignore, example)
     sizes = {g.name: g.size for g in traced.groups}
     unknown = sorted(set(removed) - set(sizes))
     if unknown:
         raise UserError(f"{type(model).__name__} has no channel groups {unknown}; its groups: {sorted(sizes)}")
+    channels = {}
     for group in traced.groups:
-        channels = sorted(set(removed.get(group.name, [])))
-        if channels and not (channels[0] >= 0 and channels[-1] < group.size and len(channels) < group.size):
-            raise UserError(f"cannot remove channels {channels} from group {group.name!r} of {group.size} channels")
-        traced.remove(group, channels)
-    traced.check()
-    return model
+        chosen = sorted(set(removed.get(group.name, [])))
+        if chosen and not (chosen[0] >= 0 and chosen[-1] < group.size and len(chosen) < group.size):
+            raise UserError(f"cannot remove channels {chosen} from group {group.name!r} of {group.size} channels")
+        if group.units and chosen and sorted(c for u in group.units if u[0] in chosen for c in u) != chosen:
+            raise UserError(f"channels {chosen} of group {group.name!r} are not whole units (heads or conv groups)")
+        channels[group.name] = chosen
+    _cut(traced, channels, verify)
+
+
+def _blame(model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, example: Any, verify: bool) -> str | None:
+    """After a cut failed: the first group whose channels alone make a copy of the untouched model fail the same
+    checks (None when no single group does, or only one group lost channels)."""
+    cut = [name for name, channels in removed.items() if channels]
+    if len(cut) < 2:
+        return None
+    for name in cut:
+        try:
+            _remove(copy.deepcopy(model), {name: removed[name]}, ignore, example, verify)
+        except UserError:
+            return name
+    return None
+
+
+def _cut(traced: Traced, removed: Mapping[str, list[int]], verify: bool) -> None:
+    """Surgery on the traced (copied) model, checked; requires_grad of every parameter kept by name."""
+    model = traced.model
+    flags = {name: p.requires_grad for name, p in model.named_parameters(remove_duplicate=False)}
+    ties = _ties(model)
+
+    def cut() -> None:
+        for group in traced.groups:
+            traced.remove(group, removed.get(group.name, []))
+        _sync_widths(model)
+
+    if verify:
+        cut_and_verify(model, cut, traced.example_input)
+    else:
+        cut()
+        traced.check()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        p.requires_grad_(flags[name])
+    for names in ties:
+        tensors = {id(model.get_parameter(n)) for n in names}
+        if len(tensors) > 1:
+            raise UserError(f"channel pruning would untie {' and '.join(map(repr, names))}; add them to ignore")
+
+
+def _sync_widths(model: nn.Module) -> None:
+    """Width attributes read off the tensors: Torch-Pruning subtracts its index count from them, which is wrong when
+    several coupled indices land on one channel (a fused q/k/v projection), while the tensors are right."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            m.out_features, m.in_features = m.weight.shape
+        elif isinstance(m, nn.modules.conv._ConvNd):
+            a, b = m.weight.shape[:2]
+            m.in_channels, m.out_channels = (a, b * m.groups) if m.transposed else (b * m.groups, a)
+        elif isinstance(m, nn.modules.batchnorm._NormBase):
+            source = m.weight if m.weight is not None else m.running_mean
+            if source is not None:
+                m.num_features = source.shape[0]
+        elif isinstance(m, nn.Embedding):
+            m.num_embeddings, m.embedding_dim = m.weight.shape
+        elif isinstance(m, nn.PReLU):
+            m.num_parameters = m.weight.numel()
+
+
+def _ties(model: nn.Module) -> list[list[str]]:
+    holders: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        holders.setdefault(id(p), []).append(name)
+    return [names for names in holders.values() if len(names) > 1]
+
+
+def _choose(
+    groups: list[ChannelGroup],
+    scores: dict[str, Tensor],
+    widths: Mapping[str, int],
+    fraction: float,
+    scope: str,
+    min_channels: int,
+    round_to: int,
+) -> dict[str, Tensor]:
+    """Channels to remove from each group: `select` over units (a channel, a head, a position of every conv group),
+    each unit scored by the mean of its channels."""
+    unit_scores, sizes, origin, floor = {}, {}, {}, {}
+    for g in groups:
+        k = g.unit_size
+        units = g.units or [[c] for c in range(g.size)]
+        channel = scores[g.name]
+        if channel.shape != (g.size,):
+            raise ValueError(f"criterion gave {list(channel.shape)} scores for group {g.name!r} of {g.size} channels")
+        unit_scores[g.name] = torch.stack([channel[u].float().mean() for u in units]).cpu()
+        sizes[g.name] = len(units)
+        origin[g.name] = max(int(widths.get(g.name, g.size)) // k, len(units))
+        floor[g.name] = max(1, math.ceil(min_channels / k))
+    weights = {g.name: g.unit_size for g in groups}
+    chosen = select(
+        unit_scores, sizes, origin, fraction, scope=scope, min_channels=floor, round_to=round_to, weights=weights
+    )
+    out = {}
+    for g in groups:
+        units = g.units or [[c] for c in range(g.size)]
+        out[g.name] = torch.tensor(sorted(c for i in chosen[g.name].tolist() for c in units[i]), dtype=torch.long)
+    return out
+
+
+@contextlib.contextmanager
+def _all_trainable(model: nn.Module) -> Iterator[None]:
+    """Every floating parameter of the working copy requires grad while criteria score (Taylor on frozen layers)."""
+    params = [p for p in model.parameters() if p.is_floating_point()]
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(True)
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+
+
+def _nothing_to_prune(model: nn.Module, traced: Traced) -> str:
+    reasons = sorted(dict.fromkeys(traced.whole.values()), key=lambda why: why.startswith("the width of"))
+    if not reasons:
+        return f"cannot prune channels of {type(model).__name__}: it has no channel group to prune"
+    more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
+    return (
+        f"cannot prune channels of {type(model).__name__}: every channel group stays whole: "
+        + "; ".join(reasons[:3])
+        + more
+    )
 
 
 def _complement(drop: Tensor, size: int) -> Tensor:

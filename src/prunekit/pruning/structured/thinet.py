@@ -74,19 +74,19 @@ def sample_contributions(ctx: ChannelContext) -> dict[str, dict[str, Tensor]]:
     """{group: {consumer: Tensor[samples, group channels]}} over the context's batches (inputs only)."""
     if not ctx.batches:
         raise UserError("criterion thinet needs batches of training data")
-    consumers: dict[nn.Module, tuple[ChannelGroup, Member]] = {}
+    consumers: dict[nn.Module, list[tuple[ChannelGroup, Member]]] = {}  # a layer may consume several groups
     for g in ctx.groups:
         if not g.role("in"):
             raise UserError(f"criterion thinet needs a Conv/Linear layer that consumes the channels of {g.name!r}")
         for member in g.role("in"):
-            consumers[member.module] = (g, member)
+            consumers.setdefault(member.module, []).append((g, member))
     per_batch = math.ceil(SAMPLES / len(ctx.batches))
     found: dict[str, dict[str, list[Tensor]]] = {g.name: {m.name: [] for m in g.role("in")} for g in ctx.groups}
 
     def record(module: nn.Module, inputs: tuple[Tensor, ...], _: Tensor) -> None:
-        g, member = consumers[module]
-        picked = _contributions(member, inputs[0].detach(), per_batch, ctx.generator)
-        found[g.name][member.name].append(_onto_group(g, member, picked))
+        for g, member in consumers[module]:
+            picked = _contributions(member, inputs[0].detach(), per_batch, ctx.generator)
+            found[g.name][member.name].append(_onto_group(g, member, picked))
 
     hooks = [m.register_forward_hook(record) for m in consumers]
     was_training = ctx.model.training

@@ -1,12 +1,14 @@
 """How much of the original network a thinner one keeps: widths, parameters and per-layer reports.
 
 The original network is rebuilt from `model.arch` on the meta device (no memory, no weights), so a model loaded
-from a compact file still knows the widths it started from.
+from a compact file still knows the widths it started from; a user's model has no `arch`, so callers that know
+its unpruned form (the runner builds it with the task's factory) pass it as `base`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,14 +27,28 @@ def base_model(model: nn.Module) -> nn.Module | None:
         return create_model(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in arch.items()})
 
 
+def layer_width(module: nn.Module) -> int | None:
+    """Output channels of a Conv/ConvTranspose, units of a Linear, embedding width, or attention heads x head_dim."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return int(module.out_channels)
+    if isinstance(module, nn.Linear):
+        return int(module.out_features)
+    if isinstance(module, nn.Embedding):
+        return int(module.embedding_dim)
+    if isinstance(module, nn.MultiheadAttention):
+        return int(module.num_heads * module.head_dim)
+    return None
+
+
 def output_widths(model: nn.Module) -> dict[str, int]:
-    """Output channels (or units) of every Conv/Linear layer, by module name."""
-    return {name: int(m.weight.shape[0]) for name, m in model.named_modules() if isinstance(m, LAYERS)}
+    """The width (`layer_width`) of every layer that has one, by module name."""
+    return {name: w for name, m in model.named_modules() if (w := layer_width(m)) is not None}
 
 
-def original_widths(model: nn.Module) -> dict[str, int]:
-    """Output widths of the unpruned architecture; the current widths when the model records no `arch`."""
-    base = base_model(model)
+def original_widths(model: nn.Module, base: nn.Module | None = None) -> dict[str, int]:
+    """Output widths of the unpruned architecture (`base`, else rebuilt from `model.arch`); the current widths when
+    neither is known."""
+    base = base if base is not None else base_model(model)
     return output_widths(model if base is None else base)
 
 
@@ -58,7 +74,7 @@ def channel_sparsity(
     model: nn.Module,
     *,
     ignore: Iterable[str] = (),
-    example_input: Tensor | None = None,
+    example_input: Any = None,
     original: Mapping[str, int] | None = None,
 ) -> float:
     """Fraction of the prunable channels removed so far: over the groups `prune_channels` may prune, each coupled
@@ -69,26 +85,40 @@ def channel_sparsity(
     return 1.0 - sum(g.size for g in groups) / total if total else 0.0
 
 
-def layer_report(model: nn.Module) -> list[dict]:
-    """One entry per Conv/Linear weight against the unpruned architecture, in the summary.json `layers` form:
-    `sparsity` is the fraction of its weights physically removed, `units_pruned` of its output units."""
-    base = base_model(model) or model
-    base_shapes = {name: tuple(m.weight.shape) for name, m in base.named_modules() if isinstance(m, LAYERS)}
+def layer_report(model: nn.Module, base: nn.Module | None = None) -> list[dict]:
+    """One entry per Conv/Linear weight (and attention input projection) against the unpruned architecture
+    (`base`, else rebuilt from `model.arch`), in the summary.json `layers` form: `sparsity` is the fraction of its
+    weights physically removed, `units_pruned` of its output units (heads x head_dim for attention)."""
+    base = base if base is not None else (base_model(model) or model)
+    base_modules = dict(base.named_modules())
     rows = []
     for name, module in model.named_modules():
-        if not isinstance(module, LAYERS):
+        weight = _weight(module)
+        if weight is None:
             continue
-        shape = tuple(module.weight.shape)
-        origin = base_shapes.get(name, shape)
-        numel, origin_numel = module.weight.numel(), int(torch.Size(origin).numel())
+        origin_module = base_modules.get(name, module)
+        origin_weight = _weight(origin_module)
+        shape = tuple(weight[1].shape)
+        origin = tuple(origin_weight[1].shape) if origin_weight is not None else shape
+        numel, origin_numel = weight[1].numel(), int(torch.Size(origin).numel())
+        width, origin_width = layer_width(module), layer_width(origin_module) or layer_width(module)
         rows.append(
             {
-                "name": f"{name}.weight",
+                "name": f"{name}.{weight[0]}" if name else weight[0],
                 "shape": list(shape),
                 "original_shape": list(origin),
                 "numel": numel,
                 "sparsity": round(1.0 - numel / origin_numel, 6),
-                "units_pruned": round(1.0 - shape[0] / origin[0], 6),
+                "units_pruned": round(1.0 - width / origin_width, 6),
             }
         )
     return rows
+
+
+def _weight(module: nn.Module) -> tuple[str, Tensor] | None:
+    if isinstance(module, LAYERS):
+        return "weight", module.weight
+    if isinstance(module, nn.MultiheadAttention):
+        packed = module.in_proj_weight is not None
+        return ("in_proj_weight", module.in_proj_weight) if packed else ("q_proj_weight", module.q_proj_weight)
+    return None

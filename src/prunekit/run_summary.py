@@ -1,0 +1,122 @@
+"""summary.json read back from a run directory: bounded in size, every field the readers use checked for its type.
+
+A summary can be damaged (a disk filled up, a hand edit, a file from another tool); whatever is wrong is a one-line
+`UserError` that names the file and the field, so `report`, `export` and `inspect` never fail deeper with a bug.
+Unknown fields are kept (newer prunekit versions may add some); known ones must have their documented types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prunekit.errors import UserError
+from prunekit.safe_text import clip, finite, load_json, short
+
+FRACTION = "fraction"  # a number in [0, 1]
+COUNT = "count"  # an integer >= 0
+SECONDS = "seconds"  # a number >= 0
+TEXT = "text"
+FLAG = "flag"
+LOSS = "loss"  # any number, NaN and infinity included (a diverged training loss)
+
+SUMMARY_FIELDS = {
+    "name": TEXT,
+    "model": TEXT,
+    "dataset": TEXT,
+    "method": TEXT,
+    "structure": TEXT,
+    "criterion": TEXT,
+    "scope": TEXT,
+    "device": TEXT,
+    "complete": FLAG,
+    "dense_accuracy": FRACTION,
+    "final_sparsity": FRACTION,
+    "final_accuracy": FRACTION,
+    "total_epochs": COUNT,
+    "wall_seconds": SECONDS,
+}
+ROUND_FIELDS = {
+    "round": COUNT,
+    "sparsity": FRACTION,
+    "test_accuracy": FRACTION,
+    "val_accuracy": FRACTION,
+    "control_accuracy": FRACTION,
+    "epochs": COUNT,
+    "wall_seconds": SECONDS,
+    "params": COUNT,
+    "flops": COUNT,
+    "latency_ms": SECONDS,
+}
+LAYER_FIELDS = {"name": TEXT, "numel": COUNT, "sparsity": FRACTION, "units_pruned": FRACTION}
+EPOCH_FIELDS = {"epoch": COUNT, "train_loss": LOSS, "val_accuracy": FRACTION, "lr": SECONDS}
+MAX_ROWS = 100_000  # rounds, layers, epochs of one round
+
+
+def _ok(value: Any, kind: str) -> bool:
+    if value is None:
+        return True
+    if kind == TEXT:
+        return isinstance(value, str)
+    if kind == FLAG:
+        return isinstance(value, bool)
+    if kind == COUNT:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+    if kind == LOSS:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if not finite(value):
+        return False
+    return 0.0 <= value <= 1.0 if kind == FRACTION else value >= 0
+
+
+def _fields(path: Path, where: str, entry: Any, fields: dict[str, str]) -> None:
+    if not isinstance(entry, dict):
+        raise UserError(f"{path} is damaged: {where} is {short(entry, 30)}, not an object; rerun or delete the run")
+    for key, kind in fields.items():
+        if not _ok(entry.get(key), kind):
+            raise UserError(
+                f"{path} is damaged: {where}{'.' if where else ''}{key} is {short(entry.get(key), 30)}, "
+                f"not a {kind}; rerun or delete the run"
+            )
+
+
+def _rows(path: Path, summary: dict[str, Any], key: str) -> list[Any]:
+    rows = summary.get(key)
+    if rows is None:
+        return []
+    if not isinstance(rows, list) or len(rows) > MAX_ROWS:
+        raise UserError(f"{path} is damaged: {key} is not a list of at most {MAX_ROWS:,} entries; rerun the run")
+    return rows
+
+
+def check(summary: Any, path: Path) -> dict[str, Any]:
+    """`summary` if every field the readers use has its documented type, else a UserError naming the field."""
+    if not isinstance(summary, dict):
+        raise UserError(f"{path} is damaged: expected a JSON object, found {type(summary).__name__}")
+    _fields(path, "", summary, SUMMARY_FIELDS)
+    for i, row in enumerate(_rows(path, summary, "rounds")):
+        _fields(path, f"rounds[{i}]", row, ROUND_FIELDS)
+    for i, layer in enumerate(_rows(path, summary, "layers")):
+        _fields(path, f"layers[{i}]", layer, LAYER_FIELDS)
+        shape = layer.get("shape")
+        if shape is not None and not (isinstance(shape, list) and all(_ok(d, COUNT) for d in shape)):
+            raise UserError(f"{path} is damaged: layers[{i}].shape is {short(shape, 30)}; rerun or delete the run")
+    history = summary.get("history") or {}
+    if not isinstance(history, dict) or len(history) > MAX_ROWS:
+        raise UserError(f"{path} is damaged: history is not an object of rounds; rerun or delete the run")
+    for k, epochs in history.items():
+        if not isinstance(epochs, list) or len(epochs) > MAX_ROWS:
+            raise UserError(f"{path} is damaged: history.{clip(k, 20)} is not a list of epochs; rerun the run")
+        for j, entry in enumerate(epochs):
+            _fields(path, f"history.{clip(k, 20)}[{j}]", entry, EPOCH_FIELDS)
+    if summary.get("arch") is not None and not isinstance(summary["arch"], dict):
+        raise UserError(f"{path} is damaged: arch is not an object; rerun or delete the run")
+    return summary
+
+
+def load(run_dir: str | Path) -> dict[str, Any]:
+    """The checked summary.json of a run directory; a directory without one is not a run directory."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no summary.json)")
+    return check(load_json(path, "summary file", allow_nan=True), path)

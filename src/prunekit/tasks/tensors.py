@@ -1,0 +1,99 @@
+"""The built-in Task: a zoo model trained on a dataset held in memory as tensors (MNIST, CIFAR, synthetic, text).
+
+Batches are slices of the split tensors (no DataLoader), which is many times faster than a per-sample pipeline for
+data that fits in memory; it stays the default path for the registered datasets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit.batches import DEFAULT, Batch, Objective
+from prunekit.data import Dataset
+from prunekit.tasks.base import LrAt, Metric
+from prunekit.tasks.metrics import KNOWN, evaluate_batches
+from prunekit.train.loop import evaluate as accuracy
+from prunekit.train.loop import train_epoch
+
+
+class TensorTask:
+    """Image classification (or next-token prediction) on in-memory tensors, with a zoo or user model."""
+
+    def __init__(
+        self,
+        data: Dataset,
+        model_name: str,
+        objective: Objective = DEFAULT,
+        dataset_name: str | None = None,
+        factory: Callable[[], nn.Module] | None = None,
+    ) -> None:
+        self.data = data
+        self.dataset_name = dataset_name or data.name
+        self.model_name = model_name
+        self.objective = objective
+        self.metric: Metric = KNOWN[getattr(data, "metric", "accuracy")]
+        self.factory = factory  # a user model's factory; None = the zoo model `model_name`
+
+    def build_model(self) -> nn.Module:
+        if self.factory is not None:
+            return self.factory()
+        from prunekit.models import create_model
+
+        return create_model(self.model_name, self.data.num_classes, self.data.input_shape)
+
+    def to(self, device: torch.device) -> None:
+        for split in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
+            setattr(self.data, split, getattr(self.data, split).to(device))
+
+    def example_input(self) -> Any:
+        return self.data.train_x[:1]
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-len(self.data.train_x) // batch_size)
+
+    def train_epoch(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        batch_size: int,
+        lr_at: LrAt,
+        epoch: int,
+        generator: torch.Generator,
+        desc: str = "",
+    ) -> float:
+        loss, _ = train_epoch(
+            model,
+            optimizer,
+            self.data.train_x,
+            self.data.train_y,
+            batch_size=batch_size,
+            lr_at=lr_at,
+            epoch=epoch,
+            generator=generator,
+            augment=self.data.augment,
+            desc=desc,
+            objective=self.objective,
+        )
+        return loss
+
+    def has_split(self, split: str) -> bool:
+        return len(getattr(self.data, f"{split}_x")) > 0
+
+    def evaluate(self, model: nn.Module, split: str, batch_size: int) -> float | None:
+        x, y = getattr(self.data, f"{split}_x"), getattr(self.data, f"{split}_y")
+        if not len(x):
+            return None
+        if self.metric.name == "accuracy":
+            return accuracy(model, x, y, batch_size)
+        batches = ((x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size))
+        return evaluate_batches(model, batches, self.metric.name, self.objective)
+
+    def score_batches(self, count: int, batch_size: int, generator: torch.Generator) -> list[Batch]:
+        x, y = self.data.train_x, self.data.train_y
+        idx = torch.randperm(len(x), generator=generator)[: batch_size * count].to(x.device)
+        return [(x[idx[i : i + batch_size]], y[idx[i : i + batch_size]]) for i in range(0, len(idx), batch_size)]
