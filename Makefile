@@ -41,10 +41,13 @@ bench: setup
 	$(PY) benchmarks/vs_torch_prune.py --json
 	$(PY) benchmarks/mask_kernels.py --json
 	$(PY) benchmarks/sparse_linear.py --json
+	$(PY) benchmarks/sparse_models.py --json
 	$(PY) benchmarks/structured.py --models resnet18 --fractions 0.5
 	$(PY) benchmarks/semi_structured.py --json
 	$(PY) benchmarks/ddp_speed.py --json
 	$(PY) benchmarks/sweep_speed.py --json
+	$(PY) benchmarks/channels_vs_torch_pruning.py --config configs/speed/resnet18_channels_half.yaml --json
+	$(PY) benchmarks/width_multiples.py --json
 
 # The language-model workload (docs/results.md): train the small GPT on the Python stdlib's bytes (CPU, about 15
 # CPU-minutes), then prune it with magnitude, Wanda and SparseGPT at 50%, 2:4 and 4:8.

@@ -143,6 +143,7 @@ def prune_channels(
     scope: str = "layerwise",
     ignore: list[str] | None = None,
     min_channels: int = 1,
+    round_to: int = 8,
     batches: list[Any] | None = None,
     loss_fn: Any = None,
     inputs_fn: Any = None,
@@ -159,7 +160,8 @@ def prune_channels(
     convolutions), attention loses whole heads, and the output layers (traced from the outputs) keep their width.
     criterion: l1_filter, l2_filter, fpgm, random, bn_scale, taylor or thinet (the last two need `batches`, of any
     structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch)` and
-    `inputs_fn(batch)`). ignore: layers (names, globs, parents) whose output channels stay. original: the widths
+    `inputs_fn(batch)`). ignore: layers (names, globs, parents) whose output channels stay. round_to: groups of at
+    least twice as many channels keep a multiple of it (fast kernels; 1 = exact counts). original: the widths
     before the first call (by layer name), so that repeated calls count `fraction` against them.
     verify: check the thinner network computes what the original does with the removed channels zeroed.
     On any error or refusal the model is exactly as it was. Build the optimizer after pruning.
@@ -180,6 +182,7 @@ def prune_channels(
         scope=scope,
         ignore=ignore or (),
         min_channels=min_channels,
+        round_to=round_to,
         batches=batches,
         objective=objective,
         example_input=example_inputs,
@@ -202,13 +205,23 @@ def save(model: nn.Module, path: Any, **kwargs: Any) -> Any:
     return write(model, path, **kwargs)
 
 
-def load(path: Any, **kwargs: Any) -> nn.Module:
+def load(
+    path: Any, *, sparse_inference: bool = False, batch_sizes: Any = (1,), threads: int | None = None, **kwargs: Any
+) -> nn.Module:
     """A model from a prunekit file; `imports=["package.module"]` lets a file of a user's model (which records
     `package.module:factory`) be rebuilt, `builder=fn(arch)` builds it yourself. Files never import code.
-    `semi_structured=True` (CUDA) backs its 2:4 Linear layers by sparse kernels."""
+    `semi_structured=True` (CUDA) backs its 2:4 Linear layers by sparse kernels. `sparse_inference=True` (CPU) swaps
+    each layer that runs faster sparse, measured at `batch_sizes` with `threads` (see prunekit.sparse_inference);
+    the measurements are in `model.sparse_inference_report`, and the model is then for inference only."""
     from prunekit.export import load as read
 
-    return read(path, **kwargs)
+    model = read(path, **kwargs)
+    if sparse_inference:
+        from prunekit.sparse_inference import accelerate, example_inputs
+
+        model, report = accelerate(model, example_inputs(model, batch_sizes), threads=threads, inplace=True)
+        model.sparse_inference_report = report
+    return model
 
 
 def __getattr__(name: str) -> Any:

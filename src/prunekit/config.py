@@ -235,6 +235,7 @@ class PruneConfig:
     score_batches: int = 10  # batches fed to data-dependent criteria
     min_density: float = 0.0  # no prunable tensor keeps fewer than this fraction of its weights
     min_channels: int = 1  # channel pruning: no layer keeps fewer output channels
+    round_to: int = 8  # channel pruning: a group of >= 2 * round_to channels keeps a multiple of it; 1 = exact
     iterations: int | None = (
         None  # pruning steps on an exponential schedule; null = the criterion's (synflow 100, else 1)
     )
@@ -301,6 +302,7 @@ class PruneConfig:
         _check(0.0 <= self.min_density <= 1.0, "prune.min_density", "must be in [0, 1]")
         _bounded(self.iterations, "prune.iterations", 1, MAX_STEPS)
         _bounded(self.min_channels, "prune.min_channels", 1, MAX_CLASSES)
+        _bounded(self.round_to, "prune.round_to", 1, MAX_CLASSES)  # 1 = exact widths
         _check(0.0 <= self.initial_sparsity < 1.0, "prune.initial_sparsity", "must be in [0, 1)")
         _bounded(self.begin_epoch, "prune.begin_epoch", 0, MAX_EPOCHS)
         _bounded(self.end_epoch, "prune.end_epoch", 0, MAX_EPOCHS)

@@ -260,6 +260,7 @@ class Run:
                 scope=p.scope,
                 ignore=p.ignore or (),
                 min_channels=p.min_channels,
+                round_to=p.round_to,
                 batches=self._score_batches(gen) if needs_batches(p.criterion) else [],
                 objective=self.task.objective,
                 example_input=None if is_shape(self.example) else self.example,

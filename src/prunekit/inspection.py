@@ -94,6 +94,8 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
     if source.is_dir():
         model, masks, record = round_model(source, None)
         kind, size, meta = "run", None, {"round": record["round"], "test_accuracy": record["test_accuracy"]}
+        if record.get("latency_ms") is not None:  # measured by the run (channel pruning: CPU, batch 32)
+            meta["latency_ms"] = record["latency_ms"]
     else:
         model = export.load(source)
         masks = getattr(model, "masks", None) or export.zero_masks(model)
@@ -147,10 +149,13 @@ def render(info: dict[str, Any]) -> str:
     lines = [
         f"{info['source']} ({info['kind']}): {arch['name']}, {what}",
         f"params {info['params']:,}, remaining {info['params_remaining']:,}, sparsity {info['sparsity']:.2%}",
-        f"FLOPs {info['flops']:,}, remaining {info['flops_remaining']:,}"
+        f"FLOPs {info['flops']:,}, remaining {info['flops_remaining']:,} "
+        f"(MACs {info['flops'] // 2:,}, remaining {info['flops_remaining'] // 2:,})"
         if info["flops"] is not None
         else "FLOPs unknown (no recorded input shape)",
     ]
+    if info.get("latency_ms") is not None:
+        lines.append(f"latency measured by the run: {info['latency_ms']:.2f} ms (CPU, batch 32)")
     if info["file_bytes"] is not None:
         lines.append(
             f"file {info['file_bytes']:,} bytes ({info['file_bytes'] / info['dense_bytes']:.3f}x the "

@@ -5,12 +5,21 @@ CUDA synchronises around every timed block so the clock sees the kernels, not ju
 adaptive (`blocked_autorange` picks how many passes make one block long enough for the clock), then `repeats`
 blocks are timed; the statistics are over the blocks' per-pass times. Forward passes run under
 torch.inference_mode in eval mode; the model's mode is restored afterwards.
+
+`time_interleaved` compares alternatives on a shared, noisy machine: every round times each of them once, in turn,
+so a burst of load from other processes slows all of them alike instead of one; the medians over rounds are what
+can be compared. It reads two clocks: wall time, and the CPU time of the calling thread, which leaves out the time
+the operating system gave to other processes. For single-threaded work (one PyTorch thread, the serial sparse
+kernels) the CPU time is the latency the work would have on an idle core, and much steadier on a loaded machine;
+with several threads it counts only the calling thread's share and means nothing.
 """
 
 from __future__ import annotations
 
 import copy
 import statistics
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -83,6 +92,51 @@ def measure_latency(
         "warmup": warmup,
         "repeats": repeats,
         "passes_per_repeat": number,
+    }
+
+
+def time_interleaved(
+    calls: Mapping[str, Callable[[], object]], *, rounds: int = 7, sample_seconds: float = 0.002, warmup: int = 1
+) -> dict[str, dict[str, float]]:
+    """Milliseconds per call of each alternative over `rounds` interleaved rounds: wall-clock median, p10, p90 and
+    min, and the same of the calling thread's CPU time (`cpu_median_ms`, ...; see the module docstring).
+
+    Each round runs every call in turn, `inner` times back to back (inner is fixed per call from a first timing so
+    that a sample lasts about `sample_seconds`; short calls are otherwise below the clock's resolution). The order
+    rotates from round to round, so that no alternative always runs right after the same one (and its caches).
+    """
+    if rounds < 1 or warmup < 0 or sample_seconds <= 0:
+        raise UserError(
+            f"interleaved timing needs rounds >= 1, warmup >= 0, sample_seconds > 0; got {rounds}, {warmup}, "
+            f"{sample_seconds}"
+        )
+    inner = {}
+    for name, call in calls.items():
+        for _ in range(warmup):
+            call()
+        start = time.perf_counter()
+        call()
+        inner[name] = max(1, int(sample_seconds / max(time.perf_counter() - start, 1e-7)))
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: no call always follows the same one
+            call = calls[name]
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            for _ in range(inner[name]):
+                call()
+            cpu[name].append((time.thread_time() - start_cpu) * 1000.0 / inner[name])
+            wall[name].append((time.perf_counter() - start) * 1000.0 / inner[name])
+    return {name: {**_summary(wall[name], ""), **_summary(cpu[name], "cpu_"), "inner": inner[name]} for name in calls}
+
+
+def _summary(ms: list[float], prefix: str) -> dict[str, float]:
+    return {
+        f"{prefix}median_ms": statistics.median(ms),
+        f"{prefix}p10_ms": _quantile(ms, 0.1),
+        f"{prefix}p90_ms": _quantile(ms, 0.9),
+        f"{prefix}min_ms": min(ms),
     }
 
 

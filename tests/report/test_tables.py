@@ -68,6 +68,18 @@ def test_rounds_table_tolerates_missing_fields_and_markdown_escapes() -> None:
     assert table.markdown().splitlines()[1:3] == ["|:---|---:|:---|", "| x\\|y | 1 | IMP+WR |"]
 
 
+def test_rounds_table_shows_macs_and_latency_of_channel_runs() -> None:
+    rounds = [
+        {"round": 0, "sparsity": 0.0, "flops": 2_000_000, "latency_ms": 3.25},
+        {"round": 1, "sparsity": 0.5, "flops": 500_000, "latency_ms": 1.5},
+    ]
+    table = tables.rounds({"rounds": rounds})
+    assert table.header[-2:] == ["MMACs", "latency ms (CPU, batch 32)"]
+    assert table.rows[1][-2:] == ["0.250", "1.50"]  # half a million FLOPs are 0.25 million multiply-adds
+    plain = tables.rounds({"rounds": [{k: v for k, v in r.items() if k != "latency_ms"} for r in rounds]})
+    assert "MMACs" not in plain.header  # unstructured runs: sparse FLOPs are a count, not a latency
+
+
 def test_sparsities_within_a_quarter_point_share_a_column() -> None:
     grid = tables.snap([48.7, 48.8, 48.8, 35.9, 36.0, 20.0, 25.0, 89.26, 89.3])
     assert grid[48.7] == grid[48.8] == 48.8 and grid[35.9] == grid[36.0]

@@ -24,7 +24,7 @@ from tests.user_nets import NETS
 def pruned(name: str, shape: tuple[int, int, int], fraction: float = 0.5) -> torch.nn.Module:
     torch.manual_seed(0)
     model = create_model(name, 10, shape)
-    prune_channels(model, fraction)
+    prune_channels(model, fraction, round_to=1)  # exact widths: the tests below name them
     model.train()
     model(torch.randn(4, *shape))  # move BatchNorm running statistics away from their defaults
     return model.eval()

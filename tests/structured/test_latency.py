@@ -32,6 +32,32 @@ def test_bad_arguments():
         measure_latency(TinyConv(), SHAPE, 1, repeats=0)
 
 
+def test_interleaved_timing_orders_alternatives_by_cost():
+    import time
+
+    from prunekit.latency import time_interleaved
+
+    def spin(seconds: float) -> None:  # busy: costs CPU time, unlike sleep
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    stats = time_interleaved(
+        {"short": lambda: time.sleep(0.0005), "long": lambda: time.sleep(0.003), "busy": lambda: spin(0.002)},
+        rounds=3,
+        sample_seconds=0.004,
+    )
+    assert set(stats) == {"short", "long", "busy"}
+    for s in stats.values():
+        assert 0 < s["min_ms"] <= s["p10_ms"] <= s["median_ms"] <= s["p90_ms"] and s["inner"] >= 1
+        assert 0 <= s["cpu_min_ms"] <= s["cpu_p10_ms"] <= s["cpu_median_ms"] <= s["cpu_p90_ms"]
+    assert stats["long"]["min_ms"] > 2.5 and stats["short"]["min_ms"] >= 0.5
+    assert stats["long"]["cpu_median_ms"] < 1.0  # sleeping costs wall time, not CPU time
+    assert 1.9 <= stats["busy"]["cpu_median_ms"] <= stats["busy"]["median_ms"]
+    with pytest.raises(UserError, match="rounds >= 1"):
+        time_interleaved({"a": lambda: None}, rounds=0)
+
+
 def test_blocks_adapt_to_a_fast_model():
     """torch.utils.benchmark picks several passes per timed block when one pass is too short for the clock."""
     tiny = torch.nn.Linear(4, 2)

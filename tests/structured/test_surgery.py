@@ -65,11 +65,11 @@ def test_unknown_ignore_entries_are_errors():
 def test_iterative_targets_count_against_the_original_widths():
     torch.manual_seed(0)
     once = create_model("lenet5")
-    prune_channels(once, 0.5)
+    prune_channels(once, 0.5, round_to=1)
     torch.manual_seed(0)
     stepwise = create_model("lenet5")
     for fraction in (0.2, 0.35, 0.5):
-        prune_channels(stepwise, fraction)
+        prune_channels(stepwise, fraction, round_to=1)
     assert output_widths(stepwise) == output_widths(once) == {"conv1": 3, "conv2": 8, "fc1": 60, "fc2": 42, "fc3": 10}
     assert torch.equal(stepwise.conv1.weight, once.conv1.weight)  # l1 ranking is stable under removal
 
@@ -93,7 +93,7 @@ def test_explicit_original_widths_for_models_without_arch():
 
 def test_layer_report_compares_with_the_original():
     model = create_model("lenet5")
-    prune_channels(model, 0.5)
+    prune_channels(model, 0.5, round_to=1)
     rows = {r["name"]: r for r in layer_report(model)}
     assert rows["fc1.weight"]["shape"] == [60, 200] and rows["fc1.weight"]["original_shape"] == [120, 400]
     assert rows["fc1.weight"]["sparsity"] == 0.75 and rows["fc1.weight"]["units_pruned"] == 0.5

@@ -36,6 +36,7 @@ from prunekit.export.formats import (
     _read,
     build_with,
     read_metadata,
+    refuse_inference_only,
 )
 from prunekit.export.safety import atomic_write_bytes
 
@@ -55,6 +56,7 @@ WIDTH_ATTRS: dict[type[nn.Module], tuple[str, ...]] = {
 def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", metadata: dict | None = None) -> Path:
     """Write `model` (possibly thinner than `model.arch`, or than what a user's factory builds) atomically as a
     compact safetensors file."""
+    refuse_inference_only(model)
     dtype = _DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
         raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")

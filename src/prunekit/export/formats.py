@@ -60,6 +60,7 @@ def save(
     """
     if format not in FORMATS:
         raise UserError(f"unknown export format {format!r}: known: {', '.join(FORMATS)}")
+    refuse_inference_only(model)
     if format == "compact":  # every tensor dense, at its (possibly narrowed) shape; masks are not needed
         from prunekit.export.compact import save_compact
 
@@ -112,6 +113,16 @@ def save(
     }
     header = {"prunekit": json.dumps(meta, default=str, separators=(",", ":"))}
     return atomic_write_bytes(path, safetensors.torch.save(tensors, metadata=header))
+
+
+def refuse_inference_only(model: nn.Module) -> None:
+    """Sparse-inference layers keep their weights as buffers outside the state dict: such a model cannot be saved."""
+    for name, module in model.named_modules():
+        if getattr(module, "inference_only", False):
+            raise UserError(
+                f"layer {name or type(model).__name__!r} is a sparse-inference layer: save the model before "
+                "prunekit.sparse_inference.accelerate, or turn it back with prunekit.sparse_inference.restore(model)"
+            )
 
 
 def _transposed(model: nn.Module) -> frozenset[str]:

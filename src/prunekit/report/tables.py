@@ -301,22 +301,26 @@ def rounds(summary: dict[str, Any]) -> Table:
         "params",
         "MFLOPs",
     ]
+    timed = any(r.get("latency_ms") is not None for r in summary.get("rounds") or [])
+    if timed:  # channel-pruned runs: the network is physically thinner, so its MACs and latency are real
+        header += ["MMACs", "latency ms (CPU, batch 32)"]
     rows = []
     for i, r in enumerate(summary.get("rounds") or []):
         s, flops = r.get("sparsity"), r.get("flops")
-        rows.append(
-            [
-                str(r.get("round", i)),
-                pct(s),
-                pct(None if s is None else 1 - s),
-                pct(r.get("test_accuracy")),
-                pct(r.get("val_accuracy")),
-                fmt(r.get("epochs"), "d"),
-                fmt(r.get("wall_seconds"), ".1f"),
-                fmt(r.get("params"), ",d"),
-                fmt(None if flops is None else flops / 1e6, ".3f"),
-            ]
-        )
+        row = [
+            str(r.get("round", i)),
+            pct(s),
+            pct(None if s is None else 1 - s),
+            pct(r.get("test_accuracy")),
+            pct(r.get("val_accuracy")),
+            fmt(r.get("epochs"), "d"),
+            fmt(r.get("wall_seconds"), ".1f"),
+            fmt(r.get("params"), ",d"),
+            fmt(None if flops is None else flops / 1e6, ".3f"),
+        ]
+        if timed:
+            row += [fmt(None if flops is None else flops / 2e6, ".3f"), fmt(r.get("latency_ms"), ".2f")]
+        rows.append(row)
     return Table("Rounds", header, rows)
 
 

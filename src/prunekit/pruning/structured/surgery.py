@@ -29,6 +29,8 @@ from prunekit.pruning.structured.transaction import Transaction
 from prunekit.pruning.structured.verify import cut_and_verify
 from prunekit.pruning.structured.widths import original_widths, output_widths, physical_params
 
+ROUND_TO = 8  # the default width multiple (prune.round_to): fast on CPU and GPU alike, see docs/results.md
+
 
 def needs_batches(criterion: str | ChannelCriterion) -> bool:
     """Whether a channel criterion scores from data (taylor, thinet): the runner then passes `batches`."""
@@ -44,6 +46,7 @@ def prune_channels(
     scope: str = "layerwise",
     ignore: Iterable[str] = (),
     min_channels: int = 1,
+    round_to: int = ROUND_TO,
     batches: list[Batch] | None = None,
     objective: Objective = DEFAULT,
     example_input: Any = None,
@@ -60,6 +63,10 @@ def prune_channels(
     ignore: layers (names, `name.weight`, globs, parents) whose output channels (or heads) stay; the model's output
         layers always stay. A coupled group containing a kept layer is left whole.
     min_channels: no group keeps fewer channels (attention: fewer heads than this many channels need).
+    round_to: a group with at least 2 * round_to original channels keeps a multiple of round_to (or all it has),
+        because kernels run fastest on aligned widths; 1 = exact counts. Groups whose units are several channels
+        (attention heads, positions of grouped convolutions) are not rounded. How the budget is still met after
+        rounding: prunekit.pruning.structured.allocation.
     batches: batches for data-dependent criteria (taylor, thinet), on the model's device; any structure that
         `objective` understands ((x, y) pairs and cross-entropy by default).
     example_input: model inputs to trace with (a tensor, a tuple of positional inputs or a dict of keyword
@@ -81,6 +88,8 @@ def prune_channels(
         raise UserError(f"unknown channel pruning scope {scope!r}: known: {', '.join(SCOPES)}")
     if int(min_channels) < 1:
         raise UserError(f"min_channels must be at least 1, got {min_channels}")
+    if int(round_to) < 1:
+        raise UserError(f"round_to must be at least 1, got {round_to}")
     ignore = tuple(ignore)
     fn = CHANNEL_CRITERIA.get(criterion) if isinstance(criterion, str) else criterion
     if needs_batches(fn) and not batches:
@@ -104,7 +113,7 @@ def prune_channels(
     missing = sorted({g.name for g in traced.groups} - set(scores))
     if missing:
         raise ValueError(f"channel criterion gave no scores for groups {missing}")
-    drop = _choose(traced.groups, scores, widths, fraction, scope, int(min_channels))
+    drop = _choose(traced.groups, scores, widths, fraction, scope, int(min_channels), int(round_to))
     removed = {name: d.tolist() for name, d in drop.items()}
     for other in tx.copies[1:]:
         _remove(other, removed, ignore, traced.example_input, verify=False)
@@ -230,6 +239,7 @@ def _choose(
     fraction: float,
     scope: str,
     min_channels: int,
+    round_to: int,
 ) -> dict[str, Tensor]:
     """Channels to remove from each group: `select` over units (a channel, a head, a position of every conv group),
     each unit scored by the mean of its channels."""
@@ -245,7 +255,9 @@ def _choose(
         origin[g.name] = max(int(widths.get(g.name, g.size)) // k, len(units))
         floor[g.name] = max(1, math.ceil(min_channels / k))
     weights = {g.name: g.unit_size for g in groups}
-    chosen = select(unit_scores, sizes, origin, fraction, scope=scope, min_channels=floor, weights=weights)
+    chosen = select(
+        unit_scores, sizes, origin, fraction, scope=scope, min_channels=floor, round_to=round_to, weights=weights
+    )
     out = {}
     for g in groups:
         units = g.units or [[c] for c in range(g.size)]

@@ -52,6 +52,19 @@ def original_widths(model: nn.Module, base: nn.Module | None = None) -> dict[str
     return output_widths(model if base is None else base)
 
 
+def alignment(original: int, round_to: int) -> int:
+    """The multiple a group's width is rounded to: `round_to` when the group has at least 2 * round_to channels
+    originally (so at least one aligned width below the original exists), else 1 (exact)."""
+    return round_to if round_to > 1 and original >= 2 * round_to else 1
+
+
+def aligned_grid(size: int, multiple: int, min_channels: int = 1) -> list[int]:
+    """The widths a group of `size` channels may keep, ascending: multiples of `multiple` from the smallest one
+    holding `min_channels`, and `size` itself (keeping every channel is always allowed)."""
+    floor = -(-max(1, min_channels) // multiple) * multiple
+    return sorted(set(range(floor, size + 1, multiple)) | {size})
+
+
 def physical_params(model: nn.Module) -> int:
     """Parameters physically present (a thinner layer simply has fewer)."""
     return sum(p.numel() for p in model.parameters())
