@@ -88,7 +88,7 @@ REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
 
 @dataclass(frozen=True)
 class PruneConfig:
-    method: str = "none"  # none | oneshot | imp | gradual | at_init | str
+    method: str = "none"  # none | oneshot | imp | gradual | at_init | str | autoprune | amc
     structure: str = "unstructured"  # unstructured | channel
     criterion: str = "magnitude"
     scope: str = "global"  # global | layerwise
@@ -113,6 +113,18 @@ class PruneConfig:
     frequency: int = 100  # gradual: optimizer steps between pruning steps
     s_init: float = -10.0  # str: initial threshold parameter s (threshold = sigmoid(s))
     s_decay: float | None = None  # str: weight decay on the thresholds; null = train.weight_decay
+    # per-layer ratios (oneshot, at_init): layer name -> fraction removed (of its channels for channel pruning,
+    # its weights for unstructured); layers not named get `sparsity`. `ratios_file` is a JSON file of such ratios
+    # (`prunekit sensitivity` writes them); entries of layer_ratio override the file's.
+    layer_ratio: dict[str, float] = field(default_factory=dict)
+    ratios_file: str | None = None
+    # amc (He et al. 2018): a DDPG agent searches per-layer ratios on the trained network (structure: channel, or
+    # unstructured = fine-grained), then the best policy is fine-tuned for retrain_epochs
+    budget: dict[str, float] = field(default_factory=dict)  # one of flops | params | latency: the fraction KEPT
+    episodes: int = 300  # amc: search episodes, warm-up included
+    warmup_episodes: int = 100  # amc: first episodes with random actions (filling the replay buffer)
+    reward: str = "error"  # amc: error (-error, budget enforced) | error_log_flops (-error*log FLOPs, no budget)
+    reward_examples: int | None = 1000  # amc: validation examples the reward is measured on; null = all
 
     def __post_init__(self) -> None:
         for s in self.sparsities:
@@ -140,6 +152,27 @@ class PruneConfig:
         _check(self.begin_epoch >= 0, "prune.begin_epoch", "must be >= 0")
         _check(self.end_epoch is None or self.end_epoch > self.begin_epoch, "prune.end_epoch", "must be > begin_epoch")
         _check(self.frequency >= 1, "prune.frequency", "must be >= 1")
+        for name, r in self.layer_ratio.items():
+            _check(0.0 <= r < 1.0, f"prune.layer_ratio.{name}", f"must be in [0, 1), got {r}")
+        _check(
+            not (self.layer_ratio or self.ratios_file) or self.method in ("oneshot", "at_init"),
+            "prune.layer_ratio",
+            f"per-layer ratios apply to methods oneshot and at_init, not {self.method}",
+        )
+        _check(len(self.budget) <= 1, "prune.budget", f"name one of flops, params, latency; got {self.budget}")
+        for kind, v in self.budget.items():
+            _check(kind in ("flops", "params", "latency"), "prune.budget", f"flops | params | latency, got {kind!r}")
+            _check(0.0 < v <= 1.0, f"prune.budget.{kind}", f"the fraction kept must be in (0, 1], got {v}")
+        _check(self.episodes >= 1, "prune.episodes", "must be >= 1")
+        _check(0 <= self.warmup_episodes <= self.episodes, "prune.warmup_episodes", "must be in [0, episodes]")
+        _check(self.reward in ("error", "error_log_flops"), "prune.reward", "error | error_log_flops")
+        _check(self.reward_examples is None or self.reward_examples >= 1, "prune.reward_examples", "must be >= 1")
+        if self.method == "amc":
+            _check(
+                bool(self.budget) or self.reward == "error_log_flops",
+                "prune.budget",
+                "method amc needs a budget, e.g. {flops: 0.5}, unless prune.reward is error_log_flops",
+            )
 
     @property
     def sparsities(self) -> tuple[float, ...]:
@@ -246,7 +279,21 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
 
 def from_dict(values: dict[str, Any]) -> Config:
     _check(isinstance(values, dict), "(top level)", "the config must be a YAML mapping")
-    return _build(Config, values)
+    return _with_ratios_file(_build(Config, values))
+
+
+RATIOS_FILE_LIMIT = 1 << 20
+
+
+def _with_ratios_file(cfg: Config) -> Config:
+    """prune.ratios_file read into prune.layer_ratio (its explicit entries win), so the run records what it used."""
+    path = cfg.prune.ratios_file
+    if path is None:
+        return cfg
+    from prunekit.pruning.ratios_file import read_ratios
+
+    ratios = {**read_ratios(Path(path), RATIOS_FILE_LIMIT), **cfg.prune.layer_ratio}
+    return dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, layer_ratio=ratios))
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -282,7 +329,7 @@ def differences(a: Config, b: Config) -> list[str]:
     def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out = {}
         for k, v in d.items():
-            if isinstance(v, dict) and v and k != "layer_rate":
+            if isinstance(v, dict) and v and k not in ("layer_rate", "layer_ratio", "budget"):
                 out.update(flat(v, f"{prefix}{k}."))
             else:
                 out[prefix + k] = v

@@ -38,7 +38,7 @@ from prunekit.pruning.masks import (
 )
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
-from prunekit.pruning.step import prune_step, wants_data
+from prunekit.pruning.step import fixed_by_ratios, prune_step, wants_data
 from prunekit.train.loop import evaluate, run_epochs
 from prunekit.train.optim import final_lr, lr_at, make_optimizer
 
@@ -62,8 +62,8 @@ def check_channel_config(cfg: Config) -> None:
 
     p = cfg.prune
     CHANNEL_CRITERIA.get(p.criterion)
-    if p.method not in ("oneshot", "imp", "gradual"):
-        raise UserError(f"prune.structure channel works with method oneshot, imp or gradual, not {p.method}")
+    if p.method not in ("oneshot", "imp", "gradual", "amc"):
+        raise UserError(f"prune.structure channel works with method oneshot, imp, gradual or amc, not {p.method}")
     if p.method == "imp" and p.rewind not in ("lr", "finetune"):
         raise UserError("channel pruning retrains the pruned weights: set prune.rewind to lr or finetune")
     if p.control != "none" or p.layer_rate:
@@ -162,6 +162,11 @@ class Run:
         p = self.cfg.prune
         target = plan.sparsity if target is None else target
         gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
+        ratios = dict(p.layer_ratio)  # per-layer ratios (layer -> fraction removed), e.g. from a sensitivity scan
+        if plan.allocate == "amc":  # learned per-layer ratios: searched once on the trained network, logged
+            from prunekit.pruning.amc.runner import search_ratios
+
+            ratios = search_ratios(self, plan)
         if self.channel:
             from prunekit.pruning.structured import needs_batches, prune_channels
 
@@ -175,9 +180,11 @@ class Run:
                 min_channels=p.min_channels,
                 batches=batches,
                 generator=gen,
+                ratios=ratios,
             )
             return {}
         batches = self._score_batches(gen) if wants_data(p.criterion, p.scope, p.allocation) else []
+        target, fixed = fixed_by_ratios(ratios, masks, target, plan.fixed)
         start, steps = sparsity(masks), plan.iterations
         for step in range(1, steps + 1):
             goal = 1.0 - (1.0 - start) * ((1.0 - target) / (1.0 - start)) ** (step / steps) if steps > 1 else target
@@ -188,7 +195,7 @@ class Run:
                 min(goal, target),
                 scope=p.scope,
                 allocation=p.allocation,
-                fixed=plan.fixed,
+                fixed=fixed,
                 min_density=p.min_density,
             )
             if steps > 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -12,11 +14,21 @@ from prunekit.pruning.masks import Masks
 def module_flops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, dict[str, int]]:
     """(total FLOPs for one sample, FLOPs per module name) of a dense forward pass (a multiply-add counts 2)."""
     device = next(model.parameters()).device
+    return example_flops(model, torch.zeros(1, *input_shape, device=device))
+
+
+def example_flops(model: nn.Module, example: Any) -> tuple[int, dict[str, int]]:
+    """(total FLOPs, FLOPs per module name) of one eval-mode forward pass on `example` (a tensor, a tuple of
+    positional inputs or a mapping of keyword inputs), for any nn.Module."""
+    from prunekit.batches import call_model
+
     was_training = model.training
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, *input_shape, device=device))
-    model.train(was_training)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            call_model(model, example)
+    finally:
+        model.train(was_training)
     root = type(model).__name__ + "."  # the counter names modules "<RootClass>.<dotted name>"
     per_module = {
         name.removeprefix(root): sum(ops.values())

@@ -27,6 +27,7 @@ class RoundPlan:
     iterations: int = 1  # pruning steps to reach `sparsity`, on an exponential schedule (SynFlow)
     during: str | None = None  # a TRAINING_HOOKS entry that prunes while this round trains
     gradual: dict[str, float] | None = None  # for during="gradual": initial, final, begin, end (epochs)
+    allocate: str | None = None  # "amc": per-layer ratios searched at prune time, on the network the round starts from
 
 
 Method = Callable[[Config, dict[str, int]], list[RoundPlan]]
@@ -46,4 +47,4 @@ def retrain_epochs(cfg: Config) -> int:
     return cfg.train.epochs if cfg.prune.retrain_epochs is None else cfg.prune.retrain_epochs
 
 
-from prunekit.pruning.methods import at_init, gradual, imp, oneshot, soft_threshold  # noqa: E402,F401  (registration)
+from prunekit.pruning.methods import amc, at_init, gradual, imp, oneshot, soft_threshold  # noqa: E402,F401  (registration)

@@ -2,11 +2,14 @@
 
 `fraction` always counts against the original widths, so iterative rounds call with growing targets and each
 removes only what is still missing. Every group keeps at least `min_channels`; channels never come back.
+Per-group `ratios` (from a sensitivity scan, AMC or `prune.layer_ratio`) fix the fraction removed from the groups
+they name; `fraction` then applies to the others (each of them, or all of them together under a global ranking).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -24,12 +27,14 @@ def select(
     *,
     scope: str = "layerwise",
     min_channels: int = 1,
+    ratios: Mapping[str, float] | None = None,
 ) -> dict[str, Tensor]:
     """Indices (sorted, int64) of the channels to remove from each group, lowest scores first.
 
     layerwise: each group ends with original - round(fraction * original) channels (at least min_channels).
     global: round(fraction * sum of originals) channels are gone in total, chosen by scores normalised to
     mean 1 within each group so that layers of different scale compete fairly.
+    ratios: group name -> fraction of its original channels removed, for the groups it names (any scope).
     """
     if scope not in SCOPES:
         raise UserError(f"unknown channel pruning scope {scope!r}: known: {', '.join(SCOPES)}")
@@ -38,13 +43,26 @@ def select(
             raise ValueError(f"criterion gave {list(s.shape)} scores for group {name!r} of {sizes[name]} channels")
         if not torch.isfinite(s).all():
             raise UserError(f"criterion produced non-finite scores for group {name!r}")
+    ratios = dict(ratios or {})
+    unknown = sorted(set(ratios) - set(sizes))
+    if unknown:
+        raise UserError(f"per-layer ratios name no prunable channel group: {unknown}; groups: {sorted(sizes)}")
+    for name, r in ratios.items():
+        if not 0.0 <= r < 1.0:
+            raise UserError(f"per-layer ratio of {name!r} must be in [0, 1), got {r}")
     floor = {n: min(min_channels, sizes[n]) for n in sizes}
+
+    def count(n: str, f: float) -> int:
+        return max(0, sizes[n] - max(original[n] - round(f * original[n]), floor[n]))
+
     if scope == "layerwise":
-        counts = {n: max(0, sizes[n] - max(original[n] - round(fraction * original[n]), floor[n])) for n in sizes}
-        return {n: _lowest(scores[n], counts[n]) for n in sizes}
-    removed = sum(original[n] - sizes[n] for n in sizes)
-    extra = round(fraction * sum(original[n] for n in sizes)) - removed
-    return _global(scores, sizes, floor, max(0, extra))
+        return {n: _lowest(scores[n], count(n, ratios.get(n, fraction))) for n in sizes}
+    fixed = {n: _lowest(scores[n], count(n, r)) for n, r in ratios.items()}
+    rest = [n for n in sizes if n not in ratios]
+    removed = sum(original[n] - sizes[n] for n in rest)
+    extra = round(fraction * sum(original[n] for n in rest)) - removed
+    chosen = _global({n: scores[n] for n in rest}, {n: sizes[n] for n in rest}, floor, max(0, extra)) if rest else {}
+    return {n: fixed[n] if n in fixed else chosen[n] for n in sizes}
 
 
 def _lowest(score: Tensor, count: int) -> Tensor:

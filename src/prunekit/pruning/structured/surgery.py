@@ -17,7 +17,7 @@ from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
-from prunekit.pruning.structured.groups import trace
+from prunekit.pruning.structured.groups import ChannelGroup, trace
 from prunekit.pruning.structured.widths import original_widths, output_widths
 
 
@@ -42,6 +42,7 @@ def prune_channels(
     original: Mapping[str, int] | None = None,
     reconstruct: bool = True,
     follow: Iterable[nn.Module] = (),
+    ratios: Mapping[str, float] | None = None,
 ) -> nn.Module:
     """Remove channels from `model` *in place* until `fraction` of its original prunable channels are gone; return it.
 
@@ -59,6 +60,9 @@ def prune_channels(
     reconstruct: run the criterion's weight reconstruction, if it has one (ThiNet's least-squares rescaling).
     follow: other models of the same architecture and widths (e.g. a copy holding the initial weights, for
         rewinding) that lose exactly the same channels, with their own weights.
+    ratios: per-layer fractions of the original channels removed, by group name (its first producing layer) or
+        the name of any layer producing the group's channels (`name.weight` works too); `fraction` applies to the
+        groups not named (see `prunekit.pruning.structured.allocation.select`).
 
     Parameters are replaced by smaller ones: build the optimizer after pruning. Train/eval mode is preserved.
     A UserError raised after the surgery started (a model that breaks once thinner) leaves the model partly pruned.
@@ -84,7 +88,8 @@ def prune_channels(
     missing = sorted(set(sizes) - set(scores))
     if missing:
         raise ValueError(f"channel criterion gave no scores for groups {missing}")
-    drop = select(scores, sizes, origin, fraction, scope=scope, min_channels=int(min_channels))
+    named = group_ratios(traced.groups, ratios or {})
+    drop = select(scores, sizes, origin, fraction, scope=scope, min_channels=int(min_channels), ratios=named)
     removed = {name: d.tolist() for name, d in drop.items()}
     for other in follow:  # first: a follower that does not match fails before the model itself changes
         if output_widths(other) != output_widths(model):
@@ -98,6 +103,21 @@ def prune_channels(
         traced.remove(group, removed[group.name])
     traced.check()
     return model
+
+
+def group_ratios(groups: list[ChannelGroup], ratios: Mapping[str, float]) -> dict[str, float]:
+    """Per-layer ratios keyed by group name; any producing layer of a group (or `layer.weight`) names it."""
+    owner = {m.name: g.name for g in groups for m in g.role("out")}
+    out: dict[str, float] = {}
+    for key, ratio in ratios.items():
+        name = owner.get(key.removesuffix(".weight"))
+        if name is None:
+            known = [g.name for g in groups]
+            raise UserError(f"per-layer ratio for {key!r} names no prunable channel group; groups: {known}")
+        if name in out and out[name] != ratio:
+            raise UserError(f"per-layer ratios give group {name!r} two values ({out[name]} and {ratio})")
+        out[name] = float(ratio)
+    return out
 
 
 def remove_channels(
