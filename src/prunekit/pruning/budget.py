@@ -9,8 +9,10 @@ its count is clipped to [lower, upper], where
   upper = the most units that keep the budget reachable if every later layer shrinks to its minimum, and
   lower = the fewest units that keep the budget reachable if every later layer stays whole.
 After the last layer no budget is left unused beyond the cost of one unit of that layer: the final cost is <= the
-target and within one unit of it. `fit_counts` applies the same clip to a whole list of wanted ratios (sensitivity
-and uniform splits), so every way of choosing ratios meets a budget the same way.
+target and within one unit of it. `fit_counts` applies the same clip to a whole list of wanted ratios. Splits chosen
+all at once (uniform, from a sensitivity scan) round their ratios down to a cost below the target, then `fill` adds
+single units where they matter most until no layer can keep one more: the cost is again <= the target and short of
+it by less than one unit of any layer that could still grow.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 from prunekit.errors import UserError
 
-KINDS = ("flops", "params", "latency")
+KINDS = ("flops", "params", "latency", "channels", "weights")
 TOLERANCE = 1e-9  # relative slack on float cost sums
 
 
@@ -113,14 +115,36 @@ def minimum_counts(sizes: Sequence[int], min_keep: float, floor: int = 1) -> lis
     return [min(size, max(floor, math.ceil(min_keep * size - 1e-9))) for size in sizes]
 
 
+def fill(model: CostModel, target: float, counts: Sequence[int], priority: Callable[[int, int], float]) -> list[int]:
+    """Add units one at a time, to the layer of highest priority(layer, kept) among those that still fit, until
+    none fits: the cost stays <= target and no layer can keep one more unit without exceeding it."""
+    counts = list(counts)
+    slack = TOLERANCE * max(abs(target), 1.0)
+    while True:
+        fits = [
+            i
+            for i in range(len(counts))
+            if counts[i] < model.sizes[i]
+            and model.cost([*counts[:i], counts[i] + 1, *counts[i + 1 :]]) <= target + slack
+        ]
+        if not fits:
+            return counts
+        best = max(fits, key=lambda i: (priority(i, counts[i]), -i))
+        counts[best] += 1
+
+
 def uniform_counts(model: CostModel, target: float, lo: Sequence[int]) -> list[int]:
-    """One kept fraction for every layer (found by bisection), then clipped so the budget is met exactly."""
+    """One kept fraction for every layer, the largest whose rounded counts fit (bisection), then units added to the
+    layers furthest below it while they fit: as uniform as integer counts allow, with the budget met exactly."""
     low, high = 0.0, 1.0
     for _ in range(60):
         mid = (low + high) / 2
         kept = [min(max(round(mid * s), lo[i]), s) for i, s in enumerate(model.sizes)]
         low, high = (mid, high) if model.cost(kept) <= target else (low, mid)
-    return fit_counts(model, target, [low] * len(model.sizes), lo)
+    kept = [min(max(round(low * s), lo[i]), s) for i, s in enumerate(model.sizes)]
+    if model.cost(kept) > target * (1 + TOLERANCE):
+        raise UserError(f"budget unreachable: {model.kind} stays above {target:.6g} with every layer at its minimum")
+    return fill(model, target, kept, lambda i, k: -k / model.sizes[i])
 
 
 def linear_cost(

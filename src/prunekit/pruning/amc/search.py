@@ -209,20 +209,8 @@ def _cost_model(
     model: nn.Module, problem: Problem, example: Any, budget: Budget | None, ignore: Sequence[str] | None
 ) -> CostModel:
     """The model of the budget's resource (FLOPs when there is no budget: the accuracy-guaranteed reward)."""
-    kind = "flops" if budget is None else budget.kind
-    if kind == "flops":
+    if budget is None or budget.kind == "flops":
         return problem.flops
-    if kind == "params":
-        if problem.structure == "channel":
-            from prunekit.pruning.structured.costs import channel_costs
-            from prunekit.pruning.structured.groups import trace
+    from prunekit.pruning.resources import cost_model
 
-            return channel_costs(model, trace(model, tuple(ignore or ()), example).groups, example, "params")
-        from prunekit.pruning.structured.costs import tensor_costs
-
-        return tensor_costs(model, problem.names, example, "params")
-    if problem.structure != "channel":
-        raise UserError("a latency budget needs channel pruning: zeroed weights do not make dense kernels faster")
-    from prunekit.pruning.structured.latency_costs import latency_costs
-
-    return latency_costs(model, example, tuple(ignore or ()))
+    return cost_model(model, problem.structure, budget.kind, example, ignore=tuple(ignore or ()), names=problem.names)
