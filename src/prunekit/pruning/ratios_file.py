@@ -2,7 +2,8 @@
 
 A ratios file is JSON: {"structure": "channel" | "unstructured", "ratios": {layer: fraction removed}, ...} with any
 further keys describing how the ratios were chosen (budget, tolerance, source). A plain {layer: fraction} mapping
-is read too. Reading is bounded and never executes anything.
+is read too, and so is an AMC search log (amc_search.json: its best policy), so a searched policy can be fine-tuned
+again by another run. Reading is bounded and never executes anything.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def read_ratios(path: Path, limit: int = 1 << 20) -> dict[str, float]:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
         raise UserError(f"prune.ratios_file {path}: not valid JSON ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("best"), dict):  # an AMC search log: its best policy
+        data = data["best"]
     ratios = data.get("ratios", data) if isinstance(data, dict) else None
     if not isinstance(ratios, dict) or not ratios:
         raise UserError(f"prune.ratios_file {path}: expected a JSON object of layer -> fraction removed")
