@@ -125,6 +125,8 @@ class PruneConfig:
     warmup_episodes: int = 100  # amc: first episodes with random actions (filling the replay buffer)
     reward: str = "error"  # amc: error (-error, budget enforced) | error_log_flops (-error*log FLOPs, no budget)
     reward_examples: int | None = 1000  # amc: validation examples the reward is measured on; null = all
+    aux_penalty: float = 1e-4  # autoprune: lambda, the regulariser pushing every auxiliary gate down (more = sparser)
+    aux_init: float = 0.05  # autoprune: initial auxiliary value (gates close once it falls to 0)
 
     def __post_init__(self) -> None:
         for s in self.sparsities:
@@ -167,6 +169,8 @@ class PruneConfig:
         _check(0 <= self.warmup_episodes <= self.episodes, "prune.warmup_episodes", "must be in [0, episodes]")
         _check(self.reward in ("error", "error_log_flops"), "prune.reward", "error | error_log_flops")
         _check(self.reward_examples is None or self.reward_examples >= 1, "prune.reward_examples", "must be >= 1")
+        _check(self.aux_penalty >= 0, "prune.aux_penalty", f"must be >= 0, got {self.aux_penalty}")
+        _check(self.aux_init > 0, "prune.aux_init", f"must be positive, got {self.aux_init}")
         if self.method == "amc":
             _check(
                 bool(self.budget) or self.reward == "error_log_flops",

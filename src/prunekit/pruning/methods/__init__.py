@@ -47,4 +47,12 @@ def retrain_epochs(cfg: Config) -> int:
     return cfg.train.epochs if cfg.prune.retrain_epochs is None else cfg.prune.retrain_epochs
 
 
-from prunekit.pruning.methods import amc, at_init, gradual, imp, oneshot, soft_threshold  # noqa: E402,F401  (registration)
+from prunekit.pruning.methods import (  # noqa: E402,F401  (registration)
+    amc,
+    at_init,
+    autoprune,
+    gradual,
+    imp,
+    oneshot,
+    soft_threshold,
+)

@@ -3,7 +3,8 @@
 A channel criterion is a function `(ctx: ChannelContext) -> {group name: Tensor[group.size]}` registered in
 CHANNEL_CRITERIA. Filter criteria score each producing layer's output filters and average over the layers a
 residual addition couples. Criteria that need data set `needs_data = True` (see prunekit.pruning.criteria);
-ThiNet (in thinet.py) also carries a `reconstruct` step that rescales the kept weights after selection.
+ThiNet (in thinet.py) also carries a `reconstruct` step that rescales the kept weights after selection; PCAS (in
+pcas.py) trains attention modules on the batches and scores each channel by its mean attention.
 """
 
 from __future__ import annotations
@@ -132,4 +133,4 @@ def taylor(ctx: ChannelContext) -> Scores:
     return {g.name: _mean([to_root(g, m, totals[m.name]) for m in g.role("out")]) for g in ctx.groups}
 
 
-from prunekit.pruning.structured import thinet  # noqa: E402,F401  (registration)
+from prunekit.pruning.structured import pcas, thinet  # noqa: E402,F401  (registration)
