@@ -73,6 +73,9 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
             "Cost", [tables.cost_table(groups, speedups(groups)), *_figures(("cost.png", figures.cost_bars(groups)))]
         ),
     ]
+    from prunekit.report.amc import amc_section
+
+    sections.append(amc_section(runs) or Section("AMC search"))  # empty sections are dropped below
     for r in runs:
         blocks = [tables.rounds(r.summary)]
         blocks += [tables.layers(r.summary)] if r.summary.get("layers") else []

@@ -12,7 +12,14 @@ import yaml
 from prunekit.errors import UserError
 
 REWIND_NAMES = {"init": "WR", "lr": "LRR", "finetune": "FT"}
-METHOD_NAMES = {"oneshot": "one-shot", "none": "dense", "at_init": "at-init", "str": "STR"}
+METHOD_NAMES = {
+    "oneshot": "one-shot",
+    "none": "dense",
+    "at_init": "at-init",
+    "str": "STR",
+    "amc": "AMC",
+    "autoprune": "AutoPrune",
+}
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """AMC's DDPG agent (Lillicrap et al. 2016, as He et al. 2018 configure it): an actor that maps a layer's state to a
 ratio, a critic that scores (state, ratio), target copies of both updated softly, and a replay buffer.
 
-Choices follow the AMC reference code: two hidden layers of 300 units, a sigmoid actor output, Adam (actor 1e-4,
+Choices follow the AMC reference code: two hidden layers of 300 units, a sigmoid actor output (scaled to the
+action range [lbound, 1], which the reference leaves at [0, 1]), Adam (actor 1e-4,
 critic 1e-3), batch 64, tau 0.01, discount 1, replay memory of 100 transitions per layer; exploration is a normal
 distribution truncated to [lbound, 1] around the actor's output, its sigma 0.5 decaying by 0.95 per episode after
 the warm-up; each sampled batch's rewards are centred on a moving baseline (alpha 0.5) before the critic regresses on
@@ -38,15 +39,19 @@ def _mlp(inputs: int, hidden: int) -> nn.Sequential:
 
 
 class Actor(nn.Module):
-    def __init__(self, states: int, hidden: int, init_w: float) -> None:
+    """A sigmoid scaled to [lbound, 1], the range actions are taken in, so the critic is never asked about actions
+    it has not seen (with a plain [0, 1] sigmoid the actor can drift below lbound, where the critic extrapolates)."""
+
+    def __init__(self, states: int, hidden: int, init_w: float, lbound: float) -> None:
         super().__init__()
         self.body = _mlp(states, hidden)
         self.out = nn.Linear(hidden, 1)
+        self.lbound = lbound
         nn.init.uniform_(self.out.weight, -init_w, init_w)
         nn.init.uniform_(self.out.bias, -init_w, init_w)
 
     def forward(self, s: Tensor) -> Tensor:
-        return torch.sigmoid(self.out(self.body(s)))
+        return self.lbound + (1.0 - self.lbound) * torch.sigmoid(self.out(self.body(s)))
 
 
 class Critic(nn.Module):
@@ -105,11 +110,11 @@ class DDPG:
         self.cfg, self.lbound = cfg, lbound
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.actor = Actor(states, cfg.hidden, cfg.init_w)
+            self.actor = Actor(states, cfg.hidden, cfg.init_w, lbound)
             self.critic = Critic(states, cfg.hidden, cfg.init_w)
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr_actor)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_critic)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr_actor, foreach=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_critic, foreach=True)
         self.memory = ReplayBuffer(cfg.memory_per_layer * layers, states)
         self.gen = torch.Generator().manual_seed(seed + 1)
         self.baseline: float | None = None
@@ -154,5 +159,5 @@ class DDPG:
 
     @torch.no_grad()
     def _soft_update(self, target: nn.Module, source: nn.Module) -> None:
-        for t, p in zip(target.parameters(), source.parameters(), strict=True):
-            t.mul_(1.0 - self.cfg.tau).add_(p, alpha=self.cfg.tau)
+        """target <- (1 - tau) target + tau source."""
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), self.cfg.tau)
