@@ -111,7 +111,7 @@ def amc_search(
     try:
         cost = _cost_model(model, problem, example, bud, ignore)
         target = None if bud is None else bud.fraction * cost.dense
-        env = PruningEnv(problem, cost, target, lbound, reward)
+        env = PruningEnv(problem, None if bud is None else cost, target, lbound, reward)
         dense_accuracy = problem.accuracy(problem.sizes)
         ddpg = DDPG(env.state_size, env.layers, agent or AgentConfig(), seed, lbound)
         history: list[dict[str, Any]] = []
