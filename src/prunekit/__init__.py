@@ -19,7 +19,18 @@ if TYPE_CHECKING:
     from torch import nn
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "prune", "keep_masked", "save", "load", "run", "UserError"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "prune",
+    "keep_masked",
+    "save",
+    "load",
+    "run",
+    "amc_search",
+    "autoprune",
+    "UserError",
+]
 
 from prunekit.errors import UserError  # noqa: E402
 
@@ -74,6 +85,29 @@ def prune(
     masks = prune_step(ctx, criterion, sparsity, scope=scope, allocation=allocation)
     apply_masks(model, masks)
     return masks
+
+
+def amc_search(model: nn.Module, evaluate: Any, **kwargs: Any) -> Any:
+    """AMC's per-layer ratios for any nn.Module (see prunekit.pruning.amc.search.amc_search for the arguments)."""
+    from prunekit.pruning.amc import amc_search as search
+
+    return search(model, evaluate, **kwargs)
+
+
+def autoprune(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    penalty: float = 1e-4,
+    init: float = 0.05,
+    ignore: list[str] | None = None,
+) -> Any:
+    """AutoPrune's auxiliary gates on the prunable weights of `model`, trained by `optimizer` in your own loop;
+    call `.finish()` after training to zero the pruned weights and get the masks."""
+    from prunekit.pruning.masks import dense_masks, prunable_names
+    from prunekit.pruning.methods.autoprune import AuxiliaryGates
+
+    return AuxiliaryGates(model, dense_masks(model, prunable_names(model, ignore)), optimizer, penalty, init)
 
 
 def keep_masked(model: nn.Module, masks: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> Any:

@@ -32,7 +32,7 @@ MODELS = [
 def test_random_actions_meet_the_budget_exactly(model):
     rng = random.Random(0)
     lo = minimum_counts(model.sizes, 0.2)
-    for trial in range(200):
+    for _ in range(200):
         fraction = rng.uniform(0.3, 0.95)
         target = fraction * model.dense
         kept = []

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.config import Config
+from prunekit.pruning.masks import Masks
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 
@@ -65,25 +66,34 @@ class GatedWeight(torch.autograd.Function):
         return grad * (m > 0).to(grad.dtype), grad * torch.sign(w) * gate_slope(m)
 
 
-@TRAINING_HOOKS.register("autoprune")
 class AuxiliaryGates:
-    """Trains one auxiliary tensor per prunable tensor through gated forwards; see the module docstring."""
+    """Trains one auxiliary tensor per masked tensor through gated forwards; see the module docstring.
 
-    def __init__(self, ctx: HookContext) -> None:
-        self.ctx = ctx
-        p = ctx.cfg.prune
-        self.penalty = p.aux_penalty
-        self.names = list(ctx.masks)
-        self.modules = [ctx.model.get_submodule(n.rsplit(".", 1)[0]) for n in self.names]
-        opt = ctx.optimizer
+    Any nn.Module and any training loop: attach to the optimizer before training, call `finish()` after it.
+    `masks` (parameter name -> bool tensor) name the tensors and are updated in place by `finish()`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        masks: Masks,
+        optimizer: torch.optim.Optimizer,
+        penalty: float,
+        init: float,
+        start_step: int = 0,
+    ) -> None:
+        self.masks, self.penalty = masks, penalty
+        self.names = list(masks)
+        self.modules = [model.get_submodule(n.rsplit(".", 1)[0]) for n in self.names]
+        opt = optimizer
         first = sum(len(g["params"]) for g in opt.param_groups)
         saved = [opt.state.pop(first + i, None) for i in range(len(self.names))]  # unmatched entries on resume
         self.aux = []
         for module, name, entry in zip(self.modules, self.names, saved, strict=True):
             weight = module.weight
             start = entry[STATE_KEY] if entry and STATE_KEY in entry else None
-            m = torch.full_like(weight, p.aux_init) if start is None else start.to(weight).clone()
-            m.masked_fill_(~ctx.masks[name].to(weight.device), -p.aux_init)  # already-pruned weights stay closed
+            m = torch.full_like(weight, init) if start is None else start.to(weight).clone()
+            m.masked_fill_(~masks[name].to(weight.device), -init)  # already-pruned weights stay closed
             self.aux.append(nn.Parameter(m))
         opt.add_param_group({"params": self.aux, "weight_decay": 0.0})
         resumed = 0
@@ -95,7 +105,7 @@ class AuxiliaryGates:
                     if k != STATE_KEY
                 }
                 resumed += 1
-        if ctx.start_step and resumed < len(self.aux):
+        if start_step and resumed < len(self.aux):
             warnings.warn("autoprune: resumed without saved auxiliary parameters; they restart", stacklevel=2)
         for i, module in enumerate(self.modules):
             module.forward = self._forward(module, i)
@@ -129,11 +139,19 @@ class AuxiliaryGates:
         return closed / sum(m.numel() for m in self.aux)
 
     @torch.no_grad()
-    def finish(self) -> None:
+    def finish(self) -> Masks:
+        """Make the gates final: pruned weights become 0, the masks lose them, the modules' forwards come back."""
         for handle in self.handles:
             handle.remove()
         for name, module, m in zip(self.names, self.modules, self.aux, strict=True):
             module.weight.mul_((m > 0).to(module.weight.dtype))
             del module.forward
-            mask = self.ctx.masks[name]
+            mask = self.masks[name]
             mask.copy_(mask & (m > 0).to(mask.device))
+        return self.masks
+
+
+@TRAINING_HOOKS.register("autoprune")
+def from_runner(ctx: HookContext) -> AuxiliaryGates:
+    p = ctx.cfg.prune
+    return AuxiliaryGates(ctx.model, ctx.masks, ctx.optimizer, p.aux_penalty, p.aux_init, ctx.start_step)
