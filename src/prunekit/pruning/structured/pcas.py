@@ -1,19 +1,27 @@
 """PCAS (Yamamoto & Maeno 2018, "Pruning Channels with Attention Statistics"): learn which channels matter.
 
-An attention module is attached (by a forward hook, the model itself is not modified) after every layer that
+An attention module is attached (by a forward hook; the model itself is not modified) after every layer that
 produces a prunable group's channels, behind the BatchNorm that follows it when there is one. The module pools
 each channel over its spatial positions, runs a small bottleneck MLP (channels -> channels / 4 -> channels) and
-turns the result into one weight per channel, a = C * softmax(logits), by which the channels are multiplied:
-the channels compete for a fixed total of attention (mean 1), so training cannot simply open every gate. The
-last layer of each MLP starts at zero, so at first every a_c = 1 and the network computes exactly what it did.
-The modules are trained with the network's weights frozen (eval mode, requires_grad off) on the score batches
-through the objective's loss; a channel's importance is its attention averaged over those batches afterwards
-(coupled producers averaged). The modules and hooks are then dropped and channel selection proceeds as for any
-criterion: per layer, or globally (`prune.scope: global`, ranking attention that is comparable across layers
-because it has mean 1 in every layer, PCAS's single compression ratio for the whole model).
+turns the result into one weight per channel and example, a = 2 * sigmoid(logits) in (0, 2), by which the channels
+are multiplied. The last layer of each MLP starts at zero, so at first every a_c = 1 and the network computes
+exactly what it did. The modules are trained with the network's weights frozen (eval mode, requires_grad off) on
+the score batches, minimising the objective's loss plus `sparsity` times the mean attention; a channel's
+importance is its attention averaged over those batches afterwards (coupled producers averaged). The modules and
+hooks are then dropped and channel selection proceeds as for any criterion: per layer, or globally
+(`prune.scope: global`: one ranking of the attention statistics for the whole model, PCAS's single compression
+ratio instead of per-layer ratios).
 
-The full text of the paper could not be read where this was written (its abstract and summaries could); the
-module's exact form (softmax normalisation, bottleneck 4) is this implementation's reading, stated here.
+Why the sparsity term: the network is trained, so the loss is already stationary in every channel's scale (scaling
+a channel is scaling its filter, whose gradient is ~0); attention trained on the loss alone stays at 1 up to noise.
+Measured on the trained LeNet-5 of docs/results.md, a softmax-normalised attention without the term scored conv1's
+channels 0.91-1.09 and ranked the channel whose removal costs most accuracy 5th of 6; pruning half the channels by
+it left 12% validation accuracy before fine-tuning (L1-filter: 90%). The term pushes every attention down at the
+same rate and the loss pushes back in proportion to how much it needs the channel, so the attention that survives
+measures importance (86% at the same point with the defaults: Adam at 1e-2, 30 passes, sparsity 3). Plain SGD
+(lr 0.1, sparsity 0.3-1) gave 73-74%. The full text of the paper could not be read where
+this was written (its abstract and summaries could): the module's exact form and this term are this
+implementation's reading, stated so that they can be checked.
 """
 
 from __future__ import annotations
@@ -28,11 +36,11 @@ from prunekit.errors import UserError
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, Scores, data_dependent, to_root
 from prunekit.pruning.structured.groups import ChannelGroup, Member
 
-EPOCHS, LR, REDUCTION = 10, 1e-2, 4
+EPOCHS, LR, REDUCTION, SPARSITY = 30, 1e-2, 4, 3.0
 
 
 class ChannelAttention(nn.Module):
-    """a = C * softmax(fc2(relu(fc1(mean over positions of x)))); returns the weights [N, C]."""
+    """a = 2 * sigmoid(fc2(relu(fc1(mean over positions of x)))), in (0, 2); returns the weights [N, C]."""
 
     def __init__(self, channels: int, reduction: int = REDUCTION) -> None:
         super().__init__()
@@ -44,7 +52,7 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         pooled = x.flatten(2).mean(2) if x.dim() > 2 else x
-        return x.shape[1] * torch.softmax(self.fc2(F.relu(self.fc1(pooled))), dim=1)
+        return 2.0 * torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))
 
 
 def attach_points(ctx: ChannelContext) -> dict[nn.Module, nn.Module]:
@@ -77,9 +85,10 @@ def attach_points(ctx: ChannelContext) -> dict[nn.Module, nn.Module]:
 
 
 def pcas_criterion(
-    epochs: int = EPOCHS, lr: float = LR, reduction: int = REDUCTION
+    epochs: int = EPOCHS, lr: float = LR, reduction: int = REDUCTION, sparsity: float = SPARSITY
 ) -> Callable[[ChannelContext], Scores]:
-    """A PCAS channel criterion training its attention modules for `epochs` passes over the batches at `lr`."""
+    """A PCAS channel criterion training its attention modules for `epochs` passes over the batches at `lr`, with
+    `sparsity` * (mean attention) added to the loss."""
 
     @data_dependent
     def pcas(ctx: ChannelContext) -> Scores:
@@ -95,6 +104,7 @@ def pcas_criterion(
                 m.module: ChannelAttention(int(m.module.weight.shape[0]), reduction).to(device) for _, m in members
             }
         totals = {layer: torch.zeros(mod.fc2.out_features, device=device) for layer, mod in modules.items()}
+        means: list[Tensor] = []  # each module's mean attention in the current forward pass
         counts = dict.fromkeys(modules, 0)
         counting = {"on": False}
 
@@ -104,6 +114,8 @@ def pcas_criterion(
                 if counting["on"]:
                     totals[layer] += a.detach().sum(0)
                     counts[layer] += a.shape[0]
+                else:
+                    means.append(a.mean())
                 return out * a.view(*a.shape, *[1] * (out.dim() - 2))
 
             return hook
@@ -122,7 +134,9 @@ def pcas_criterion(
             for _ in range(epochs):
                 for batch in ctx.batches:
                     optimizer.zero_grad(set_to_none=True)
-                    ctx.objective.loss(model, batch).backward()
+                    means.clear()
+                    loss = ctx.objective.loss(model, batch)
+                    (loss + sparsity * torch.stack(means).mean()).backward()
                     optimizer.step()
             counting["on"] = True
             with torch.no_grad():
