@@ -116,3 +116,24 @@ def test_fine_grained_amc_through_the_runner(tmp_path):
     summary = experiment.run(cfg, tmp_path / "run", log=lambda _: None)
     assert summary["rounds"][1]["params"] <= 0.3 * summary["rounds"][0]["params"] + 1
     assert summary["rounds"][1]["sparsity"] > 0.5
+
+
+def test_latency_budget_uses_a_monotone_measured_table():
+    from prunekit.pruning.amc.env import PruningEnv
+    from prunekit.pruning.amc.problems import channel_problem
+    from prunekit.pruning.structured.latency_costs import latency_costs
+
+    model = TinyConv().eval()
+    costs = latency_costs(model, example())
+    full, half, small = costs.cost([8, 12]), costs.cost([4, 6]), costs.cost([2, 3])
+    assert full >= half >= small > 0  # more channels are never predicted to be faster
+    assert costs.cost([8, 6]) >= half and costs.cost([4, 12]) >= half
+    target = (small + full) / 2  # tiny layers: most of the time is fixed overhead, so only a mild cut is possible
+    problem = channel_problem(model, agreement_with(copy.deepcopy(model)), example())
+    env = PruningEnv(problem, costs, target, 0.2, "error")
+    for action in (0.2, 1.0, 0.6, 0.9):
+        env.reset()
+        done = False
+        while not done:
+            _, _, done, info = env.step(action)
+        assert info["cost"] <= target
