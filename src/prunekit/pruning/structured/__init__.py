@@ -5,6 +5,7 @@ prune_channels(model, 0.5, criterion="l1_filter")       # in place: half the pru
 save_compact(model, "r18.safetensors")                   # prunekit.export.compact; prunekit.export.load reads it
 """
 
+from prunekit.pruning.structured import criteria, pcas, thinet  # noqa: F401  (registers every channel criterion)
 from prunekit.pruning.structured.allocation import SCOPES
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext
 from prunekit.pruning.structured.groups import ChannelGroup, Member, resolve_ignore, trace

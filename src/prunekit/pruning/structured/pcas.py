@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.errors import UserError
-from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, Scores, data_dependent, to_root
+from prunekit.pruning.structured.criterion import CHANNEL_CRITERIA, ChannelContext, Scores, data_dependent, to_root
 from prunekit.pruning.structured.groups import ChannelGroup, Member
 
 EPOCHS, LR, REDUCTION, SPARSITY = 30, 1e-2, 4, 3.0
