@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prunekit.export.safety import atomic_write_bytes, atomic_write_text
 from prunekit.report import figures, tables
+from prunekit.report.amc import amc_section
 from prunekit.report.document import Document, Figure, Section, to_markdown
 from prunekit.report.html import to_html
 from prunekit.report.runs import RunInfo, find_runs, load_runs, load_summary
@@ -73,8 +74,6 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
             "Cost", [tables.cost_table(groups, speedups(groups)), *_figures(("cost.png", figures.cost_bars(groups)))]
         ),
     ]
-    from prunekit.report.amc import amc_section
-
     sections.append(amc_section(runs) or Section("AMC search"))  # empty sections are dropped below
     for r in runs:
         blocks = [tables.rounds(r.summary)]
