@@ -68,6 +68,7 @@ def test_sensitivity_from_a_run_directory_with_a_tolerance(tmp_path):
     assert set(ratios["ratios"]) == {"conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight", "fc3.weight"}
 
 
+@pytest.mark.filterwarnings("ignore:str. no weight decay")
 def test_untrained_round_zero_is_refused(tmp_path, capsys):
     experiment.run(
         tiny(**{"prune.method": "str", "prune.rounds": None, "train.epochs": 1}), tmp_path / "run", log=lambda _: None
