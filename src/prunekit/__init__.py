@@ -34,6 +34,8 @@ __all__ = [
     "save",
     "load",
     "run",
+    "amc_search",
+    "autoprune",
     "UserError",
 ]
 
@@ -150,6 +152,7 @@ def prune_channels(
     seed: int = 0,
     original: dict[str, int] | None = None,
     verify: bool = True,
+    ratios: dict[str, float] | None = None,
 ) -> Any:
     """Physically remove `fraction` of the prunable channels of any model, in place and atomically; returns a report
     (channels removed per group, groups kept whole and why, parameters before and after).
@@ -158,12 +161,13 @@ def prune_channels(
     dict of keyword inputs (`model(**kwargs)`); default: the inputs of the first batch, or zeros of a zoo model's
     input shape. Coupled channels go together (residual additions, concatenations, depthwise and grouped
     convolutions), attention loses whole heads, and the output layers (traced from the outputs) keep their width.
-    criterion: l1_filter, l2_filter, fpgm, random, bn_scale, taylor or thinet (the last two need `batches`, of any
-    structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch)` and
+    criterion: l1_filter, l2_filter, fpgm, random, bn_scale, taylor, thinet or pcas (the last three need `batches`,
+    of any structure: `(x, y)` pairs with cross-entropy by default, otherwise `loss_fn(model, batch)` and
     `inputs_fn(batch)`). ignore: layers (names, globs, parents) whose output channels stay. round_to: groups of at
     least twice as many channels keep a multiple of it (fast kernels; 1 = exact counts). original: the widths
     before the first call (by layer name), so that repeated calls count `fraction` against them.
     verify: check the thinner network computes what the original does with the removed channels zeroed.
+    ratios: per-layer fractions removed (a sensitivity scan's or AMC's), by layer name; `fraction` applies to the rest.
     On any error or refusal the model is exactly as it was. Build the optimizer after pruning.
     """
     import torch
@@ -189,7 +193,31 @@ def prune_channels(
         generator=torch.Generator().manual_seed(seed),
         original=original,
         verify=verify,
+        ratios=ratios,
     )
+
+
+def amc_search(model: nn.Module, evaluate: Any, **kwargs: Any) -> Any:
+    """AMC's per-layer ratios for any nn.Module (see prunekit.pruning.amc.search.amc_search for the arguments)."""
+    from prunekit.pruning.amc import amc_search as search
+
+    return search(model, evaluate, **kwargs)
+
+
+def autoprune(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    penalty: float = 1e-4,
+    init: float = 0.05,
+    ignore: list[str] | None = None,
+) -> Any:
+    """AutoPrune's auxiliary gates on the prunable weights of `model`, trained by `optimizer` in your own loop;
+    call `.finish()` after training to zero the pruned weights and get the masks."""
+    from prunekit.pruning.masks import dense_masks, prunable_names
+    from prunekit.pruning.methods.autoprune import AuxiliaryGates
+
+    return AuxiliaryGates(model, dense_masks(model, prunable_names(model, ignore)), optimizer, penalty, init)
 
 
 def keep_masked(model: nn.Module, masks: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> Any:

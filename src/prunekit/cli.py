@@ -1,4 +1,4 @@
-"""prunekit run | sweep | report | export | inspect.
+"""prunekit run | sweep | report | export | inspect | sensitivity.
 
 Bad input exits 2 with one line on stderr; --debug shows tracebacks.
 """
@@ -88,6 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time CPU inference: PyTorch and onnxruntime, batch 1 and 32, 2 threads",
     )
     _import_flag(inspect)
+
+    sens = sub.add_parser("sensitivity", help="prune each layer alone at a range of ratios: table, figure, ratios")
+    sens.add_argument("source", type=Path, help="run directory (scans its trained round 0) or config (trains it first)")
+    sens.add_argument("--out", type=Path, required=True)
+    sens.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sens.add_argument("--structure", choices=["channel", "unstructured"], help="default: the config's")
+    sens.add_argument("--ratios", help="comma-separated fractions removed (default 0.1,0.2,...,0.9)")
+    sens.add_argument("--tolerance", type=float, help="ratios file: max accuracy drop per layer (0.01 = 1 point)")
+    sens.add_argument("--budget", help="ratios file: KIND=FRACTION kept, KIND flops|params|latency|channels|weights")
+    sens.add_argument("--examples", type=int, help="validation examples to evaluate on (default: all)")
+    _import_flag(sens)
     return parser
 
 
@@ -101,6 +112,24 @@ def _import_flag(parser: argparse.ArgumentParser) -> None:
         help="import MODULE so that models/data named MODULE:factory can be built (repeatable); "
         "prunekit never imports code because a config or file names it",
     )
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from prunekit.sensitivity.command import run_command
+
+    result = run_command(
+        args.source,
+        args.out,
+        args.overrides,
+        args.structure,
+        args.ratios,
+        args.tolerance,
+        args.budget,
+        args.examples,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print("\n".join(f"wrote {f}" for f in result["files"]))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -189,7 +218,14 @@ def _rank0() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export, "inspect": cmd_inspect}
+COMMANDS = {
+    "run": cmd_run,
+    "sweep": cmd_sweep,
+    "report": cmd_report,
+    "export": cmd_export,
+    "inspect": cmd_inspect,
+    "sensitivity": cmd_sensitivity,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -211,7 +211,7 @@ REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
 
 @dataclass(frozen=True)
 class PruneConfig:
-    method: str = "none"  # none | oneshot | imp | gradual | at_init | str
+    method: str = "none"  # none | oneshot | imp | gradual | at_init | str | autoprune | amc
     structure: str = "unstructured"  # unstructured | channel
     criterion: str = "magnitude"  # also wanda | sparsegpt: post-training, from calibration batches, layer by layer
     scope: str = "global"  # global | layerwise (wanda and sparsegpt always compare within a layer: each at the target)
@@ -245,6 +245,20 @@ class PruneConfig:
     frequency: int = 100  # gradual: optimizer steps between pruning steps
     s_init: float = -10.0  # str: initial threshold parameter s (threshold = sigmoid(s))
     s_decay: float | None = None  # str: weight decay on the thresholds; null = train.weight_decay
+    # per-layer ratios (oneshot, at_init): layer name -> fraction removed (of its channels for channel pruning,
+    # its weights for unstructured); layers not named get `sparsity`. `ratios_file` is a JSON file of such ratios
+    # (`prunekit sensitivity` writes them); entries of layer_ratio override the file's.
+    layer_ratio: dict[str, float] = field(default_factory=dict)
+    ratios_file: str | None = None
+    # amc (He et al. 2018): a DDPG agent searches per-layer ratios on the trained network (structure: channel, or
+    # unstructured = fine-grained), then the best policy is fine-tuned for retrain_epochs
+    budget: dict[str, float] = field(default_factory=dict)  # one of flops | params | latency: the fraction KEPT
+    episodes: int = 300  # amc: search episodes, warm-up included
+    warmup_episodes: int = 100  # amc: first episodes with random actions (filling the replay buffer)
+    reward: str = "error"  # amc: error (-error, budget enforced) | error_log_flops (-error*log FLOPs, no budget)
+    reward_examples: int | None = 1000  # amc: validation examples the reward is measured on; null = all
+    aux_penalty: float = 1e-4  # autoprune: lambda, the regulariser pushing every auxiliary gate down (more = sparser)
+    aux_init: float = 0.05  # autoprune: initial auxiliary value (gates close once it falls to 0)
 
     def __post_init__(self) -> None:
         _check(1 <= len(self.sparsities) <= MAX_LIST, "prune.sparsity", f"a number or a list of 1 to {MAX_LIST}")
@@ -310,6 +324,31 @@ class PruneConfig:
         _bounded(self.frequency, "prune.frequency", 1, 10**9)
         _bounded(self.s_init, "prune.s_init", -100, 100)
         _bounded(self.s_decay, "prune.s_decay", 0, 1e3)
+        _check(len(self.layer_ratio) <= MAX_LIST, "prune.layer_ratio", f"at most {MAX_LIST} entries")
+        for name, r in self.layer_ratio.items():
+            _check(0.0 <= r < 1.0, f"prune.layer_ratio.{clip(name, 40)}", f"must be in [0, 1), got {short(r)}")
+        _check(
+            not (self.layer_ratio or self.ratios_file) or self.method in ("oneshot", "at_init"),
+            "prune.layer_ratio",
+            f"per-layer ratios apply to methods oneshot and at_init, not {short(self.method)}",
+        )
+        _check(len(self.budget) <= 1, "prune.budget", f"name one of flops, params, latency; got {short(self.budget)}")
+        for kind, v in self.budget.items():
+            known = kind in ("flops", "params", "latency")
+            _check(known, "prune.budget", f"flops | params | latency, got {short(kind)}")
+            _check(0.0 < v <= 1.0, f"prune.budget.{kind}", f"the fraction kept must be in (0, 1], got {short(v)}")
+        _bounded(self.episodes, "prune.episodes", 1, MAX_STEPS)
+        _check(0 <= self.warmup_episodes <= self.episodes, "prune.warmup_episodes", "must be in [0, episodes]")
+        _check(self.reward in ("error", "error_log_flops"), "prune.reward", "error | error_log_flops")
+        _bounded(self.reward_examples, "prune.reward_examples", 1, 10**9)
+        _bounded(self.aux_penalty, "prune.aux_penalty", 0, 1e6)
+        _bounded(self.aux_init, "prune.aux_init", 0, 1e6, low_open=True)
+        if self.method == "amc":
+            _check(
+                bool(self.budget) or self.reward == "error_log_flops",
+                "prune.budget",
+                "method amc needs a budget, e.g. {flops: 0.5}, unless prune.reward is error_log_flops",
+            )
 
     @property
     def sparsities(self) -> tuple[float, ...]:
@@ -454,7 +493,21 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
 
 def from_dict(values: dict[str, Any]) -> Config:
     _check(isinstance(values, dict), "(top level)", "the config must be a YAML mapping")
-    return _build(Config, values)
+    return _with_ratios_file(_build(Config, values))
+
+
+RATIOS_FILE_LIMIT = 1 << 20
+
+
+def _with_ratios_file(cfg: Config) -> Config:
+    """prune.ratios_file read into prune.layer_ratio (its explicit entries win), so the run records what it used."""
+    path = cfg.prune.ratios_file
+    if path is None:
+        return cfg
+    from prunekit.pruning.ratios_file import read_ratios
+
+    ratios = {**read_ratios(Path(path), RATIOS_FILE_LIMIT), **cfg.prune.layer_ratio}
+    return dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, layer_ratio=ratios))
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -487,7 +540,7 @@ def differences(a: Config, b: Config) -> list[str]:
     def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out = {}
         for k, v in d.items():
-            if isinstance(v, dict) and v and k != "layer_rate":
+            if isinstance(v, dict) and v and k not in ("layer_rate", "layer_ratio", "budget"):
                 out.update(flat(v, f"{prefix}{k}."))
             else:
                 out[prefix + k] = v

@@ -40,7 +40,7 @@ from prunekit.pruning.masks import (
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 from prunekit.pruning.prunable import Coverage, check_names, coverage_record, prunable
-from prunekit.pruning.step import check_criterion, prune_to, wants_data
+from prunekit.pruning.step import check_criterion, fixed_by_ratios, prune_to, wants_data
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
 from prunekit.threads import choose_threads
@@ -72,8 +72,8 @@ def check_config(cfg: Config) -> None:
         from prunekit.pruning.structured import CHANNEL_CRITERIA
 
         CHANNEL_CRITERIA.get(p.criterion)
-        if p.method not in ("oneshot", "imp", "gradual"):
-            raise UserError(f"prune.structure channel works with method oneshot, imp or gradual, not {p.method}")
+        if p.method not in ("oneshot", "imp", "gradual", "amc"):
+            raise UserError(f"prune.structure channel works with method oneshot, imp, gradual or amc, not {p.method}")
         if p.method == "imp" and p.rewind not in ("lr", "finetune"):
             raise UserError("channel pruning retrains the pruned weights: set prune.rewind to lr or finetune")
         if p.control != "none" or p.layer_rate:
@@ -250,6 +250,11 @@ class Run:
         p = self.cfg.prune
         target = plan.sparsity if target is None else target
         gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
+        ratios = dict(p.layer_ratio)  # per-layer ratios (layer -> fraction removed), e.g. from a sensitivity scan
+        if plan.allocate == "amc":  # learned per-layer ratios: searched once on the trained network, logged
+            from prunekit.pruning.amc.runner import search_ratios
+
+            ratios = search_ratios(self, plan)
         if self.channel:
             from prunekit.pruning.structured import needs_batches, original_widths, prune_channels
 
@@ -260,15 +265,17 @@ class Run:
                 scope=p.scope,
                 ignore=p.ignore or (),
                 min_channels=p.min_channels,
-                round_to=p.round_to,
+                round_to=1 if plan.allocate == "amc" else p.round_to,  # AMC's budget holds for exact widths
                 batches=self._score_batches(gen) if needs_batches(p.criterion) else [],
                 objective=self.task.objective,
                 example_input=None if is_shape(self.example) else self.example,
                 generator=gen,
                 original=original_widths(self.model, self.base),
+                ratios=ratios,
             )
             return {}
         batches = self._score_batches(gen) if wants_data(p.criterion, p.scope, p.allocation) else []
+        target, fixed = fixed_by_ratios(ratios, masks, target, plan.fixed)
         ctx = ScoreContext(self.model, masks, batches, gen, objective=self.task.objective, example_input=self.example)
         return prune_to(
             ctx,
@@ -277,7 +284,7 @@ class Run:
             iterations=plan.iterations if plan.iterations is not None else p.iterations,
             scope=p.scope,
             allocation=p.allocation,
-            fixed=plan.fixed,
+            fixed=fixed,
             min_density=p.min_density,
             pattern=p.pattern,
         )

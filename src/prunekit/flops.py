@@ -113,6 +113,12 @@ def _forward(model: nn.Module, example: Any) -> None:
         model.train(was_training)
 
 
+def example_flops(model: nn.Module, example: Any) -> tuple[int, dict[str, int]]:
+    """(total FLOPs, FLOPs per module name) of one eval-mode forward pass on `example` (a tensor, a tuple of
+    positional inputs or a mapping of keyword inputs), for any nn.Module."""
+    return module_flops(model, example)
+
+
 def module_flops(model: nn.Module, example: Any) -> tuple[int, dict[str, int]]:
     """(total FLOPs for one sample, FLOPs per module name) of a dense forward pass (a multiply-add counts 2).
 

@@ -206,7 +206,7 @@ def prune(
         new = select_per_layer(scores, {n: masks[n] for n in fixed_d}, counts)
         if rest:
             sub = {n: masks[n] for n in rest}
-            new.update(select_global(scores, sub, keep - sum(counts.values()), floor))
+            new.update(select_global(scores, sub, max(0, keep - sum(counts.values())), floor))
         new = {n: new[n] for n in masks}
     else:
         counts = layer_counts(

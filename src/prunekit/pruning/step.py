@@ -136,3 +136,24 @@ def prune_to(
         if steps > 1:
             apply_masks(ctx.model, masks)
     return masks
+
+
+def fixed_by_ratios(
+    ratios: dict[str, float], masks: Masks, sparsity: float, fixed: dict[str, float] | None = None
+) -> tuple[float, dict[str, float]]:
+    """(total sparsity, fixed densities) for per-layer ratios (tensor or module name -> fraction removed).
+
+    Named tensors keep exactly 1 - ratio of their weights; the others share what `sparsity` leaves. When every
+    prunable tensor is named, the total follows from the ratios and `sparsity` is not used.
+    """
+    fixed = dict(fixed or {})
+    for key, ratio in ratios.items():
+        name = key if key in masks else f"{key}.weight"
+        if name not in masks:
+            raise UserError(f"per-layer ratio for {key!r} names no prunable tensor; prunable: {list(masks)}")
+        fixed[name] = 1.0 - float(ratio)
+    if fixed and set(fixed) >= set(masks):
+        total = sum(m.numel() for m in masks.values())
+        kept = sum(round(fixed[n] * m.numel()) for n, m in masks.items())
+        sparsity = 1.0 - kept / total
+    return sparsity, fixed

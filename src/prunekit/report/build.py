@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prunekit.export.safety import atomic_write_bytes, atomic_write_text
 from prunekit.report import figures, tables
+from prunekit.report.amc import amc_section
 from prunekit.report.document import Document, Figure, Section, to_markdown
 from prunekit.report.html import to_html
 from prunekit.report.runs import RunInfo, find_runs, load_runs, load_summary
@@ -75,6 +76,7 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
             "Cost", [tables.cost_table(groups, speedups(groups)), *_figures(("cost.png", figures.cost_bars(groups)))]
         ),
     ]
+    sections.append(amc_section(runs) or Section("AMC search"))  # empty sections are dropped below
     for r in runs:
         blocks = [tables.rounds(r.summary)]
         blocks += [tables.layers(r.summary)] if r.summary.get("layers") else []

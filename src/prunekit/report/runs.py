@@ -11,7 +11,14 @@ from prunekit.errors import UserError
 from prunekit.safe_text import clip, load_yaml
 
 REWIND_NAMES = {"init": "WR", "lr": "LRR", "finetune": "FT"}
-METHOD_NAMES = {"oneshot": "one-shot", "none": "dense", "at_init": "at-init", "str": "STR"}
+METHOD_NAMES = {
+    "oneshot": "one-shot",
+    "none": "dense",
+    "at_init": "at-init",
+    "str": "STR",
+    "amc": "AMC",
+    "autoprune": "AutoPrune",
+}
 SECTIONS = ("model", "data", "train", "prune")
 MAX_LABEL = 48  # characters of a run's name in tables and legends
 

@@ -77,8 +77,9 @@ class Task(Protocol):
 
     def has_split(self, split: str) -> bool: ...
 
-    def evaluate(self, model: nn.Module, split: str, batch_size: int) -> float | None:
-        """The metric on split "val" or "test"; None when the split is empty."""
+    def evaluate(self, model: nn.Module, split: str, batch_size: int, limit: int | None = None) -> float | None:
+        """The metric on split "val" or "test" (only its first `limit` examples, when given: AMC's reward and
+        sensitivity scans use a part of the validation split); None when the split is empty."""
         ...
 
     def score_batches(self, count: int, batch_size: int, generator: torch.Generator) -> list[Batch]:

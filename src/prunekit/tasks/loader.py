@@ -28,6 +28,14 @@ from prunekit.tasks.metrics import MetricFn, batch_totals, evaluate_batches, fin
 from prunekit.tasks.sharding import RankBatches
 
 
+def _first_tensor(batch: Any) -> Tensor | None:
+    """The first tensor in a batch of model inputs (a tensor, or one inside a dict, tuple or list)."""
+    if isinstance(batch, Tensor):
+        return batch
+    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, tuple | list) else ()
+    return next((t for t in map(_first_tensor, values) if t is not None), None)
+
+
 def _first_of(batch: Any) -> Any:
     """One example of a batch of model inputs (the first row of every tensor in it)."""
     if isinstance(batch, Tensor):
@@ -161,9 +169,11 @@ class LoaderTask:
     def has_split(self, split: str) -> bool:
         return self.splits.get(split) is not None
 
-    def evaluate(self, model: nn.Module, split: str, batch_size: int) -> float | None:
+    def evaluate(self, model: nn.Module, split: str, batch_size: int, limit: int | None = None) -> float | None:
         if self.splits.get(split) is None:
             return None
+        if limit is not None:
+            return self._evaluate_first(model, split, limit)
         world = current()
         if world.distributed:
             if self.metric_fn is not None:
@@ -174,6 +184,28 @@ class LoaderTask:
         if self.metric_fn is not None:
             return self._user_metric(model, split)
         return evaluate_batches(model, self._batches(split), self.metric.name, self.objective)
+
+    def _evaluate_first(self, model: nn.Module, split: str, limit: int) -> float:
+        """The metric on the batches holding the first `limit` examples (whole batches; on every rank alike)."""
+
+        def first() -> Iterator[Batch]:
+            seen = 0
+            for batch in self._batches(split):
+                if seen >= limit:
+                    return
+                yield batch
+                inputs = _first_tensor(self.objective.inputs(batch))
+                seen += len(inputs) if inputs is not None and inputs.dim() else 1
+
+        if self.metric_fn is not None:
+            was_training = model.training
+            model.eval()
+            try:
+                with torch.inference_mode():
+                    return float(self.metric_fn(model, first()))
+            finally:
+                model.train(was_training)
+        return evaluate_batches(model, first(), self.metric.name, self.objective)
 
     def _user_metric(self, model: nn.Module, split: str) -> float:
         was_training = model.training

@@ -109,8 +109,14 @@ class TensorTask:
     def has_split(self, split: str) -> bool:
         return len(getattr(self.data, f"{split}_x")) > 0
 
-    def evaluate(self, model: nn.Module, split: str, batch_size: int) -> float | None:
+    def split_size(self, split: str) -> int:
+        """Examples in a split (optional in the Task protocol: loaders may not know)."""
+        return len(getattr(self.data, f"{split}_x"))
+
+    def evaluate(self, model: nn.Module, split: str, batch_size: int, limit: int | None = None) -> float | None:
         x, y = getattr(self.data, f"{split}_x"), getattr(self.data, f"{split}_y")
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
         if not len(x):
             return None
         world = current()

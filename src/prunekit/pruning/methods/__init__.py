@@ -29,6 +29,7 @@ class RoundPlan:
     gradual: dict[str, float] | None = None  # for during="gradual": initial, final, begin, end (epochs)
     stop_within: float | None = None  # end training once the val metric is within this of the base round's
     min_epochs: int = 0  # with stop_within: epochs trained before the first check
+    allocate: str | None = None  # "amc": per-layer ratios searched at prune time, on the network the round starts from
 
 
 Method = Callable[[Config, dict[str, int]], list[RoundPlan]]
@@ -59,4 +60,12 @@ def iterations(cfg: Config) -> int:
     return default_iterations(cfg.prune.criterion)
 
 
-from prunekit.pruning.methods import at_init, gradual, imp, oneshot, soft_threshold  # noqa: E402,F401  (registration)
+from prunekit.pruning.methods import (  # noqa: E402,F401  (registration)
+    amc,
+    at_init,
+    autoprune,
+    gradual,
+    imp,
+    oneshot,
+    soft_threshold,
+)

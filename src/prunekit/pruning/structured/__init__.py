@@ -6,6 +6,7 @@ save_compact(model, "r18.safetensors")                   # prunekit.export.compa
 """
 
 from prunekit.pruning.outputs import OutputLayers, output_layers
+from prunekit.pruning.structured import criteria, pcas, thinet  # noqa: F401  (registers every channel criterion)
 from prunekit.pruning.structured.allocation import SCOPES
 from prunekit.pruning.structured.attention import PrunedMultiheadAttention
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext

@@ -15,6 +15,10 @@ multiply-adds say (see prunekit.pruning.structured.widths.aligned_grid). "Meetin
   remove more).
 Either way the total removed ends within half of the largest multiple of the target, unless the groups run out of
 removable channels; with `round_to` 1 both are exact, as before alignment existed.
+
+Per-group `ratios` (from a sensitivity scan, AMC or `prune.layer_ratio`) fix the fraction removed from the groups
+they name, at exact widths (budgets computed from ratios assume exact widths); `fraction` then applies to the others
+(each of them, or all of them together under a global ranking).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def select(
     min_channels: int | Mapping[str, int] = 1,
     round_to: int = 1,
     weights: Mapping[str, int] | None = None,
+    ratios: Mapping[str, float] | None = None,
 ) -> dict[str, Tensor]:
     """Indices (sorted, int64) of the channels to remove from each group, lowest scores first within a group.
 
@@ -50,6 +55,7 @@ def select(
     weights: channels per scored unit of each group (an attention head is head_dim channels), so that a global
     `fraction` counts channels; default 1 (every unit is one channel). Groups of several-channel units are never
     rounded (their units are already whole heads), and their units are taken only while they fit in the budget.
+    ratios: group name -> fraction of its original channels removed, for the groups it names (any scope).
     """
     if scope not in SCOPES:
         raise UserError(f"unknown channel pruning scope {scope!r}: known: {', '.join(SCOPES)}")
@@ -60,17 +66,31 @@ def select(
             raise ValueError(f"criterion gave {list(s.shape)} scores for group {name!r} of {sizes[name]} channels")
         if not torch.isfinite(s).all():
             raise UserError(f"criterion produced non-finite scores for group {name!r}")
+    ratios = dict(ratios or {})
+    unknown = sorted(set(ratios) - set(sizes))
+    if unknown:
+        raise UserError(f"per-layer ratios name no prunable channel group: {unknown}; groups: {sorted(sizes)}")
+    for name, r in ratios.items():
+        if not 0.0 <= r < 1.0:
+            raise UserError(f"per-layer ratio of {name!r} must be in [0, 1), got {r}")
     w = {n: int(weights.get(n, 1)) if weights else 1 for n in sizes}
     floor = {n: min_channels if isinstance(min_channels, int) else min_channels[n] for n in sizes}
-    grids = {
-        n: aligned_grid(sizes[n], alignment(original[n], round_to) if w[n] == 1 else 1, floor[n]) for n in sizes
-    }
+
+    def multiple(n: str) -> int:  # named ratios are met exactly (their budgets were computed on exact widths)
+        return 1 if w[n] != 1 or n in ratios else alignment(original[n], round_to)
+
+    grids = {n: aligned_grid(sizes[n], multiple(n), floor[n]) for n in sizes}
+    kept = {n: _layerwise({n: grids[n]}, original, r)[n] for n, r in ratios.items()}
+    rest = [n for n in sizes if n not in ratios]
     if scope == "layerwise":
-        kept = _layerwise(grids, original, fraction)
+        kept.update(_layerwise({n: grids[n] for n in rest}, original, fraction))
         return {n: _lowest(scores[n], sizes[n] - kept[n]) for n in sizes}
-    removed = sum((original[n] - sizes[n]) * w[n] for n in sizes)
-    extra = round(fraction * sum(original[n] * w[n] for n in sizes)) - removed
-    return _global(scores, grids, max(0, extra), w)
+    chosen = {n: _lowest(scores[n], sizes[n] - kept[n]) for n in ratios}
+    if rest:
+        removed = sum((original[n] - sizes[n]) * w[n] for n in rest)
+        extra = round(fraction * sum(original[n] * w[n] for n in rest)) - removed
+        chosen.update(_global({n: scores[n] for n in rest}, {n: grids[n] for n in rest}, max(0, extra), w))
+    return {n: chosen[n] for n in sizes}
 
 
 def _lowest(score: Tensor, count: int) -> Tensor:

@@ -3,52 +3,26 @@
 A channel criterion is a function `(ctx: ChannelContext) -> {group name: Tensor[group.size]}` registered in
 CHANNEL_CRITERIA. Filter criteria score each producing layer's output filters and average over the layers a
 residual addition couples. Criteria that need data set `needs_data = True` (see prunekit.pruning.criteria);
-ThiNet (in thinet.py) also carries a `reconstruct` step that rescales the kept weights after selection.
+ThiNet (in thinet.py) also carries a `reconstruct` step that rescales the kept weights after selection; PCAS (in
+pcas.py) trains attention modules on the batches and scores each channel by its mean attention.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
-from prunekit.pruning.structured.groups import ChannelGroup, Member
-from prunekit.registry import Registry
-
-Scores = dict[str, Tensor]
-
-
-@dataclass
-class ChannelContext:
-    model: nn.Module
-    groups: list[ChannelGroup]
-    batches: list[Batch] = field(default_factory=list)
-    generator: torch.Generator | None = None
-    cache: dict[str, Any] = field(default_factory=dict)  # what a criterion keeps for its reconstruct step
-    objective: Objective = DEFAULT  # how a batch becomes model inputs and a loss
-
-
-ChannelCriterion = Callable[[ChannelContext], Scores]
-CHANNEL_CRITERIA: Registry[ChannelCriterion] = Registry("channel criterion")
-
-
-def data_dependent(fn: ChannelCriterion) -> ChannelCriterion:
-    fn.needs_data = True  # type: ignore[attr-defined]
-    return fn
-
-
-def to_root(group: ChannelGroup, member: Member, values: Tensor) -> Tensor:
-    """A member's per-index values mapped onto the group's channels (averaged where several indices share one)."""
-    root = torch.tensor(member.root_idxs, dtype=torch.long)
-    picked = values.detach().float().cpu()[torch.tensor(member.idxs, dtype=torch.long)]
-    total = torch.zeros(group.size).index_add_(0, root, picked)
-    count = torch.zeros(group.size).index_add_(0, root, torch.ones_like(picked))
-    return total / count.clamp(min=1)
+from prunekit.pruning.structured.criterion import (  # noqa: F401  (re-exported: the names criteria are written with)
+    CHANNEL_CRITERIA,
+    ChannelContext,
+    ChannelCriterion,
+    Scores,
+    data_dependent,
+    to_root,
+)
 
 
 def _mean(scores: list[Tensor]) -> Tensor:
@@ -131,6 +105,3 @@ def taylor(ctx: ChannelContext) -> Scores:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return {g.name: _mean([to_root(g, m, totals[m.name]) for m in g.role("out")]) for g in ctx.groups}
-
-
-from prunekit.pruning.structured import thinet  # noqa: E402,F401  (registration)

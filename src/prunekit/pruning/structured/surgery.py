@@ -55,6 +55,7 @@ def prune_channels(
     reconstruct: bool = True,
     follow: Iterable[nn.Module] = (),
     verify: bool = True,
+    ratios: Mapping[str, float] | None = None,
 ) -> ChannelReport:
     """Remove channels from `model` *in place* until `fraction` of its original prunable channels are gone.
 
@@ -78,6 +79,9 @@ def prune_channels(
     follow: other models of the same architecture and widths (e.g. a copy holding the initial weights, for
         rewinding) that lose exactly the same channels, with their own weights.
     verify: check that the thinner network computes what the original does with the removed channels zeroed.
+    ratios: per-layer fractions of the original channels removed, by group name (its first producing layer) or
+        the name of any layer producing the group's channels (`name.weight` works too); `fraction` applies to the
+        groups not named (see `prunekit.pruning.structured.allocation.select`).
 
     Returns what was removed and what stayed whole (and why). Parameters that lose channels are replaced by smaller
     ones (build the optimizer after pruning); requires_grad, dtypes, devices, buffers and train/eval modes are kept.
@@ -113,7 +117,8 @@ def prune_channels(
     missing = sorted({g.name for g in traced.groups} - set(scores))
     if missing:
         raise ValueError(f"channel criterion gave no scores for groups {missing}")
-    drop = _choose(traced.groups, scores, widths, fraction, scope, int(min_channels), int(round_to))
+    named = group_ratios(traced.groups, ratios or {})
+    drop = _choose(traced.groups, scores, widths, fraction, scope, int(min_channels), int(round_to), named)
     removed = {name: d.tolist() for name, d in drop.items()}
     for other in tx.copies[1:]:
         _remove(other, removed, ignore, traced.example_input, verify=False)
@@ -134,6 +139,21 @@ def prune_channels(
         outputs=traced.outputs,
         params=(params, physical_params(model)),
     )
+
+
+def group_ratios(groups: list[ChannelGroup], ratios: Mapping[str, float]) -> dict[str, float]:
+    """Per-layer ratios keyed by group name; any producing layer of a group (or `layer.weight`) names it."""
+    owner = {m.name: g.name for g in groups for m in g.role("out")}
+    out: dict[str, float] = {}
+    for key, ratio in ratios.items():
+        name = owner.get(key.removesuffix(".weight"))
+        if name is None:
+            known = [g.name for g in groups]
+            raise UserError(f"per-layer ratio for {key!r} names no prunable channel group; groups: {known}")
+        if name in out and out[name] != ratio:
+            raise UserError(f"per-layer ratios give group {name!r} two values ({out[name]} and {ratio})")
+        out[name] = float(ratio)
+    return out
 
 
 def remove_channels(
@@ -240,6 +260,7 @@ def _choose(
     scope: str,
     min_channels: int,
     round_to: int,
+    ratios: Mapping[str, float] | None = None,
 ) -> dict[str, Tensor]:
     """Channels to remove from each group: `select` over units (a channel, a head, a position of every conv group),
     each unit scored by the mean of its channels."""
@@ -256,7 +277,15 @@ def _choose(
         floor[g.name] = max(1, math.ceil(min_channels / k))
     weights = {g.name: g.unit_size for g in groups}
     chosen = select(
-        unit_scores, sizes, origin, fraction, scope=scope, min_channels=floor, round_to=round_to, weights=weights
+        unit_scores,
+        sizes,
+        origin,
+        fraction,
+        scope=scope,
+        min_channels=floor,
+        round_to=round_to,
+        weights=weights,
+        ratios=ratios,
     )
     out = {}
     for g in groups:

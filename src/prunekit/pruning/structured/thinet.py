@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.errors import UserError
-from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, Scores, data_dependent
+from prunekit.pruning.structured.criterion import CHANNEL_CRITERIA, ChannelContext, Scores, data_dependent
 from prunekit.pruning.structured.groups import ChannelGroup, Member
 
 SAMPLES = 4096  # sampled output positions per consuming layer, spread over the batches
