@@ -12,6 +12,7 @@ from prunekit.pruning.structured.surgery import needs_batches, prune_channels, r
 from prunekit.pruning.structured.widths import (
     base_model,
     channel_sparsity,
+    group_widths,
     layer_report,
     original_widths,
     output_widths,
@@ -26,6 +27,7 @@ __all__ = [
     "Member",
     "base_model",
     "channel_sparsity",
+    "group_widths",
     "layer_report",
     "needs_batches",
     "original_widths",

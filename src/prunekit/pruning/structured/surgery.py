@@ -17,7 +17,7 @@ from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
-from prunekit.pruning.structured.groups import trace
+from prunekit.pruning.structured.groups import ChannelGroup, trace
 from prunekit.pruning.structured.widths import original_widths, output_widths
 
 
@@ -42,6 +42,7 @@ def prune_channels(
     original: Mapping[str, int] | None = None,
     reconstruct: bool = True,
     follow: Iterable[nn.Module] = (),
+    only: Iterable[str] | None = None,
 ) -> nn.Module:
     """Remove channels from `model` *in place* until `fraction` of its original prunable channels are gone; return it.
 
@@ -59,6 +60,8 @@ def prune_channels(
     reconstruct: run the criterion's weight reconstruction, if it has one (ThiNet's least-squares rescaling).
     follow: other models of the same architecture and widths (e.g. a copy holding the initial weights, for
         rewinding) that lose exactly the same channels, with their own weights.
+    only: prune only these groups (named after their first producing layer); the others stay as they are
+        (layer-by-layer pruning: ThiNet's rounds each prune one layer of the partly pruned network).
 
     Parameters are replaced by smaller ones: build the optimizer after pruning. Train/eval mode is preserved.
     A UserError raised after the surgery started (a model that breaks once thinner) leaves the model partly pruned.
@@ -76,10 +79,11 @@ def prune_channels(
     traced = trace(model, ignore, example_input)
     if not traced.groups:
         raise UserError(f"{type(model).__name__} has no prunable channel group left after ignoring {list(ignore)}")
+    groups = _chosen(traced.groups, only)
     widths = dict(original) if original is not None else original_widths(model)
-    sizes = {g.name: g.size for g in traced.groups}
+    sizes = {g.name: g.size for g in groups}
     origin = {n: max(int(widths.get(n, size)), size) for n, size in sizes.items()}
-    ctx = ChannelContext(model, traced.groups, list(batches or []), generator, objective=objective)
+    ctx = ChannelContext(model, groups, list(batches or []), generator, objective=objective)
     scores = fn(ctx)
     missing = sorted(set(sizes) - set(scores))
     if missing:
@@ -93,11 +97,22 @@ def prune_channels(
             )
         remove_channels(other, removed, ignore=ignore, example_input=traced.example_input)
     if reconstruct and hasattr(fn, "reconstruct"):
-        fn.reconstruct(ctx, {g.name: _complement(drop[g.name], g.size) for g in traced.groups})
-    for group in traced.groups:
+        fn.reconstruct(ctx, {g.name: _complement(drop[g.name], g.size) for g in groups})
+    for group in groups:
         traced.remove(group, removed[group.name])
     traced.check()
     return model
+
+
+def _chosen(groups: list[ChannelGroup], only: Iterable[str] | None) -> list[ChannelGroup]:
+    """The groups named in `only` (all of them when None); a name that is no prunable group is an error."""
+    if only is None:
+        return groups
+    wanted = set(only)
+    unknown = sorted(wanted - {g.name for g in groups})
+    if unknown:
+        raise UserError(f"no prunable channel groups {unknown}; groups: {[g.name for g in groups]}")
+    return [g for g in groups if g.name in wanted]
 
 
 def remove_channels(

@@ -36,6 +36,11 @@ def original_widths(model: nn.Module) -> dict[str, int]:
     return output_widths(model if base is None else base)
 
 
+def group_widths(model: nn.Module, ignore: Iterable[str] = (), example_input: Tensor | None = None) -> dict[str, int]:
+    """Current width of every prunable channel group, by name (its first producing layer), in network order."""
+    return {g.name: g.size for g in trace(model, ignore, example_input).groups}
+
+
 def physical_params(model: nn.Module) -> int:
     """Parameters physically present (a thinner layer simply has fewer)."""
     return sum(p.numel() for p in model.parameters())
