@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunekit.export.safety import atomic_write_bytes, atomic_write_text
-from prunekit.report import figures, tables
+from prunekit.report import figures, sources, tables
 from prunekit.report.document import Document, Figure, Section, to_markdown
 from prunekit.report.html import to_html
 from prunekit.report.runs import RunInfo, find_runs, load_runs, load_summary
@@ -67,6 +67,7 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
             [tables.ratio_table(groups), tables.method_table(groups), tables.course_table(groups)]
             + ([sweep] if sweep else []),
         ),
+        Section("Beside the source documents", sources.source_tables(groups)),
         Section("Per-layer sparsity", _layer_figures(groups)),
         Section("Training curves", _figures(("training.png", figures.training_curves(groups)))),
         Section(

@@ -87,7 +87,8 @@ class Group:
         out = []
         for i in range(max(len(r.rounds) for r in self.runs)):
             rows = [r.rounds[i] for r in self.runs if len(r.rounds) > i]
-            others = {k: stat(row.get(k) for row in rows) for k in ("params", "flops", "epochs", "wall_seconds")}
+            keys = ("params", "flops", "epochs", "wall_seconds", "pruned_accuracy")
+            others = {k: stat(row.get(k) for row in rows) for k in keys}
             out.append((stat(row["sparsity"] for row in rows), stat(row["test_accuracy"] for row in rows), others))
         return out
 
