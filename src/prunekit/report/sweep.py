@@ -109,6 +109,10 @@ def group_runs(runs: list[RunInfo]) -> list[Group]:
     for r in runs:
         by_key.setdefault(config_key(r), []).append(r)
     groups = [Group(_group_label(members), members) for members in by_key.values()]
+    labels = [g.label for g in groups]
+    for g in groups:  # runs of one config file with different --set: tell them apart by their method first
+        if labels.count(g.label) > 1:
+            g.label = f"{g.label}: {g.first.method_label}"
     seen: dict[str, int] = {}
     for g in groups:
         seen[g.label] = seen.get(g.label, 0) + 1
