@@ -15,7 +15,10 @@ Reported over dense:
                 prune's recomputed `weight`, each storage counted once) plus prunekit's masks, after a step;
                 gradients and optimizer state are left out (the same size in all three);
   file_ratio    the saved file over the dense safetensors file: prunekit.export.save(format="sparse") for
-                prunekit; torch.save(state_dict) for torch prune, and `file_ratio_removed` after prune.remove.
+                prunekit; torch.save(state_dict) for torch prune, `file_ratio_removed` after prune.remove, and
+                `file_ratio_sparse`, torch prune's best sparse save: after prune.remove, the pruned weights as
+                sparse tensors (COO, CSR with int64 or int32 indices; conv weights as 2-D [out, in*k*k] views)
+                through torch.save or safetensors, the smallest of them (all in `sparse_saves`).
 
     python benchmarks/vs_torch_prune.py [--model vgg16:3,32,32] [--sparsity 0.9] [--threads 1] [--json]
 """
@@ -27,10 +30,12 @@ import json
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
@@ -117,7 +122,40 @@ def file_sizes(setups: dict[str, dict], tmp: Path) -> dict[str, int]:
         prune.remove(model.get_submodule(name.rsplit(".", 1)[0]), "weight")
     torch.save(model.state_dict(), tmp / "tp_removed.pt")
     sizes["torch_prune_removed"] = (tmp / "tp_removed.pt").stat().st_size
+    sizes["torch_prune_sparse"] = sparse_saves(model.state_dict(), set(setups["torch_prune"]["names"]), tmp)
     return sizes
+
+
+def _csr(weight: Tensor, index: torch.dtype) -> Tensor:
+    csr = weight.reshape(weight.shape[0], -1).to_sparse_csr()
+    if index == torch.int64:
+        return csr
+    rows, cols = csr.crow_indices().to(index), csr.col_indices().to(index)
+    return torch.sparse_csr_tensor(rows, cols, csr.values(), csr.shape, check_invariants=True)
+
+
+def sparse_saves(state: dict[str, Tensor], pruned: set[str], tmp: Path) -> dict[str, int]:
+    """Bytes of the pruned network saved the sparse ways plain PyTorch offers (pruned weights sparse, others dense)."""
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    out = {}
+    ways = {
+        "coo_torch_save": lambda w: w.to_sparse(),
+        "csr_torch_save": lambda w: _csr(w, torch.int64),
+        "csr_int32_torch_save": lambda w: _csr(w, torch.int32),
+    }
+    for way, convert in ways.items():
+        torch.save({k: convert(v) if k in pruned else v for k, v in state.items()}, tmp / f"{way}.pt")
+        out[way] = (tmp / f"{way}.pt").stat().st_size
+    flat = {}
+    for k, v in state.items():
+        if k in pruned:
+            csr = _csr(v, torch.int32)
+            flat.update({f"{k}.crow": csr.crow_indices(), f"{k}.col": csr.col_indices(), f"{k}.values": csr.values()})
+        else:
+            flat[k] = v.contiguous()
+    save_file(flat, str(tmp / "csr_int32.safetensors"))
+    out["csr_int32_safetensors"] = (tmp / "csr_int32.safetensors").stat().st_size
+    return out
 
 
 def compare(spec: str, args: argparse.Namespace) -> dict:
@@ -145,6 +183,7 @@ def compare(spec: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         files = file_sizes(setups, Path(tmp))
     files["prunekit_pytorch_multiply"] = files["prunekit"]  # the same masks: the same sparse file
+    torch_sparse = files.pop("torch_prune_sparse")
     dense = {"step_ms": step["dense"] * 1e3, "memory": memory["dense"], "file_bytes": files["dense"]}
     result = {"input_shape": list(shape), "steps_per_sample": steps, "dense": dense}
     for v in variants[1:]:
@@ -157,6 +196,8 @@ def compare(spec: str, args: argparse.Namespace) -> dict:
             "file_bytes": files[v],
         }
     result["torch_prune"]["file_ratio_removed"] = round(files["torch_prune_removed"] / files["dense"], 3)
+    result["torch_prune"]["file_ratio_sparse"] = round(min(torch_sparse.values()) / files["dense"], 3)
+    result["torch_prune"]["sparse_saves"] = {k: round(v / files["dense"], 3) for k, v in torch_sparse.items()}
     return name, result
 
 
@@ -182,7 +223,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = dict(compare(spec, args) for spec in (args.model or DEFAULT_MODELS))
     if args.json:
-        keys = ("step_ratio", "memory_ratio", "file_ratio", "file_ratio_removed")
+        keys = ("step_ratio", "memory_ratio", "file_ratio", "file_ratio_removed", "file_ratio_sparse")
         short = {
             m: {v: {k: r[v][k] for k in keys if k in r[v]} for v in ("prunekit", "torch_prune")}
             for m, r in results.items()

@@ -65,7 +65,7 @@ def test_compact_export_of_a_round_loads_and_matches(tmp_path):
     [
         ({"prune.criterion": "magnitude"}, "unknown channel criterion"),
         ({"prune.rewind": "init"}, "prune.rewind"),
-        ({"prune.method": "at_init"}, "oneshot, imp, gradual or amc"),
+        ({"prune.method": "at_init"}, "oneshot, imp, gradual, amc or sequential"),
     ],
 )
 def test_channel_config_errors(tmp_path, overrides, fragment):

@@ -222,7 +222,17 @@ class PruneConfig:
     rounds: int | None = None  # imp: number of rounds; null = until `sparsity` is reached
     rewind: str = "init"  # imp: init | epoch:K | iter:N | lr | finetune
     retrain_epochs: int | None = None  # epochs of retraining after each prune; null = train.epochs
-    finetune_lr: float | None = None  # lr for fine-tuning; null = the final lr of the training schedule
+    # rewind lr retraining fewer epochs (t) than the schedule (T): false = the lrs of its last t epochs at their own
+    # pace (Renda et al. 2020; t = T replays it all); true = the whole schedule squeezed into t (as AIMP's tau does)
+    squeeze: bool = False
+    # constant lr of fine-tuning (rewind finetune, oneshot without rewind lr, method sequential). null = what
+    # Renda et al. fine-tune at, the final lr of a step schedule: constant -> train.lr; step -> lr * gamma^milestones;
+    # cosine (ends at 0) -> lr / 100, the lr a step schedule decayed twice by 10 ends at. A run warns when it is
+    # <= 1e-3 x train.lr (nothing trains). prunekit.train.optim.finetune_lr.
+    finetune_lr: float | None = None
+    dense_epochs: int | None = None  # epochs of round 0 (the dense network); null = train.epochs; fewer squeeze the
+    # schedule into them (a shorter dense training, as in the AIMP poster's additional experiments)
+    layer_epochs: int = 1  # method sequential: fine-tuning epochs after each layer is pruned (ThiNet; 0 = none)
     tau: int | str | None = None  # AIMP: retraining epochs in every round but the last; auto = until recovered
     tau_tolerance: float = 0.002  # tau auto: stop once val metric is within this of the previous round's (0.2 points)
     tau_min: int = 1  # tau auto: epochs every intermediate round trains at least
@@ -298,6 +308,8 @@ class PruneConfig:
         )
         _bounded(self.retrain_epochs, "prune.retrain_epochs", 0, MAX_EPOCHS)
         _bounded(self.finetune_lr, "prune.finetune_lr", 0, 1e3, low_open=True)
+        _bounded(self.dense_epochs, "prune.dense_epochs", 1, MAX_EPOCHS)
+        _bounded(self.layer_epochs, "prune.layer_epochs", 0, MAX_EPOCHS)
         _check(
             self.tau is None or self.tau == "auto" or (isinstance(self.tau, int) and 0 <= self.tau <= MAX_EPOCHS),
             "prune.tau",

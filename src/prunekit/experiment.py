@@ -13,6 +13,7 @@ checked identical after every round; the Task shards the data.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from prunekit.store import Store
 from prunekit.tasks import Task, build_task
 from prunekit.threads import choose_threads
 from prunekit.trackers import Trackers
-from prunekit.train.optim import final_lr, lr_at, make_optimizer
+from prunekit.train.optim import finetune_lr, finetune_warning, lr_at, make_optimizer
 from prunekit.wording import plural
 
 
@@ -72,13 +73,17 @@ def check_config(cfg: Config) -> None:
         from prunekit.pruning.structured import CHANNEL_CRITERIA
 
         CHANNEL_CRITERIA.get(p.criterion)
-        if p.method not in ("oneshot", "imp", "gradual", "amc"):
-            raise UserError(f"prune.structure channel works with method oneshot, imp, gradual or amc, not {p.method}")
+        if p.method not in ("oneshot", "imp", "gradual", "amc", "sequential"):
+            raise UserError(
+                f"prune.structure channel works with method oneshot, imp, gradual, amc or sequential, not {p.method}"
+            )
         if p.method == "imp" and p.rewind not in ("lr", "finetune"):
             raise UserError("channel pruning retrains the pruned weights: set prune.rewind to lr or finetune")
         if p.control != "none" or p.layer_rate:
             raise UserError("prune.control and prune.layer_rate apply to unstructured pruning only")
     else:
+        if p.method == "sequential":
+            raise UserError("method sequential prunes channels layer by layer: set prune.structure: channel")
         check_criterion(p.criterion)  # an unknown criterion fails before anything is computed
         if p.scope == "layerwise":
             allocation.ALLOCATIONS.get(p.allocation)
@@ -150,9 +155,19 @@ class Run:
         self.coverage = self._coverage()
         self.names = check_names(self.coverage)
         self.init_state = {k: v.clone() for k, v in self.model.state_dict().items()}
-        self.plans = METHODS.get(self.cfg.prune.method)(
-            self.cfg, {n: p.numel() for n, p in self.model.named_parameters() if n in self.names}
-        )
+        self.plans = METHODS.get(self.cfg.prune.method)(self.cfg, self._sizes())
+        warning = finetune_warning(self.cfg.train, self.cfg.prune.finetune_lr)
+        if warning and any(p.schedule == "finetune" and p.epochs for p in self.plans):
+            warnings.warn(warning, stacklevel=2)
+
+    def _sizes(self) -> dict[str, int]:
+        """What methods plan over: prunable tensors' numels, or for channel runs the channel groups' widths."""
+        if self.channel:
+            from prunekit.pruning.structured import group_widths
+
+            example = None if isinstance(self.example, tuple) else self.example
+            return group_widths(self.model, self.cfg.prune.ignore or (), example)
+        return {n: p.numel() for n, p in self.model.named_parameters() if n in self.names}
 
     def _coverage(self) -> Coverage:
         """The tensors this run prunes: prune.ignore null protects the output layer (the zoo's declared one, a user
@@ -272,6 +287,7 @@ class Run:
                 generator=gen,
                 original=original_widths(self.model, self.base),
                 ratios=ratios,
+                only=plan.layers,
             )
             return {}
         batches = self._score_batches(gen) if wants_data(p.criterion, p.scope, p.allocation) else []
@@ -288,6 +304,16 @@ class Run:
             min_density=p.min_density,
             pattern=p.pattern,
         )
+
+    def _pruned_score(self, masks: Masks) -> float | None:
+        """Test metric of the network just pruned, before any rewinding or retraining (the no-retraining point)."""
+        apply_masks(self.model, masks)
+        value = self.task.evaluate(self.model, "test", self.cfg.train.eval_batch_size)
+        return None if value is None else round(value, 6)
+
+    def _key(self, prefix: str = "") -> str:
+        """Record key of the task's metric: `{prefix}accuracy`, or `{prefix}metric` for any other metric."""
+        return prefix + ("accuracy" if self.task.metric.name == "accuracy" else "metric")
 
     def _score_batches(self, gen: torch.Generator) -> list[Any]:
         return self.task.score_batches(self.cfg.prune.score_batches, self.cfg.train.batch_size, gen)
@@ -309,12 +335,15 @@ class Run:
             source = "the initial weights" if plan.base is None else self.store.round_path(plan.base)
             checkpoint.load_weights(self.model, state, source)  # a damaged file is named (exit 2)
             started = time.perf_counter()
+            pruned = None
             if plan.sparsity is not None:
                 masks = self._prune(plan, masks)
             prune_seconds = round(time.perf_counter() - started, 3) if plan.sparsity is not None else None
+            if plan.sparsity is not None:
+                pruned = self._pruned_score(masks)  # after the prune timing: an evaluation is not pruning
             if plan.weights != "keep":
                 self.model.load_state_dict(self._start_state(plan, state))
-            progress = {"epochs_done": 0, "seconds": 0.0, "history": [], "shape": self._shape()}
+            progress = {"epochs_done": 0, "seconds": 0.0, "history": [], "shape": self._shape(), "pruned": pruned}
             progress["prune_seconds"] = prune_seconds  # pruning time, reported beside the training time
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)  # after surgery: new parameters
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
@@ -323,6 +352,7 @@ class Run:
             **self._record(plan, masks, seconds, progress["epochs_done"]),
             "prune_seconds": progress.get("prune_seconds"),
         }
+        record[self._key("pruned_")] = progress.get("pruned")
         extra = {"history": progress["history"], "shape": self._shape()}
         self.store.save(self.store.round_path(plan.index), self.model.state_dict(), masks, {**record, **extra})
         self.store.discard(epoch_path)
@@ -343,7 +373,7 @@ class Run:
     def _lr_fn(self, plan: RoundPlan) -> Callable[[float], float]:
         t = self.cfg.train
         if plan.schedule == "finetune":
-            lr = self.cfg.prune.finetune_lr or final_lr(t)
+            lr = finetune_lr(t, self.cfg.prune.finetune_lr)
             return lambda _: lr
         return lambda pos: lr_at(t, plan.start_epoch + pos * plan.squeeze)
 

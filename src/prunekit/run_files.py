@@ -26,7 +26,10 @@ ROUND_FIELDS = [
     "control_accuracy",
     "val_metric",
     "test_metric",
-]  # val_metric/test_metric: the task's metric when it is not accuracy (e.g. perplexity); empty otherwise
+    "pruned_accuracy",
+    "pruned_metric",
+]  # val_metric/test_metric: the task's metric when it is not accuracy (e.g. perplexity); empty otherwise.
+# pruned_*: the test metric right after the round pruned, before rewinding or retraining (no-retraining accuracy)
 
 
 def collect(ck: Path, indices: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:

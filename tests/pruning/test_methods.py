@@ -75,13 +75,16 @@ def test_at_init_prunes_the_initial_weights_then_trains(tmp_path):
     torch.manual_seed(0)
     fresh = create_model("lenet_300_100", 4, (1, 8, 8)).state_dict()
     assert all(torch.equal(init[k], fresh[k]) for k in fresh)  # round 0 is the untrained initialisation
-    for k, target in ((1, 0.5), (2, 0.9)):
+    # uniform: every tensor keeps (1 - s) of its 19,200 / 30,000 / 400 weights
+    kept = {1: dict(zip(("fc1.weight", "fc2.weight", "fc3.weight"), (9600, 15000, 200), strict=True))}
+    kept[2] = dict(zip(("fc1.weight", "fc2.weight", "fc3.weight"), (1920, 3000, 40), strict=True))
+    for k in (1, 2):
         state, masks, _, _ = round_file(tmp_path, k)
-        scores = {n: init[n].abs() for n in masks}
-        dense = {n: torch.ones_like(m) for n, m in masks.items()}
-        expected = allocation.prune(scores, dense, target, scope="layerwise", allocation="uniform")
         for n, m in masks.items():
-            assert torch.equal(m, expected[n]), n  # magnitude of the *initial* weights chose the masks
+            top = torch.topk(init[n].abs().flatten(), kept[k][n]).indices
+            expected = torch.zeros(m.numel(), dtype=torch.bool)
+            expected[top] = True
+            assert torch.equal(m.flatten(), expected), n  # the largest *initial* weights of each tensor survive
             assert torch.all(state[n][~m] == 0) and not torch.equal(state[n], init[n] * m)  # trained, still sparse
 
 

@@ -69,3 +69,13 @@ def test_aimp_speedup_against_the_closest_finished_imp(tmp_path: Path) -> None:
     imp, wall, epochs = pairs["lenet-aimp"]
     assert imp.label == "lenet-imp" and imp.n == 2 and len(imp.finished) == 1
     assert wall.mean == pytest.approx(32.0 / 20.0) and epochs.mean == pytest.approx(16 / 10)
+
+
+def test_groups_of_one_config_file_are_told_apart_by_method(tmp_path: Path) -> None:
+    runs = [
+        make_run(tmp_path / f"{rewind}{seed}", "cfg", [0.0, 0.2], [0.97, 0.97], seed=seed, method="imp", prune=p)
+        for rewind, p in (("wr", {"rewind": "init"}), ("lrr", {"rewind": "lr"}), ("aimp", {"rewind": "lr", "tau": 1}))
+        for seed in (0, 1)
+    ]
+    groups = group_runs(load_runs(runs))
+    assert [(g.label, g.n) for g in groups] == [("cfg: IMP+WR", 2), ("cfg: IMP+LRR", 2), ("cfg: AIMP τ=1 (LRR)", 2)]

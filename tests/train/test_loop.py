@@ -7,7 +7,7 @@ from prunekit.pruning.allocation import prune
 from prunekit.pruning.criteria import ScoreContext, magnitude
 from prunekit.pruning.masks import MaskEnforcer, apply_masks, dense_masks, prunable_names
 from prunekit.train.loop import evaluate, train_epoch
-from prunekit.train.optim import final_lr, lr_at, make_optimizer
+from prunekit.train.optim import lr_at, make_optimizer
 
 
 def data(n=256):
@@ -83,5 +83,3 @@ def test_lr_schedules():
     cos = TrainConfig(epochs=10, lr=0.1, lr_schedule="cosine", warmup_epochs=2)
     assert lr_at(cos, 1) == pytest.approx(0.05) and lr_at(cos, 2) == pytest.approx(0.1)
     assert lr_at(cos, 6) == pytest.approx(0.05) and lr_at(cos, 10) == pytest.approx(0.0)
-    assert final_lr(step) == pytest.approx(0.001) and final_lr(cos) == pytest.approx(1e-4)
-    assert final_lr(TrainConfig(lr=0.0012)) == pytest.approx(0.0012)

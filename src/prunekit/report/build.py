@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunekit.export.safety import atomic_write_bytes, atomic_write_text
-from prunekit.report import figures, tables
+from prunekit.report import figures, sources, tables
 from prunekit.report.amc import amc_section
 from prunekit.report.document import Document, Figure, Section, to_markdown
 from prunekit.report.html import to_html
@@ -70,6 +70,7 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
             + ([sweep] if sweep else [])
             + ([controls] if controls else []),
         ),
+        Section("Beside the source documents", sources.source_tables(groups)),
         Section("Per-layer sparsity", _layer_figures(groups)),
         Section("Training curves", _figures(("training.png", figures.training_curves(groups)))),
         Section(

@@ -76,7 +76,7 @@ class Group:
         out = []
         for i in range(max(len(r.rounds) for r in self.runs)):
             rows = [r.rounds[i] for r in self.runs if len(r.rounds) > i]
-            fields = ("params", "flops", "epochs", "wall_seconds", "control_accuracy")
+            fields = ("params", "flops", "epochs", "wall_seconds", "control_accuracy", "pruned_accuracy")
             others = {k: stat(row.get(k) for row in rows) for k in fields}
             out.append((stat(row["sparsity"] for row in rows), stat(row["test_accuracy"] for row in rows), others))
         return out
@@ -98,7 +98,11 @@ def group_runs(runs: list[RunInfo]) -> list[Group]:
     for r in runs:
         by_key.setdefault(config_key(r), []).append(r)
     groups = [Group(_group_label(members), members) for members in by_key.values()]
-    configs = [g.first.config for g in groups]
+    labels = [g.label for g in groups]
+    for g in groups:  # runs of one config file with different --set: their method labels first (IMP+WR, AIMP ...)
+        if labels.count(g.label) > 1:
+            g.label = f"{g.label}: {g.first.method_label}"
+    configs = [g.first.config for g in groups]  # still alike: the config keys that differ
     for g, label in zip(groups, differing_labels([g.label for g in groups], configs, IGNORED_KEYS), strict=True):
         g.label = label
     seen: dict[str, int] = {}

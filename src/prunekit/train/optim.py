@@ -41,6 +41,51 @@ def lr_at(cfg: TrainConfig, position: float) -> float:
     return cfg.lr
 
 
-def final_lr(cfg: TrainConfig) -> float:
-    """The lr at the end of training: the default fine-tuning lr, floored at lr/1000 (cosine ends at 0)."""
-    return max(lr_at(cfg, max(cfg.epochs - 1e-6, 0.0)), cfg.lr * 1e-3)
+COSINE_FINETUNE_FRACTION = 0.01  # fine-tuning lr under cosine: 1/100 of the base lr (see finetune_lr)
+FINETUNE_TOO_SMALL = 1e-3  # a fine-tuning lr at or below this fraction of the base lr barely trains: warn
+
+
+def finetune_lr(cfg: TrainConfig, override: float | None = None) -> float:
+    """The constant lr of fine-tuning (prune.finetune_lr, or this default when it is null).
+
+    Fine-tuning in Renda et al. 2020 trains the pruned network "at the final learning rate" of the original step
+    schedule, small but real: 1e-3 after 0.1 decayed twice by 10 (their CIFAR ResNets; Li et al. 2017 retrain at
+    the same 1e-3). So: constant schedule -> its lr; step -> the lr after the last milestone, lr * gamma^k; cosine,
+    which decays to 0 and has no last phase, -> COSINE_FINETUNE_FRACTION * lr, the lr those step schedules end at
+    (1/100 of the base). Warmup does not change it.
+    """
+    if override is not None:
+        return override
+    if cfg.lr_schedule == "step":
+        return cfg.lr * cfg.gamma ** len(cfg.milestones)
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * COSINE_FINETUNE_FRACTION
+    return cfg.lr
+
+
+def finetune_warning(cfg: TrainConfig, override: float | None = None) -> str | None:
+    """Why a fine-tuning lr will barely train (at or below FINETUNE_TOO_SMALL of the base lr), or None."""
+    lr = finetune_lr(cfg, override)
+    if lr > cfg.lr * FINETUNE_TOO_SMALL:
+        return None
+    source = "prune.finetune_lr" if override is not None else f"the default for a {cfg.lr_schedule} schedule"
+    return (
+        f"fine-tuning lr {lr:.3g} ({source}) is <= {FINETUNE_TOO_SMALL:g} x train.lr {cfg.lr:g}: the pruned network "
+        f"will barely train; set prune.finetune_lr (e.g. {cfg.lr * 0.01:.3g}) or use prune.rewind: lr"
+    )
+
+
+def replay_window(epochs: int, retrain: int, squeeze: bool) -> tuple[int, float]:
+    """(start position, schedule epochs per retraining epoch) for replaying a training schedule of `epochs` epochs
+    in `retrain` epochs of retraining (learning-rate rewinding).
+
+    Renda et al. 2020 retrain for t epochs with the learning rates of the *last* t epochs of training (the lr
+    schedule rewound to T - t), at the schedule's own pace: so t = T replays all of it and a shorter retraining
+    starts further down the schedule. squeeze=True instead plays the whole schedule, compressed into t epochs (what
+    AIMP does with its short rounds). A retraining longer than the schedule starts at 0 and runs past its end.
+    """
+    if retrain <= 0:
+        return 0, 1.0
+    if squeeze:
+        return 0, epochs / retrain
+    return max(epochs - retrain, 0), 1.0

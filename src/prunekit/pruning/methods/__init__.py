@@ -1,7 +1,9 @@
 """Methods decide when to prune and how to retrain; each is a pure function returning the list of rounds.
 
-A method is `plan(cfg: Config, sizes: dict[name, numel]) -> list[RoundPlan]`, registered in METHODS. The runner
-executes the plans; nothing here touches a model or a file, so every schedule is testable on its own.
+A method is `plan(cfg: Config, sizes: dict[name, int]) -> list[RoundPlan]`, registered in METHODS. `sizes` holds
+the prunable tensors' numels for unstructured runs, and the prunable channel groups' widths (named after their first
+producing layer, in network order) for channel runs. The runner executes the plans; nothing here touches a model or
+a file, so every schedule is testable on its own.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class RoundPlan:
     stop_within: float | None = None  # end training once the val metric is within this of the base round's
     min_epochs: int = 0  # with stop_within: epochs trained before the first check
     allocate: str | None = None  # "amc": per-layer ratios searched at prune time, on the network the round starts from
+    layers: tuple[str, ...] | None = None  # channel runs: the only groups this round prunes (None = all of them)
 
 
 Method = Callable[[Config, dict[str, int]], list[RoundPlan]]
@@ -37,7 +40,10 @@ METHODS: Registry[Method] = Registry("method")
 
 
 def dense_round(cfg: Config) -> RoundPlan:
-    return RoundPlan(index=0, base=None, weights="init", epochs=cfg.train.epochs)
+    """Round 0 trains the dense network over the training schedule, squeezed into prune.dense_epochs if set."""
+    epochs = cfg.train.epochs if cfg.prune.dense_epochs is None else cfg.prune.dense_epochs
+    squeeze = cfg.train.epochs / epochs if epochs != cfg.train.epochs else 1.0
+    return RoundPlan(index=0, base=None, weights="init", epochs=epochs, squeeze=squeeze)
 
 
 @METHODS.register("none")
@@ -60,6 +66,15 @@ def iterations(cfg: Config) -> int:
     return default_iterations(cfg.prune.criterion)
 
 
+def replay(cfg: Config, epochs: int) -> tuple[int, float]:
+    """(start_epoch, squeeze) of a retraining of `epochs` epochs that replays the training schedule (rewind lr):
+    its last `epochs` epochs at their own pace, or all of it squeezed into them with prune.squeeze (see
+    prunekit.train.optim.replay_window)."""
+    from prunekit.train.optim import replay_window
+
+    return replay_window(cfg.train.epochs, epochs, cfg.prune.squeeze)
+
+
 from prunekit.pruning.methods import (  # noqa: E402,F401  (registration)
     amc,
     at_init,
@@ -67,5 +82,6 @@ from prunekit.pruning.methods import (  # noqa: E402,F401  (registration)
     gradual,
     imp,
     oneshot,
+    sequential,
     soft_threshold,
 )

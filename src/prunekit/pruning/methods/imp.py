@@ -3,8 +3,10 @@
 Each round k removes `rate` of the remaining weights (per-tensor rates from `layer_rate`), then retrains:
   init      rewind surviving weights to theta_0, replay the full schedule (weight rewinding, lottery tickets)
   epoch:K   rewind to the weights after K epochs of round 0, resume the schedule at epoch K (late rewinding)
-  lr        keep the trained weights, replay the full schedule (learning-rate rewinding)
-  finetune  keep the trained weights, train at a constant small lr
+  lr        keep the trained weights, replay the schedule (learning-rate rewinding): all of it, or with fewer
+            retraining epochs t than the schedule's T its last t epochs (Renda et al. 2020), or with prune.squeeze
+            all of it squeezed into t
+  finetune  keep the trained weights, train at the constant fine-tuning lr (prunekit.train.optim.finetune_lr)
 AIMP (`tau`): every round but the last retrains only tau epochs, the lr schedule squeezed into them.
 Adaptive AIMP (`tau: auto`): every round but the last retrains until its validation metric is back within
 `tau_tolerance` of the previous round's, after at least `tau_min` and at most `tau_max` epochs (null: the full
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from prunekit.config import Config, rounds_needed
 from prunekit.errors import UserError
-from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
+from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, replay, retrain_epochs
 from prunekit.wording import plural
 
 
@@ -51,16 +53,22 @@ def imp(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
         raise UserError("prune.rewind iter:N is not supported yet: use epoch:K")
     if kind == "epoch" and not 0 <= start < cfg.train.epochs:
         raise UserError(f"prune.rewind epoch:{start} must be inside round 0's {plural(cfg.train.epochs, 'epoch')}")
+    if kind == "epoch" and p.dense_epochs is not None:
+        raise UserError("prune.rewind epoch:K counts epochs of the full schedule: leave prune.dense_epochs null")
+    full = total - start if kind == "epoch" else total  # epochs of a full retraining round
+    span = full  # schedule epochs a full round plays, from `start`
+    if kind == "lr":
+        start, pace = replay(cfg, total)
+        span = total * pace
     rounds = [dense_round(cfg)]
     for k in range(1, n + 1):
         sparsity, fixed = round_target(cfg, sizes, k)
-        full = total - start if kind == "epoch" else total
         adaptive = p.tau == "auto" and k < n
         if adaptive:
             epochs = min(full if p.tau_max is None else p.tau_max, full)
         else:
             epochs = full if (p.tau is None or p.tau == "auto" or k == n) else min(p.tau, full)
-        squeeze = full / epochs if epochs and kind != "finetune" else 1.0
+        squeeze = span / epochs if epochs and kind != "finetune" else 1.0
         rounds.append(
             RoundPlan(
                 index=k,

@@ -16,6 +16,7 @@ from prunekit.pruning.structured.surgery import needs_batches, prune_channels, r
 from prunekit.pruning.structured.widths import (
     base_model,
     channel_sparsity,
+    group_widths,
     layer_report,
     layer_width,
     original_widths,
@@ -34,6 +35,7 @@ __all__ = [
     "PrunedMultiheadAttention",
     "base_model",
     "channel_sparsity",
+    "group_widths",
     "layer_report",
     "layer_width",
     "needs_batches",

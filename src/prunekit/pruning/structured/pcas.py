@@ -53,9 +53,10 @@ class ChannelAttention(nn.Module):
     def forward(self, x: Tensor, last: bool = False) -> Tensor:
         """x: [N, C, ...] (convolutions) or, when `last`, [N, ..., C] (Linear layers on sequences)."""
         if last:
-            pooled = x.reshape(x.shape[0], -1, x.shape[-1]).mean(1)
-        else:
-            pooled = x.flatten(2).mean(2) if x.dim() > 2 else x
+            return self._weights(x.reshape(x.shape[0], -1, x.shape[-1]).mean(1))
+        return self._weights(x.flatten(2).mean(2) if x.dim() > 2 else x)
+
+    def _weights(self, pooled: Tensor) -> Tensor:
         return 2.0 * torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))
 
 

@@ -56,6 +56,7 @@ def prune_channels(
     follow: Iterable[nn.Module] = (),
     verify: bool = True,
     ratios: Mapping[str, float] | None = None,
+    only: Iterable[str] | None = None,
 ) -> ChannelReport:
     """Remove channels from `model` *in place* until `fraction` of its original prunable channels are gone.
 
@@ -82,6 +83,8 @@ def prune_channels(
     ratios: per-layer fractions of the original channels removed, by group name (its first producing layer) or
         the name of any layer producing the group's channels (`name.weight` works too); `fraction` applies to the
         groups not named (see `prunekit.pruning.structured.allocation.select`).
+    only: prune only these groups (named after their first producing layer); the others stay as they are
+        (layer-by-layer pruning: ThiNet's rounds each prune one layer of the partly pruned network).
 
     Returns what was removed and what stayed whole (and why). Parameters that lose channels are replaced by smaller
     ones (build the optimizer after pruning); requires_grad, dtypes, devices, buffers and train/eval modes are kept.
@@ -111,19 +114,20 @@ def prune_channels(
     traced = trace(work, ignore, example_input)
     if not traced.groups:
         raise UserError(_nothing_to_prune(model, traced))
-    ctx = ChannelContext(work, traced.groups, list(batches or []), generator, objective=objective)
+    groups = _chosen(traced.groups, only)
+    ctx = ChannelContext(work, groups, list(batches or []), generator, objective=objective)
     with _all_trainable(work):
         scores = fn(ctx)
-    missing = sorted({g.name for g in traced.groups} - set(scores))
+    missing = sorted({g.name for g in groups} - set(scores))
     if missing:
         raise ValueError(f"channel criterion gave no scores for groups {missing}")
-    named = group_ratios(traced.groups, ratios or {})
-    drop = _choose(traced.groups, scores, widths, fraction, scope, int(min_channels), int(round_to), named)
+    named = {n: r for n, r in group_ratios(traced.groups, ratios or {}).items() if n in scores}
+    drop = _choose(groups, scores, widths, fraction, scope, int(min_channels), int(round_to), named)
     removed = {name: d.tolist() for name, d in drop.items()}
     for other in tx.copies[1:]:
         _remove(other, removed, ignore, traced.example_input, verify=False)
     if reconstruct and hasattr(fn, "reconstruct"):
-        fn.reconstruct(ctx, {g.name: _complement(drop[g.name], g.size) for g in traced.groups})
+        fn.reconstruct(ctx, {g.name: _complement(drop[g.name], g.size) for g in groups})
     try:
         _cut(traced, removed, verify)
     except UserError as exc:
@@ -133,8 +137,8 @@ def prune_channels(
         raise UserError(f"{exc} (removing channels of {culprit!r} alone causes it: add {culprit!r} to ignore)") from exc
     tx.commit()
     return ChannelReport(
-        removed={g.name: removed[g.name] for g in traced.groups},
-        widths={g.name: (g.size, g.size - len(removed[g.name])) for g in traced.groups},
+        removed={g.name: removed.get(g.name, []) for g in traced.groups},
+        widths={g.name: (g.size, g.size - len(removed.get(g.name, []))) for g in traced.groups},
         whole=dict(traced.whole),
         outputs=traced.outputs,
         params=(params, physical_params(model)),
@@ -154,6 +158,17 @@ def group_ratios(groups: list[ChannelGroup], ratios: Mapping[str, float]) -> dic
             raise UserError(f"per-layer ratios give group {name!r} two values ({out[name]} and {ratio})")
         out[name] = float(ratio)
     return out
+
+
+def _chosen(groups: list[ChannelGroup], only: Iterable[str] | None) -> list[ChannelGroup]:
+    """The groups named in `only` (all of them when None); a name that is no prunable group is an error."""
+    if only is None:
+        return groups
+    wanted = set(only)
+    unknown = sorted(wanted - {g.name for g in groups})
+    if unknown:
+        raise UserError(f"no prunable channel groups {unknown}; groups: {[g.name for g in groups]}")
+    return [g for g in groups if g.name in wanted]
 
 
 def remove_channels(

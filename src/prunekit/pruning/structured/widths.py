@@ -65,6 +65,11 @@ def aligned_grid(size: int, multiple: int, min_channels: int = 1) -> list[int]:
     return sorted(set(range(floor, size + 1, multiple)) | {size})
 
 
+def group_widths(model: nn.Module, ignore: Iterable[str] = (), example_input: Tensor | None = None) -> dict[str, int]:
+    """Current width of every prunable channel group, by name (its first producing layer), in network order."""
+    return {g.name: g.size for g in trace(model, ignore, example_input).groups}
+
+
 def physical_params(model: nn.Module) -> int:
     """Parameters physically present (a thinner layer simply has fewer)."""
     return sum(p.numel() for p in model.parameters())

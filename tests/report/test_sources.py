@@ -1,0 +1,63 @@
+"""Source tables: the documents' numbers as published, set beside the report's runs only when they compare."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prunekit.report.runs import load_runs
+from prunekit.report.sources import source_tables
+from prunekit.report.sweep import group_runs
+from tests.report.synthetic import imp_and_oneshot_sweep, make_run
+
+
+def _tables(paths: list[Path]) -> dict[str, object]:
+    return {t.title: t for t in source_tables(group_runs(load_runs(paths)))}
+
+
+def _with_pruned(path: Path, pruned: list[float | None]) -> Path:
+    summary = json.loads((path / "summary.json").read_text())
+    for row, value in zip(summary["rounds"], pruned, strict=True):
+        row["pruned_accuracy"] = value
+    (path / "summary.json").write_text(json.dumps(summary))
+    return path
+
+
+def test_torch_evaluation_rows_beside_the_no_retraining_and_retrained_accuracy(tmp_path: Path) -> None:
+    run = make_run(
+        tmp_path / "seed", "seed", [0.0, 0.25, 0.9], [0.98, 0.981, 0.975], prune={"retrain_epochs": 3}
+    )  # lenet_300_100, oneshot
+    table = _tables([_with_pruned(run, [None, 0.9799, 0.9012])])[
+        "PyTorch L1-unstructured evaluation, MNIST (source) beside prunekit"
+    ]
+    rows = {r[1]: r for r in table.rows}
+    source = rows["source: torch prune, no retraining"]
+    assert source[:5] == ["LeNet-300-100 (MNIST)", "source: torch prune, no retraining", "97.91", "97.93", "97.90"]
+    assert source[table.header.index("90%")] == "81.25" and source[-1] == "9.75"
+    plain, tuned = rows["prunekit seed: no retraining"], rows["prunekit seed: + 3 epochs retraining"]
+    assert plain[0] == "LeNet-300-100 (synthetic)"  # the dataset differs from the source's, visibly
+    assert (plain[3], plain[table.header.index("90%")], plain[4]) == ("97.99", "90.12", "")
+    assert (tuned[2], tuned[3], tuned[table.header.index("90%")]) == ("98.00", "98.10", "97.50")
+    assert not any(r[0].startswith("LeNet-5") for r in table.rows)  # no LeNet-5 run, no LeNet-5 source row
+
+
+def test_poster_lottery_and_nothing_for_unrelated_runs(tmp_path: Path) -> None:
+    tables = _tables(list(imp_and_oneshot_sweep(tmp_path).values()))
+    poster = tables["AIMP poster (source) beside prunekit"]
+    rows = {(r[0], r[1]): r for r in poster.rows}
+    assert rows[("AIMP poster", "AIMP τ=40 (WR)")][3:] == ["90.82", "98.85", "", "3.47x"]
+    assert rows[("AIMP poster", "IMP+LRR")][3] == "93.68"
+    assert rows[("prunekit", "AIMP τ=1 (WR)")][3] == "96.98" and rows[("prunekit", "AIMP τ=1 (WR)")][6] == "1.60x"
+    assert rows[("prunekit", "IMP+WR")][6] == "1.00x"
+    lottery = tables["Lottery tickets on LeNet-300-100 (source schedule) beside prunekit"]
+    assert [r[:2] for r in lottery.rows[:2]] == [["3", "51.3"], ["7", "21.1"]]
+    assert lottery.rows[0][2:4] == ["51.20", "97.05"]  # round 3 of the synthetic IMP run: 48.8% pruned
+    assert "Course slides' results (source) beside prunekit" not in tables  # no channel-pruned run
+    assert _tables([make_run(tmp_path / "at", "at", [0.0, 0.9], [0.9, 0.9], method="at_init")]) == {}
+
+
+def test_course_table_for_channel_runs(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "ch", "ch", [0.0, 0.5], [0.99, 0.985], prune={"structure": "channel"})
+    course = _tables([run])["Course slides' results (source) beside prunekit"]
+    assert course.rows[0] == ["course slides", "PCAS", "ResNet-56", "CIFAR-10", "93.04", "93.58", "0.39", "53.7"]
+    assert course.rows[-1][0] == "prunekit" and course.rows[-1][4:] == ["99.00", "98.50", "0.133", "50.0"]
