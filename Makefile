@@ -48,6 +48,8 @@ bench: setup
 	$(PY) benchmarks/sweep_speed.py --json
 	$(PY) benchmarks/channels_vs_torch_pruning.py --config configs/speed/resnet18_channels_half.yaml --json
 	$(PY) benchmarks/width_multiples.py --json
+	$(PY) benchmarks/channel_overhead.py --models resnet20,resnet18 --rounds 3
+	$(PY) benchmarks/channels_any_model.py --json
 
 # The language-model workload (docs/results.md): train the small GPT on the Python stdlib's bytes (CPU, about 15
 # CPU-minutes), then prune it with magnitude, Wanda and SparseGPT at 50%, 2:4 and 4:8.

@@ -41,11 +41,20 @@ def _figure(fig: Figure) -> str:
     )
 
 
+WIDE = 9  # columns from which "mean ± std" cells break before the ± (ten such cells do not fit in 1280 px)
+
+
+def _cell(value: str, wide: bool) -> str:
+    text = escape(value)
+    return text.replace(" ± ", "<br>± ") if wide else text
+
+
 def _table(table: Table) -> str:
     cls = ["" if n else ' class="text"' for n in table.numeric()]
+    wide = len(table.header) >= WIDE
     head = "".join(f"<th{c}>{escape(h)}</th>" for c, h in zip(cls, table.header, strict=True))
     body = "\n".join(
-        "<tr>" + "".join(f"<td{c}>{escape(v)}</td>" for c, v in zip(cls, row, strict=True)) + "</tr>"
+        "<tr>" + "".join(f"<td{c}>{_cell(v, wide)}</td>" for c, v in zip(cls, row, strict=True)) + "</tr>"
         for row in table.rows
     )
     note = f'<p class="note">{escape(table.note)}</p>' if table.note else ""
