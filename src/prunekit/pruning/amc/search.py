@@ -160,12 +160,9 @@ def amc_search(
 
 
 def _example(model: nn.Module, example_input: Any) -> Any:
-    if example_input is not None:
-        return example_input
-    arch = getattr(model, "arch", None)
-    if not isinstance(arch, dict) or "input_shape" not in arch:
-        raise UserError(f"{type(model).__name__} has no arch.input_shape: pass example_input")
-    return torch.zeros(1, *arch["input_shape"], device=next(model.parameters()).device)
+    from prunekit.pruning.structured.inputs import example_inputs
+
+    return example_inputs(model, example_input)
 
 
 def _problem(
