@@ -65,9 +65,6 @@ def measure_latency(
         x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     cpu_threads = int(threads) if threads is not None and device.type == "cpu" else torch.get_num_threads()
-    timer = benchmark.Timer(
-        stmt="call(net, x)", globals={"call": call_model, "net": net, "x": x}, num_threads=cpu_threads
-    )
     was_training = net.training
     net.eval()
     try:
@@ -75,10 +72,25 @@ def measure_latency(
             for _ in range(warmup):
                 call_model(net, x)
             sync()
-            number = timer.blocked_autorange(min_run_time=0.02).number_per_run if repeats else 1
-            times = [timer.timeit(number).mean * 1000.0 for _ in range(repeats)]
+            times, number = timed_blocks(lambda: call_model(net, x), repeats, cpu_threads)
     finally:
         net.train(was_training)
+    threads_used = cpu_threads if device.type == "cpu" else None
+    return latency_record(times, number, batch_size, threads_used, str(device), warmup)
+
+
+def timed_blocks(fn: Callable[[], object], repeats: int, threads: int) -> tuple[list[float], int]:
+    """(milliseconds per call of each of `repeats` timed blocks, calls per block) by torch.utils.benchmark.Timer:
+    the block size is chosen by blocked_autorange so that one block is long enough for the clock."""
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    number = timer.blocked_autorange(min_run_time=0.02).number_per_run
+    return [timer.timeit(number).mean * 1000.0 for _ in range(repeats)], number
+
+
+def latency_record(
+    times: list[float], number: int, batch_size: int, threads: int | None, device: str, warmup: int
+) -> dict[str, Any]:
+    """The statistics every latency measurement reports (milliseconds per pass), with how they were taken."""
     return {
         "median_ms": statistics.median(times),
         "p10_ms": _quantile(times, 0.1),
@@ -87,10 +99,10 @@ def measure_latency(
         "min_ms": min(times),
         "max_ms": max(times),
         "batch_size": batch_size,
-        "threads": cpu_threads if device.type == "cpu" else None,
-        "device": str(device),
+        "threads": threads,
+        "device": device,
         "warmup": warmup,
-        "repeats": repeats,
+        "repeats": len(times),
         "passes_per_repeat": number,
     }
 

@@ -15,9 +15,7 @@ import copy
 import io
 import json
 import os
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from torch import nn
 
 from prunekit.errors import UserError
 from prunekit.export.safety import atomic_write_bytes, one_line
-from prunekit.latency import measure_latency
+from prunekit.latency import latency_record, measure_latency, timed_blocks
 
 OPSET = 17  # supported by the TorchScript exporter and by onnxruntime (1.31 tested here)
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -120,7 +118,8 @@ def onnx_latency(
     warmup: int = 5,
     repeats: int = 30,
 ) -> dict[str, Any]:
-    """onnxruntime CPU milliseconds per run of an ONNX file, in the form of ``prunekit.latency.measure_latency``."""
+    """onnxruntime CPU milliseconds per run of an ONNX file, timed as ``prunekit.latency.measure_latency`` times
+    PyTorch (torch.utils.benchmark blocks; onnxruntime's own `threads`) and reported in its form."""
     if repeats < 1 or warmup < 0 or batch_size < 1:
         raise UserError(
             f"latency needs repeats >= 1, warmup >= 0, batch_size >= 1; got {repeats}, {warmup}, {batch_size}"
@@ -130,25 +129,8 @@ def onnx_latency(
     feed = {session.get_inputs()[0].name: x.numpy()}
     for _ in range(warmup):
         session.run(None, feed)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1000.0)
-    deciles = statistics.quantiles(times, n=10, method="inclusive") if repeats > 1 else times * 9
-    return {
-        "median_ms": statistics.median(times),
-        "p10_ms": deciles[0],
-        "p90_ms": deciles[-1],
-        "mean_ms": statistics.fmean(times),
-        "min_ms": min(times),
-        "max_ms": max(times),
-        "batch_size": batch_size,
-        "threads": threads,
-        "device": "cpu",
-        "warmup": warmup,
-        "repeats": repeats,
-    }
+    times, number = timed_blocks(lambda: session.run(None, feed), repeats, torch.get_num_threads())
+    return latency_record(times, number, batch_size, threads, "cpu", warmup)
 
 
 def compare_latency(
