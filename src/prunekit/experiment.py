@@ -8,6 +8,9 @@ what an uninterrupted one does. Unstructured runs keep boolean masks; channel ru
 their checkpoints record the narrowed architecture. Under torchrun the same Run runs on every rank
 (docs/distributed.md): the Store shares rank 0's files, pruning is decided on rank 0 and shared, and weights are
 checked identical after every round; the Task shards the data.
+
+The pieces it sequences live in `prunekit.runner`: config checks and seeds (checks), the pruning decision of a round
+(prune), the training loop of a round (train) and the lottery-ticket controls (controls).
 """
 
 from __future__ import annotations
@@ -26,69 +29,23 @@ from prunekit.config import Config
 from prunekit.errors import UserError
 from prunekit.flops import is_shape, sparse_flops
 from prunekit.progress import Progress
-from prunekit.pruning import allocation
 from prunekit.pruning.coverage import layouts
-from prunekit.pruning.criteria import ScoreContext
-from prunekit.pruning.masks import (
-    MaskEnforcer,
-    Masks,
-    apply_masks,
-    dense_masks,
-    layer_report,
-    remaining_params,
-    sparsity,
-)
+from prunekit.pruning.masks import Masks, dense_masks, layer_report, remaining_params, sparsity
 from prunekit.pruning.methods import METHODS, RoundPlan
-from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 from prunekit.pruning.prunable import Coverage, check_names, coverage_record, prunable
-from prunekit.pruning.step import check_criterion, fixed_by_ratios, prune_to, wants_data
+from prunekit.runner.checks import check_config, pick_device, seed_for
+from prunekit.runner.controls import control_start, wants_control
+from prunekit.runner.prune import decide, pruned_score
+from prunekit.runner.train import train_round
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
 from prunekit.threads import choose_threads
 from prunekit.trackers import Trackers
-from prunekit.train.optim import finetune_lr, finetune_warning, lr_at, make_optimizer
+from prunekit.train.optim import finetune_warning, make_optimizer
 from prunekit.wording import plural
 
-
-def pick_device(name: str, world: distributed.World = distributed.SOLO) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device: cuda requested but CUDA is not available; use device: auto or cpu")
-    if world.backend == "nccl":
-        return torch.device("cuda", world.local_rank)
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
-
-
-def seed_for(seed: int, *parts: int) -> int:
-    value = seed
-    for p in parts:
-        value = (value * 1_000_003 + p + 1) % (2**63 - 1)
-    return value
-
-
-def check_config(cfg: Config) -> None:
-    """Everything about the config that needs no data or model: method, criterion, allocation, their pairing."""
-    p = cfg.prune
-    METHODS.get(p.method)
-    if p.structure == "channel":
-        from prunekit.pruning.structured import CHANNEL_CRITERIA
-
-        CHANNEL_CRITERIA.get(p.criterion)
-        if p.method not in ("oneshot", "imp", "gradual", "amc", "sequential"):
-            raise UserError(
-                f"prune.structure channel works with method oneshot, imp, gradual, amc or sequential, not {p.method}"
-            )
-        if p.method == "imp" and p.rewind not in ("lr", "finetune"):
-            raise UserError("channel pruning retrains the pruned weights: set prune.rewind to lr or finetune")
-        if p.control != "none" or p.layer_rate:
-            raise UserError("prune.control and prune.layer_rate apply to unstructured pruning only")
-    else:
-        if p.method == "sequential":
-            raise UserError("method sequential prunes channels layer by layer: set prune.structure: channel")
-        check_criterion(p.criterion)  # an unknown criterion fails before anything is computed
-        if p.scope == "layerwise":
-            allocation.ALLOCATIONS.get(p.allocation)
-    if p.control != "none" and p.method != "imp":
-        raise UserError(f"prune.control applies to method imp (the lottery-ticket controls), not {p.method}")
+# check_config, pick_device and seed_for live in prunekit.runner.checks; importable from here as they always were
+__all__ = ["Run", "check_config", "pick_device", "run", "seed_for"]
 
 
 class Run:
@@ -255,68 +212,19 @@ class Run:
     def _prune(self, plan: RoundPlan, masks: Masks, target: float | None = None) -> Masks:
         """Masks at `target` (default: the plan's), by the run's criterion, scope and allocation; decided once, on
         rank 0, and given to every rank (one process: decided here)."""
-        what, decide = f"the pruning of round {plan.index}", lambda: self._decide(plan, masks, target)
+        what, choose = f"the pruning of round {plan.index}", lambda: decide(self, plan, masks, target)
         if self.channel:
-            distributed.agree_on_architecture(self.world, decide, self.model, what)
+            distributed.agree_on_architecture(self.world, choose, self.model, what)
             return {}
-        return distributed.agree_on_masks(self.world, decide, self.model, masks, what)
-
-    def _decide(self, plan: RoundPlan, masks: Masks, target: float | None) -> Masks:
-        p = self.cfg.prune
-        target = plan.sparsity if target is None else target
-        gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 10**6))
-        ratios = dict(p.layer_ratio)  # per-layer ratios (layer -> fraction removed), e.g. from a sensitivity scan
-        if plan.allocate == "amc":  # learned per-layer ratios: searched once on the trained network, logged
-            from prunekit.pruning.amc.runner import search_ratios
-
-            ratios = search_ratios(self, plan)
-        if self.channel:
-            from prunekit.pruning.structured import needs_batches, original_widths, prune_channels
-
-            prune_channels(
-                self.model,
-                target,
-                criterion=p.criterion,
-                scope=p.scope,
-                ignore=p.ignore or (),
-                min_channels=p.min_channels,
-                round_to=1 if plan.allocate == "amc" else p.round_to,  # AMC's budget holds for exact widths
-                batches=self._score_batches(gen) if needs_batches(p.criterion) else [],
-                objective=self.task.objective,
-                example_input=None if is_shape(self.example) else self.example,
-                generator=gen,
-                original=original_widths(self.model, self.base),
-                ratios=ratios,
-                only=plan.layers,
-            )
-            return {}
-        batches = self._score_batches(gen) if wants_data(p.criterion, p.scope, p.allocation) else []
-        target, fixed = fixed_by_ratios(ratios, masks, target, plan.fixed)
-        ctx = ScoreContext(self.model, masks, batches, gen, objective=self.task.objective, example_input=self.example)
-        return prune_to(
-            ctx,
-            p.criterion,
-            target,
-            iterations=plan.iterations if plan.iterations is not None else p.iterations,
-            scope=p.scope,
-            allocation=p.allocation,
-            fixed=fixed,
-            min_density=p.min_density,
-            pattern=p.pattern,
-        )
+        return distributed.agree_on_masks(self.world, choose, self.model, masks, what)
 
     def _pruned_score(self, masks: Masks) -> float | None:
         """Test metric of the network just pruned, before any rewinding or retraining (the no-retraining point)."""
-        apply_masks(self.model, masks)
-        value = self.task.evaluate(self.model, "test", self.cfg.train.eval_batch_size)
-        return None if value is None else round(value, 6)
+        return pruned_score(self.model, self.task, masks, self.cfg.train.eval_batch_size)
 
     def _key(self, prefix: str = "") -> str:
         """Record key of the task's metric: `{prefix}accuracy`, or `{prefix}metric` for any other metric."""
         return prefix + ("accuracy" if self.task.metric.name == "accuracy" else "metric")
-
-    def _score_batches(self, gen: torch.Generator) -> list[Any]:
-        return self.task.score_batches(self.cfg.prune.score_batches, self.cfg.train.batch_size, gen)
 
     # --- one round ---------------------------------------------------------------------------------------------
     def _run_round(self, plan: RoundPlan) -> None:
@@ -343,7 +251,7 @@ class Run:
                 pruned = self._pruned_score(masks)  # after the prune timing: an evaluation is not pruning
             if plan.weights != "keep":
                 self.model.load_state_dict(self._start_state(plan, state))
-            progress = {"epochs_done": 0, "seconds": 0.0, "history": [], "shape": self._shape(), "pruned": pruned}
+            progress = {"epochs_done": 0, "seconds": 0.0, "history": [], "shape": self.shape(), "pruned": pruned}
             progress["prune_seconds"] = prune_seconds  # pruning time, reported beside the training time
             optimizer = make_optimizer(self.model.parameters(), self.cfg.train)  # after surgery: new parameters
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
@@ -353,7 +261,7 @@ class Run:
             "prune_seconds": progress.get("prune_seconds"),
         }
         record[self._key("pruned_")] = progress.get("pruned")
-        extra = {"history": progress["history"], "shape": self._shape()}
+        extra = {"history": progress["history"], "shape": self.shape()}
         self.store.save(self.store.round_path(plan.index), self.model.state_dict(), masks, {**record, **extra})
         self.store.discard(epoch_path)
         self.write_summary()
@@ -363,19 +271,13 @@ class Run:
             f"({plural(record['epochs'], 'epoch')}, {record['wall_seconds']:.1f} s)"
         )
 
-    def _shape(self) -> dict[str, Any] | None:
+    def shape(self) -> dict[str, Any] | None:
+        """Channel runs: the architecture record of the model as thin as it is now (None for unstructured runs)."""
         if not self.channel:
             return None
         from prunekit.pruning.structured.rounds import shape_record
 
         return shape_record(self.model, self.base)
-
-    def _lr_fn(self, plan: RoundPlan) -> Callable[[float], float]:
-        t = self.cfg.train
-        if plan.schedule == "finetune":
-            lr = finetune_lr(t, self.cfg.prune.finetune_lr)
-            return lambda _: lr
-        return lambda pos: lr_at(t, plan.start_epoch + pos * plan.squeeze)
 
     def _train(
         self,
@@ -386,105 +288,24 @@ class Run:
         epoch_path: Path | None,
         stream: int = 0,
     ) -> float:
-        """Train the masked model through the rest of the round; returns the round's seconds so far."""
-        t = self.cfg.train
-        apply_masks(self.model, masks)
-        handle = MaskEnforcer(self.model, masks).attach(optimizer)
-        steps = self.task.steps_per_epoch(t.batch_size)
-        hook = None
-        if plan.during is not None:
-            hook = TRAINING_HOOKS.get(plan.during)(
-                HookContext(
-                    self.model,
-                    masks,
-                    optimizer,
-                    self.cfg,
-                    plan,
-                    steps,
-                    progress["epochs_done"] * steps,
-                    prune_to=lambda target: self._prune(plan, masks, target),
-                )
-            )
-        start = time.perf_counter() - progress["seconds"]
-        lr_fn = self._lr_fn(plan)
-        what = f"round {plan.index}/{len(self.plans) - 1}" + (" control" if stream else "")
-        val_key = "val_accuracy" if self.task.metric.name == "accuracy" else "val_metric"
-        recovered = self._recovery_test(plan, val_key) if stream == 0 else None
-        for epoch in range(progress["epochs_done"], plan.epochs):
-            if recovered is not None and epoch >= plan.min_epochs and recovered(progress["history"][-1][val_key]):
-                self.progress.skip(plan.epochs - epoch)
-                self.log(f"{what}: validation recovered after {plural(epoch, 'epoch')}; stopping early (tau: auto)")
-                break
-            began = time.perf_counter()
-            loss = self.task.train_epoch(
-                self.model,
-                optimizer,
-                batch_size=t.batch_size,
-                lr_at=lr_fn,
-                epoch=epoch,
-                generator=torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, epoch, stream)),
-                desc=f"{what} epoch {epoch + 1}",
-            )
-            val = self.task.evaluate(self.model, "val", t.eval_batch_size)
-            progress["epochs_done"] = epoch + 1
-            progress["history"].append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": round(loss, 6),
-                    val_key: val,
-                    "lr": lr_fn(epoch + (steps - 1) / steps),
-                }
-            )
-            progress["seconds"] = time.perf_counter() - start
-            progress["shape"] = self._shape()  # gradual channel pruning thins the model during the round
-            self._maybe_save_rewind(plan, epoch + 1, masks)
-            if epoch_path is not None and epoch + 1 < plan.epochs:
-                self.store.save(epoch_path, self.model.state_dict(), masks, progress, optimizer.state_dict())
-            shown = f"val {self.task.metric.name} {self.task.metric.format(val)}" if val is not None else "no val split"
-            self.progress.epoch_done(
-                f"{what}, epoch {epoch + 1}/{plan.epochs}",
-                time.perf_counter() - began,
-                f"loss {loss:.4f}, {shown}",
-            )
-        handle.remove()
-        if hook is not None:
-            hook.finish()
-        return time.perf_counter() - start
-
-    def _recovery_test(self, plan: RoundPlan, val_key: str) -> Callable[[float | None], bool] | None:
-        """For adaptive AIMP: whether a val metric is back within `plan.stop_within` of the base round's."""
-        if plan.stop_within is None:
-            return None
-        reference = self.store.record(plan.base)[val_key] if plan.base is not None else None
-        if reference is None or not self.task.has_split("val"):
-            raise UserError("prune.tau auto compares validation metrics: give the run a validation split")
-        tol, higher = plan.stop_within, self.task.metric.higher_is_better
-        return lambda val: val is not None and (val >= reference - tol if higher else val <= reference + tol)
-
-    def _wants_control(self, plan: RoundPlan) -> bool:
-        return (
-            self.cfg.prune.control != "none"
-            and plan.sparsity is not None
-            and not self.store.exists(self.store.control_path(plan.index))
+        """Train the masked model through the rest of the round (prunekit.runner.train); returns its seconds so far.
+        A training hook prunes through `_prune`, so it too is decided on rank 0."""
+        return train_round(
+            self, plan, masks, optimizer, progress, epoch_path, stream, lambda target: self._prune(plan, masks, target)
         )
 
+    def _wants_control(self, plan: RoundPlan) -> bool:
+        return wants_control(self.cfg, self.store, plan)
+
     def _run_control(self, plan: RoundPlan) -> None:
-        """The lottery-ticket controls for a pruned round: its masks on a random re-initialisation (reinit), or
-        random masks with its per-layer sparsities on the weights the round started from (random)."""
+        """The lottery-ticket control of a pruned round (prunekit.runner.controls), trained and recorded beside it."""
         kind = self.cfg.prune.control
         if not self._wants_control(plan):
             return
         masks = self._ordered(self.store.load(self.store.round_path(plan.index))[1])
         base_state, _ = self._base(plan)
-        if kind == "reinit":
-            torch.manual_seed(seed_for(self.cfg.seed, 7919))
-            state = self.task.build_model().state_dict()
-        else:
-            state = self._start_state(plan, base_state)
-            gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, plan.index, 7919))
-            scores = {n: torch.rand(m.shape, generator=gen) for n, m in masks.items()}
-            full = {n: torch.ones_like(m) for n, m in masks.items()}
-            masks = allocation.select_per_layer(scores, full, {n: int(m.sum()) for n, m in masks.items()})
+        start = self._start_state  # called only by the random control: reinit never reads the round's start weights
+        state, masks = control_start(self.cfg, plan, masks, lambda: start(plan, base_state), self.task.build_model)
         self.model.load_state_dict(state)
         optimizer = make_optimizer(self.model.parameters(), self.cfg.train)
         progress = {"epochs_done": 0, "seconds": 0.0, "history": []}
@@ -495,12 +316,6 @@ class Run:
         self.write_summary()
         metric = self.task.metric
         self.log(f"round {plan.index} control ({kind}): test {metric.name} {metric.format(self._score(record))}")
-
-    def _maybe_save_rewind(self, plan: RoundPlan, epochs_done: int, masks: Masks) -> None:
-        kind, _, arg = self.cfg.prune.rewind.partition(":")
-        path = self.store.rewind_path
-        if plan.index == 0 and kind == "epoch" and epochs_done == int(arg) and not self.store.exists(path):
-            self.store.save(path, self.model.state_dict(), masks, {"epoch": epochs_done})
 
     def _record(self, plan: RoundPlan, masks: Masks, seconds: float, epochs: int) -> dict[str, Any]:
         batch = self.cfg.train.eval_batch_size

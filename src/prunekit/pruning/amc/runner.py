@@ -30,7 +30,8 @@ def search_ratios(run: Any, plan: Any) -> dict[str, float]:
     if not task.has_split("val"):
         raise UserError("method amc measures its reward on the validation split: set data.val_size > 0")
     n = p.reward_examples
-    from prunekit.experiment import seed_for
+    from prunekit.runner.checks import seed_for
+    from prunekit.runner.prune import score_batches
 
     gen = torch.Generator().manual_seed(seed_for(cfg.seed, plan.index, 10**6))
     if run.channel:
@@ -52,7 +53,7 @@ def search_ratios(run: Any, plan: Any) -> dict[str, float]:
         example_input=task.example_input(),
         ignore=p.ignore,
         criterion=p.criterion,
-        batches=run._score_batches(gen) if wants else None,
+        batches=score_batches(cfg, task, gen) if wants else None,
         seed=seed_for(cfg.seed, plan.index, 4242),
         log=run.log,
     )
