@@ -273,7 +273,7 @@ class Run:
         if self.channel:
             from prunekit.pruning.structured import needs_batches, original_widths, prune_channels
 
-            prune_channels(
+            report = prune_channels(
                 self.model,
                 target,
                 criterion=p.criterion,
@@ -289,6 +289,9 @@ class Run:
                 ratios=ratios,
                 only=plan.layers,
             )
+            if report.whole:  # the sparsity counts only the groups that could lose channels: say which could not
+                kept = "; ".join(f"{name} ({why})" for name, why in report.whole.items())
+                self.log(f"round {plan.index}: channel groups kept whole: {kept}")
             return {}
         batches = self._score_batches(gen) if wants_data(p.criterion, p.scope, p.allocation) else []
         target, fixed = fixed_by_ratios(ratios, masks, target, plan.fixed)
