@@ -14,8 +14,8 @@ each cut into non-overlapping windows. The metric is perplexity per byte (lower 
 --structure unstructured (default): IMP, 30% of the remaining covered weights per round for 3 rounds, weights kept
 (learning-rate rewinding: every round replays the cosine schedule). prunekit covers the attention and MLP weights;
 the tied embedding/output matrix is the output layer and an embedding, so it is left out (printed at the start).
---structure channel: one-shot removal of 50% of the attention/MLP channels, then retraining with the schedule
-replayed; it needs channel pruning of hand-written attention (heads kept whole), which this version may refuse.
+--structure channel: one-shot removal of 50% of the attention/MLP channels (whole heads: the attention infers its
+head count, view(b, t, -1, head_dim), so thinner q/k/v layers still fit), then retraining with the schedule replayed.
 """
 
 from __future__ import annotations
