@@ -14,8 +14,8 @@ each cut into non-overlapping windows. The metric is perplexity per byte (lower 
 --structure unstructured (default): IMP, 30% of the remaining covered weights per round for 3 rounds, weights kept
 (learning-rate rewinding: every round replays the cosine schedule). prunekit covers the attention and MLP weights;
 the tied embedding/output matrix is the output layer and an embedding, so it is left out (printed at the start).
---structure channel: one-shot removal of 50% of the attention/MLP channels, then retraining with the schedule
-replayed; it needs channel pruning of hand-written attention (heads kept whole), which this version may refuse.
+--structure channel: one-shot removal of 50% of the attention/MLP channels (whole heads: the attention infers its
+head count, view(b, t, -1, head_dim), so thinner q/k/v layers still fit), then retraining with the schedule replayed.
 """
 
 from __future__ import annotations
@@ -37,13 +37,14 @@ import prunekit
 class CausalSelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
-        self.heads = heads
+        self.head_dim = dim // heads
         self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape
-        q, k, v = (f(x).view(b, t, self.heads, -1).transpose(1, 2) for f in (self.q, self.k, self.v))
+        # The head count is inferred (-1), not written: after whole heads are pruned the thinner q/k/v still fit.
+        q, k, v = (f(x).view(b, t, -1, self.head_dim).transpose(1, 2) for f in (self.q, self.k, self.v))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.proj(y.transpose(1, 2).reshape(b, t, -1))
 

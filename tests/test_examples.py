@@ -1,5 +1,6 @@
 """The examples run as written, on their tiny settings (in this process, as `python examples/X.py --tiny` would)."""
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -30,3 +31,17 @@ def test_transformer_language_model(tmp_path, monkeypatch, capsys):
     out = run_example("transformer_lm.py", ["--out", str(tmp_path / "lm"), "--tiny"], monkeypatch, capsys)
     assert "round 3: sparsity 65.69%" in out and "test perplexity" in out
     assert "tok.weight: embedding (tok, also the output layer lm_head)" in out
+
+
+def test_transformer_language_model_loses_whole_heads(tmp_path, monkeypatch, capsys):
+    """--structure channel removes half the attention heads (q, k, v rows and proj columns together) and half the
+    MLP units; the tied embedding/output matrix and the residual width stay."""
+    out = run_example(
+        "transformer_lm.py", ["--out", str(tmp_path / "lm"), "--tiny", "--structure", "channel"], monkeypatch, capsys
+    )
+    assert "round 1: sparsity 50.00%" in out
+    layers = {row["name"]: row for row in json.loads((tmp_path / "lm" / "summary.json").read_text())["layers"]}
+    for name in ("q", "k", "v"):
+        assert layers[f"blocks.0.attn.{name}.weight"]["shape"] == [8, 16]  # one head of two (head_dim 8) left
+    assert layers["blocks.0.attn.proj.weight"]["shape"] == [16, 8]
+    assert layers["blocks.0.fc.weight"]["shape"] == [32, 16] and layers["lm_head.weight"]["shape"] == [256, 16]

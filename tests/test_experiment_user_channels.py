@@ -65,3 +65,37 @@ def test_imp_channel_rounds_on_a_user_language_model(tmp_path, factory, vocab):
         assert layers["attn.in_proj_weight"]["units_pruned"] == 0.75
     x = data[0][0]
     assert model.eval()(x).shape == (8, 10, vocab)
+
+
+class FixedHeadsLM(torch.nn.Module):
+    """Attention whose forward writes the head count (view(b, t, 2, -1)): its q/k/v channels cannot lose whole heads."""
+
+    def __init__(self, vocab: int = 32, dim: int = 16) -> None:
+        super().__init__()
+        self.tok = torch.nn.Embedding(vocab, dim)
+        self.q, self.k, self.v, self.proj = (torch.nn.Linear(dim, dim) for _ in range(4))
+        self.fc, self.out = torch.nn.Linear(dim, 4 * dim), torch.nn.Linear(4 * dim, dim)
+        self.head = torch.nn.Linear(dim, vocab)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.tok(idx)
+        b, t, _ = x.shape
+        q, k, v = (f(x).view(b, t, 2, -1).transpose(1, 2) for f in (self.q, self.k, self.v))
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, t, -1))
+        return self.head(x + self.out(torch.relu(self.fc(x))))
+
+
+def test_a_channel_run_names_the_groups_it_keeps_whole(tmp_path):
+    """The round's sparsity counts only the groups that can lose channels (here the MLP), so the run says which
+    groups stayed whole and why: otherwise '50%' reads as if the attention had lost half its heads too."""
+    data = token_batches(32)
+    cfg = {**CFG, "prune": {**CFG["prune"], "method": "oneshot", "sparsity": [0.5], "retrain_epochs": 1}}
+    lines: list[str] = []
+    exp = prunekit.Experiment(cfg, model=FixedHeadsLM, train=data, val=data[:1], test=data[:1], metric="perplexity")
+    summary = exp.run(tmp_path, log=lines.append)
+    layers = {row["name"]: row for row in summary["layers"]}
+    assert layers["q.weight"]["shape"][0] == 16 and layers["fc.weight"]["shape"][0] == 32
+    kept = [line for line in lines if "kept whole" in line]
+    assert len(kept) == 1 and kept[0].startswith("round 1:")
+    assert "q (the model's forward reshapes" in kept[0] and "fixed count of 2 blocks" in kept[0]

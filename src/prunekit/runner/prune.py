@@ -62,11 +62,12 @@ def decide(run: Run, plan: RoundPlan, masks: Masks, target: float | None) -> Mas
 
 
 def _prune_channels(run: Run, plan: RoundPlan, target: float, ratios: dict[str, float], gen: torch.Generator) -> None:
-    """Thin the run's model to `target` by its channel criterion; widths are measured against `run.base`."""
+    """Thin the run's model to `target` by its channel criterion (widths measured against `run.base`); the groups
+    that stayed whole are logged with the reason."""
     from prunekit.pruning.structured import needs_batches, original_widths, prune_channels
 
     p = run.cfg.prune
-    prune_channels(
+    report = prune_channels(
         run.model,
         target,
         criterion=p.criterion,
@@ -82,6 +83,9 @@ def _prune_channels(run: Run, plan: RoundPlan, target: float, ratios: dict[str, 
         ratios=ratios,
         only=plan.layers,
     )
+    if report.whole:  # the sparsity counts only the groups that could lose channels: say which could not
+        kept = "; ".join(f"{name} ({why})" for name, why in report.whole.items())
+        run.log(f"round {plan.index}: channel groups kept whole: {kept}")
 
 
 def pruned_score(model: nn.Module, task: Task, masks: Masks, batch_size: int) -> float | None:
