@@ -79,3 +79,17 @@ def test_groups_of_one_config_file_are_told_apart_by_method(tmp_path: Path) -> N
     ]
     groups = group_runs(load_runs(runs))
     assert [(g.label, g.n) for g in groups] == [("cfg: IMP+WR", 2), ("cfg: IMP+LRR", 2), ("cfg: AIMP τ=1 (LRR)", 2)]
+
+
+def test_seeds_written_by_versions_with_fewer_keys_form_one_group(tmp_path: Path) -> None:
+    """A config.yaml that spells out keys at their defaults (as newer versions write it) groups with one that omits
+    them (as older versions did); a key set away from its default still makes a group of its own."""
+    curve = ([0.0, 0.5], [0.97, 0.96])
+    make_run(tmp_path / "old", "cfg", *curve, seed=0)
+    spelled = {"squeeze": False, "tau_tolerance": 0.002, "finetune_lr": None, "ignore": None}  # the documented defaults
+    make_run(tmp_path / "new", "cfg", *curve, seed=1, prune=spelled)
+    make_run(tmp_path / "other", "cfg", *curve, seed=2, prune={**spelled, "tau_tolerance": 0.01})
+    groups = group_runs(load_runs([tmp_path / "old", tmp_path / "new", tmp_path / "other"]))
+    assert sorted(g.n for g in groups) == [1, 2]
+    pair = next(g for g in groups if g.n == 2)
+    assert sorted(r.path.name for r in pair.runs) == ["new", "old"]

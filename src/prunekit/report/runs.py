@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prunekit import config as config_mod
 from prunekit import run_summary
 from prunekit.errors import UserError
 from prunekit.safe_text import clip, load_yaml
@@ -38,7 +39,16 @@ def load_config(run_dir: Path) -> dict[str, Any]:
         raise UserError(
             f"{path} is damaged: not a mapping with mappings {', '.join(SECTIONS)}; rerun or delete the run"
         )
-    return values
+    return with_defaults(values)
+
+
+def with_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """The config as today's prunekit resolves it: keys added since the run was written take their defaults, so the
+    seeds of one config group together whichever version wrote them; a config today's code rejects stays as written."""
+    try:
+        return config_mod.from_dict(values).to_dict()
+    except UserError:
+        return values
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
