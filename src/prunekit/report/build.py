@@ -60,10 +60,11 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
         ("accuracy_vs_flops.png", figures.accuracy_vs_flops(groups)),
     )
     sweep = tables.sweep_table(groups)
+    other = [t for t in [tables.metric_table(runs)] if t is not None]  # perplexity and other metrics, by round
     controls = tables.control_table(groups)
     sections = [
         Section("Summary", [_intro(runs, groups), tables.runs_table(runs)]),
-        Section("Accuracy vs sparsity", accuracy or ["No finished rounds yet."]),
+        Section("Accuracy vs sparsity", [*accuracy, *other] or ["No finished rounds yet."]),
         Section(
             "Results",
             [tables.ratio_table(groups), tables.method_table(groups), tables.course_table(groups)]

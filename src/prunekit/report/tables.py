@@ -289,13 +289,26 @@ def cost_table(groups: list[Group], speedups: dict[str, tuple[Group, Stat | None
     return table
 
 
+def metric_name(summary: dict[str, Any]) -> str:
+    """The run's metric: accuracy, or what a task reports instead (perplexity, a loss)."""
+    metric = summary.get("metric")
+    return str(metric.get("name") or "accuracy") if isinstance(metric, dict) else "accuracy"
+
+
+def _score(summary: dict[str, Any], r: dict[str, Any], split: str) -> str:
+    if metric_name(summary) == "accuracy":
+        return pct(r.get(f"{split}_accuracy"))
+    return fmt(r.get(f"{split}_metric"), ".4g")
+
+
 def rounds(summary: dict[str, Any]) -> Table:
+    name = metric_name(summary)
+    scored = ["test acc %", "val acc %"] if name == "accuracy" else [f"test {name}", f"val {name}"]
     header = [
         "round",
         "sparsity %",
         "weights left %",
-        "test acc %",
-        "val acc %",
+        *scored,
         "epochs",
         "wall s",
         "params",
@@ -311,8 +324,8 @@ def rounds(summary: dict[str, Any]) -> Table:
             str(r.get("round", i)),
             pct(s),
             pct(None if s is None else 1 - s),
-            pct(r.get("test_accuracy")),
-            pct(r.get("val_accuracy")),
+            _score(summary, r, "test"),
+            _score(summary, r, "val"),
             fmt(r.get("epochs"), "d"),
             fmt(r.get("wall_seconds"), ".1f"),
             fmt(r.get("params"), ",d"),
@@ -322,6 +335,23 @@ def rounds(summary: dict[str, Any]) -> Table:
             row += [fmt(None if flops is None else flops / 2e6, ".3f"), fmt(r.get("latency_ms"), ".2f")]
         rows.append(row)
     return Table("Rounds", header, rows)
+
+
+def metric_table(runs: list[RunInfo]) -> Table | None:
+    """Runs scored by another metric than accuracy (language models: perplexity, lower is better), round by round;
+    the accuracy tables and figures of a report have nothing to show for them."""
+    scored = [r for r in runs if metric_name(r.summary) != "accuracy"]
+    if not scored:
+        return None
+    rows = [
+        [r.label, str(row.get("round", i)), pct(row.get("sparsity")), _score(r.summary, row, "test")]
+        + [_score(r.summary, row, "val"), metric_name(r.summary), fmt(row.get("epochs"), "d")]
+        for r in scored
+        for i, row in enumerate(r.summary.get("rounds") or [])
+    ]
+    header = ["run", "round", "sparsity %", "test", "val", "metric", "epochs"]
+    note = "the metric of each run as its task reports it (perplexity: lower is better)"
+    return Table("Runs scored by another metric than accuracy", header, rows, note)
 
 
 def layers(summary: dict[str, Any]) -> Table:
