@@ -50,8 +50,10 @@ def test_poster_lottery_and_nothing_for_unrelated_runs(tmp_path: Path) -> None:
     assert rows[("prunekit", "AIMP τ=1 (WR)")][3] == "96.98" and rows[("prunekit", "AIMP τ=1 (WR)")][6] == "1.60x"
     assert rows[("prunekit", "IMP+WR")][6] == "1.00x"
     lottery = tables["Lottery tickets on LeNet-300-100 (source schedule) beside prunekit"]
-    assert [r[:2] for r in lottery.rows[:2]] == [["3", "51.3"], ["7", "21.1"]]
-    assert lottery.rows[0][2:4] == ["51.20", "97.05"]  # round 3 of the synthetic IMP run: 48.8% pruned
+    assert [r[:2] for r in lottery.rows[:3]] == [["3", "51.3"], ["3", "51.3"], ["7", "21.1"]]
+    assert lottery.rows[0][3:] == ["51.20", "97.05"]  # round 3 of the synthetic IMP run: 48.8% pruned
+    assert lottery.rows[1][3:] == ["51.20", "96.98"]  # and of the AIMP run
+    assert lottery.rows[2][2:] == ["-", "-", "-"]  # no run reaches round 7: the source's value alone
     assert "Course slides' results (source) beside prunekit" not in tables  # no channel-pruned run
     assert _tables([make_run(tmp_path / "at", "at", [0.0, 0.9], [0.9, 0.9], method="at_init")]) == {}
 
@@ -61,3 +63,23 @@ def test_course_table_for_channel_runs(tmp_path: Path) -> None:
     course = _tables([run])["Course slides' results (source) beside prunekit"]
     assert course.rows[0] == ["course slides", "PCAS", "ResNet-56", "CIFAR-10", "93.04", "93.58", "0.39", "53.7"]
     assert course.rows[-1][0] == "prunekit" and course.rows[-1][4:] == ["99.00", "98.50", "0.133", "50.0"]
+
+
+def test_lottery_table_keeps_its_width_with_many_runs(tmp_path: Path) -> None:
+    """Six lottery-ticket runs (as in docs/reports/lenet300_imp_aimp) must not widen the table past a 1280 px page:
+    one row per run and round, five columns, every run's round-3 numbers present."""
+    sparsities = [0.0, 0.2, 0.36, 0.488]
+    runs = [
+        make_run(
+            tmp_path / f"r{i}",
+            f"run-{i}",
+            sparsities,
+            [0.97, 0.971, 0.972, 0.96 + i / 1000],
+            method="imp",
+            prune={"retrain_epochs": i + 1},  # six configs, not six seeds of one
+        )
+        for i in range(6)
+    ]
+    lottery = _tables(runs)["Lottery tickets on LeNet-300-100 (source schedule) beside prunekit"]
+    assert len(lottery.header) == 5 and all(len(r) == 5 for r in lottery.rows)
+    assert sorted(r[4] for r in lottery.rows if r[0] == "3") == [f"{96 + i / 10:.2f}" for i in range(6)]

@@ -137,17 +137,17 @@ def _lottery(groups: list[Group]) -> Table | None:
     ]
     if not ours:
         return None
-    header = ["rounds k", "Frankle & Carbin: weights left %"]
-    for g in ours:
-        header += [f"{g.legend}: weights left %", f"{g.legend}: test acc %"]
+    # One row per run and round (not two columns per run): the table keeps five columns however many runs it holds,
+    # so it fits a 1280 px page; a round no run reaches keeps one row with the source's value alone.
+    header = ["rounds k", "Frankle & Carbin: weights left %", "run", "weights left %", "test acc %"]
+    curves = [(g, g.curve()) for g in ours]
     rows = []
     for k, left in LTH_WEIGHTS_LEFT.items():
-        row = [str(k), f"{left:.1f}"]
-        for g in ours:
-            curve = g.curve()
-            sparsity, acc = (curve[k][0], curve[k][1]) if k < len(curve) else (None, None)
-            row += [pct(None if sparsity is None else 1 - sparsity.mean), pct_stat(acc)]
-        rows.append(row)
+        reached = [(g, curve[k]) for g, curve in curves if k < len(curve)]
+        for g, (sparsity, acc, _) in reached:
+            rows.append([str(k), f"{left:.1f}", g.legend, pct(1 - sparsity.mean), pct_stat(acc)])
+        if not reached:
+            rows.append([str(k), f"{left:.1f}", "-", "-", "-"])
     note = (
         "the lottery-ticket report and Frankle & Carbin 2019: tickets (weights rewound to theta_0) match or "
         "beat the dense accuracy down to 3.6% (the report: ~1.7% on MNIST); the paper trains ~55 epochs per "
