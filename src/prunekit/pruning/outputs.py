@@ -17,12 +17,10 @@ Channel pruning uses the same function to keep the output width.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from prunekit.batches import call_model
@@ -96,25 +94,6 @@ def _tensors(value: Any, depth: int = 0) -> Iterator[Tensor]:
             yield from _tensors(getattr(value, name, None), depth + 1)
 
 
-@contextlib.contextmanager
-def _graph_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode, every floating parameter requiring grad (so frozen layers leave graph nodes), the RNG untouched;
-    all restored afterwards."""
-    params = [p for p in model.parameters() if p.is_floating_point()]
-    flags = [p.requires_grad for p in params]
-    was_training = model.training
-    try:
-        with torch.random.fork_rng(devices=[]), torch.enable_grad():
-            model.eval()
-            for p in params:
-                p.requires_grad_(True)
-            yield
-    finally:
-        for p, flag in zip(params, flags, strict=True):
-            p.requires_grad_(flag)
-        model.train(was_training)
-
-
 def _trace(model: nn.Module, layers: set[str], example_inputs: Any) -> tuple[str, ...]:
     nodes: dict[Any, str] = {}
 
@@ -126,10 +105,12 @@ def _trace(model: nn.Module, layers: set[str], example_inputs: Any) -> tuple[str
 
         return record
 
+    from prunekit.pruning.structured.inputs import graph_mode  # here: the structured package imports this module
+
     owners = {id(c.param): c.uses[0].module for c in candidates(model)}
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n in layers]
     try:
-        with _graph_mode(model):
+        with graph_mode(model):
             try:
                 out = call_model(model, example_inputs)
             except Exception as exc:  # the user's forward: any error means the inputs do not fit

@@ -106,13 +106,20 @@ def mode(model: nn.Module, train: bool) -> Iterator[None]:
 def graph_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode, autograd on and every floating parameter requiring grad (so frozen layers leave graph nodes), the
     RNG untouched; everything restored afterwards."""
+    rng = torch.random.fork_rng(devices=_devices(model))
+    with rng, torch.enable_grad(), mode(model, train=False), all_trainable(model):
+        yield
+
+
+@contextlib.contextmanager
+def all_trainable(model: nn.Module) -> Iterator[None]:
+    """Every floating parameter requires grad (frozen layers too: tracing, Taylor scores); flags restored after."""
     params = [p for p in model.parameters() if p.is_floating_point()]
     flags = [p.requires_grad for p in params]
     try:
-        with torch.random.fork_rng(devices=_devices(model)), torch.enable_grad(), mode(model, train=False):
-            for p in params:
-                p.requires_grad_(True)
-            yield
+        for p in params:
+            p.requires_grad_(True)
+        yield
     finally:
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)

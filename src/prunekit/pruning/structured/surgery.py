@@ -10,10 +10,9 @@ exactly as it was.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -24,6 +23,7 @@ from prunekit.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
 from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace
+from prunekit.pruning.structured.inputs import all_trainable
 from prunekit.pruning.structured.report import ChannelReport
 from prunekit.pruning.structured.transaction import Transaction
 from prunekit.pruning.structured.verify import cut_and_verify
@@ -116,7 +116,7 @@ def prune_channels(
         raise UserError(_nothing_to_prune(model, traced))
     groups = _chosen(traced.groups, only)
     ctx = ChannelContext(work, groups, list(batches or []), generator, objective=objective)
-    with _all_trainable(work):
+    with all_trainable(work):
         scores = fn(ctx)
     missing = sorted({g.name for g in groups} - set(scores))
     if missing:
@@ -307,20 +307,6 @@ def _choose(
         units = g.units or [[c] for c in range(g.size)]
         out[g.name] = torch.tensor(sorted(c for i in chosen[g.name].tolist() for c in units[i]), dtype=torch.long)
     return out
-
-
-@contextlib.contextmanager
-def _all_trainable(model: nn.Module) -> Iterator[None]:
-    """Every floating parameter of the working copy requires grad while criteria score (Taylor on frozen layers)."""
-    params = [p for p in model.parameters() if p.is_floating_point()]
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(True)
-        yield
-    finally:
-        for p, flag in zip(params, flags, strict=True):
-            p.requires_grad_(flag)
 
 
 def _nothing_to_prune(model: nn.Module, traced: Traced) -> str:
