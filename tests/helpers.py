@@ -43,3 +43,22 @@ def run_interrupted(cfg: config.Config, out, crash_after: int, monkeypatch) -> N
         experiment.run(cfg, out, log=lambda _: None)
     monkeypatch.setattr(checkpoint, "save", original)
     experiment.run(cfg, out, log=lambda _: None)
+
+
+def assert_resumes_exactly(cfg: config.Config, tmp_path, crash_after: int, monkeypatch, index: int = 1) -> None:
+    """A run of `cfg` killed after its `crash_after`-th checkpoint write and resumed ends with round `index` equal to
+    the uninterrupted run's: the same record, weights and masks."""
+    import torch
+
+    from prunekit import experiment
+    from prunekit.inspection import round_model
+
+    experiment.run(cfg, tmp_path / "straight", log=lambda _: None)
+    run_interrupted(cfg, tmp_path / "resumed", crash_after, monkeypatch)
+    a, ma, ra = round_model(tmp_path / "straight", index)
+    b, mb, rb = round_model(tmp_path / "resumed", index)
+    volatile = ("wall_seconds", "prune_seconds", "history")
+    assert {k: v for k, v in ra.items() if k not in volatile} == {k: v for k, v in rb.items() if k not in volatile}
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    assert ma.keys() == mb.keys() and all(torch.equal(ma[n], mb[n]) for n in ma)

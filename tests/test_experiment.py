@@ -217,3 +217,25 @@ def test_sigkill_then_same_command_finishes_identically(tmp_path):
     timings = ("wall_seconds", "prune_seconds")
     strip = [{k: v for k, v in r.items() if k not in timings} for r in a]
     assert strip == [{k: v for k, v in r.items() if k not in timings} for r in b]
+
+
+def test_a_copied_round_0_is_in_summary_json_before_the_next_round_trains(tmp_path, monkeypatch):
+    """Round 0 copied into a new run directory (the ratio studies of docs/results.md share it this way) is readable
+    by `prunekit sensitivity`, `report` and `inspect` as soon as the run starts, not only after its next round."""
+    import shutil
+
+    from tests.helpers import Crash
+
+    cfg = tiny()
+    done = run(cfg, tmp_path / "a")
+    (tmp_path / "b" / "checkpoints").mkdir(parents=True)
+    shutil.copy(tmp_path / "a" / "checkpoints" / "round_0.safetensors", tmp_path / "b" / "checkpoints")
+
+    def crash(*_):
+        raise Crash
+
+    monkeypatch.setattr(experiment.Run, "_run_round", crash)
+    with pytest.raises(Crash):
+        run(cfg, tmp_path / "b")
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["complete"] is False and summary["rounds"] == done["rounds"][:1]

@@ -36,6 +36,7 @@ __all__ = [
     "run",
     "amc_search",
     "autoprune",
+    "bitprune",
     "UserError",
 ]
 
@@ -218,6 +219,27 @@ def autoprune(
     from prunekit.pruning.methods.autoprune import AuxiliaryGates
 
     return AuxiliaryGates(model, dense_masks(model, prunable_names(model, ignore)), optimizer, penalty, init)
+
+
+def bitprune(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    penalty: float = 0.01,
+    init: int = 8,
+    low: int = 2,
+    weighted: bool = False,
+    lr: float | None = None,
+    ignore: list[str] | None = None,
+) -> Any:
+    """BitPruning's learned bitlengths on the prunable weights of `model`, trained by `optimizer` in your own loop
+    (bitlengths at `lr`, default the optimizer's); call `.finish()` after training to quantise the weights to the
+    learned bits (rounded up) and get them (see prunekit.pruning.methods.bitprune)."""
+    from prunekit.pruning.masks import dense_masks, prunable_names
+    from prunekit.pruning.methods.bitprune import LearnedBitlengths
+
+    masks = dense_masks(model, prunable_names(model, ignore))
+    return LearnedBitlengths(model, masks, optimizer, penalty, init, low, weighted, lr=lr)
 
 
 def keep_masked(model: nn.Module, masks: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> Any:

@@ -14,7 +14,7 @@ REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
 
 @dataclass(frozen=True)
 class PruneConfig:
-    method: str = "none"  # none | oneshot | imp | gradual | at_init | str | autoprune | amc
+    method: str = "none"  # none | oneshot | imp | gradual | at_init | str | autoprune | bitprune | amc | sequential
     structure: str = "unstructured"  # unstructured | channel
     criterion: str = "magnitude"  # also wanda | sparsegpt: post-training, from calibration batches, layer by layer
     scope: str = "global"  # global | layerwise (wanda and sparsegpt always compare within a layer: each at the target)
@@ -72,6 +72,13 @@ class PruneConfig:
     reward_examples: int | None = 1000  # amc: validation examples the reward is measured on; null = all
     aux_penalty: float = 1e-4  # autoprune: lambda, the regulariser pushing every auxiliary gate down (more = sparser)
     aux_init: float = 0.05  # autoprune: initial auxiliary value (gates close once it falls to 0)
+    # bitprune (Nikolic et al. 2020): each layer learns the bitlength of its weights while training
+    bit_penalty: float = 0.01  # bitprune: lambda, the regulariser pulling every bitlength down (more = fewer bits)
+    bits_init: int = 8  # bitprune: the bitlength every layer starts at, and the most it may keep
+    bits_min: int = 2  # bitprune: the fewest bits a layer may learn (2 = ternary weights)
+    bits_weighted: bool = False  # bitprune: penalise bits per weight (the model's size), not the mean per layer
+    bits_lr: float | None = None  # bitprune: learning rate of the bitlengths (following the schedule); null = train.lr
+    bits_fixed_epochs: int = 1  # bitprune: last epochs of the round trained at the learned bits, rounded up and fixed
 
     def __post_init__(self) -> None:
         check(1 <= len(self.sparsities) <= MAX_LIST, "prune.sparsity", f"a number or a list of 1 to {MAX_LIST}")
@@ -158,6 +165,12 @@ class PruneConfig:
         bounded(self.reward_examples, "prune.reward_examples", 1, 10**9)
         bounded(self.aux_penalty, "prune.aux_penalty", 0, 1e6)
         bounded(self.aux_init, "prune.aux_init", 0, 1e6, low_open=True)
+        bounded(self.bit_penalty, "prune.bit_penalty", 0, 1e6)
+        bounded(self.bits_init, "prune.bits_init", 2, 16)
+        bounded(self.bits_min, "prune.bits_min", 2, 16)
+        check(self.bits_min <= self.bits_init, "prune.bits_min", f"must be <= prune.bits_init ({self.bits_init})")
+        bounded(self.bits_lr, "prune.bits_lr", 0, 1e3, low_open=True)
+        bounded(self.bits_fixed_epochs, "prune.bits_fixed_epochs", 0, MAX_EPOCHS)
         if self.method == "amc":
             check(
                 bool(self.budget) or self.reward == "error_log_flops",

@@ -36,7 +36,7 @@ from prunekit.pruning.prunable import Coverage, check_names, coverage_record, pr
 from prunekit.runner.checks import check_config, pick_device, seed_for
 from prunekit.runner.controls import control_start, wants_control
 from prunekit.runner.prune import decide, pruned_score
-from prunekit.runner.train import train_round
+from prunekit.runner.train import train_round, with_learned
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
 from prunekit.threads import choose_threads
@@ -161,6 +161,8 @@ class Run:
         if not pending and not controls:
             self.log(f"{self.out}: all {plural(len(self.plans), 'round')} already finished; nothing to train")
         self.progress = Progress(sum(p.epochs for p in pending) + sum(p.epochs for p in controls), self.log)
+        if len(pending) < len(self.plans):  # rounds already on disk (a resume, a copied round 0): readable at once
+            self.write_summary(track=False)
         for plan in self.plans:
             if not self.store.has_round(plan.index):
                 self._run_round(plan)
@@ -257,7 +259,7 @@ class Run:
         seconds = self._train(plan, masks, optimizer, progress, epoch_path)
         distributed.check_model(self.model, masks, f"the weights of round {plan.index}", self.world)
         record = {
-            **self._record(plan, masks, seconds, progress["epochs_done"]),
+            **with_learned(self._record(plan, masks, seconds, progress["epochs_done"]), progress.get("learned")),
             "prune_seconds": progress.get("prune_seconds"),
         }
         record[self._key("pruned_")] = progress.get("pruned")
@@ -347,7 +349,7 @@ class Run:
     def _score(self, record: dict[str, Any]) -> float | None:
         return record["test_accuracy"] if self.task.metric.name == "accuracy" else record["test_metric"]
 
-    def write_summary(self) -> dict[str, Any]:
+    def write_summary(self, track: bool = True) -> dict[str, Any]:
         indices = [plan.index for plan in self.plans]
         extra = {
             "metric": self.task.metric.as_dict(),
@@ -357,7 +359,8 @@ class Run:
             "processes": self.world.size,
         }
         summary = self.store.write_summary(self.cfg, self.arch, str(self.device), indices, extra)
-        self.trackers.rounds(summary)
+        if track:
+            self.trackers.rounds(summary)
         return summary
 
 

@@ -30,6 +30,7 @@ ROUND_FIELDS = [
     "pruned_metric",
 ]  # val_metric/test_metric: the task's metric when it is not accuracy (e.g. perplexity); empty otherwise.
 # pruned_*: the test metric right after the round pruned, before rewinding or retraining (no-retraining accuracy)
+LEARNED_FIELDS = ["mean_bits", "bits_per_weight"]  # in the rows (and rounds.csv) of runs whose method learns them
 
 
 def collect(ck: Path, indices: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
@@ -44,7 +45,7 @@ def collect(ck: Path, indices: list[int]) -> tuple[list[dict[str, Any]], dict[st
         layers = record.get("layers", [])
         control = ck / f"round_{index}.control.safetensors"
         record["control_accuracy"] = checkpoint.read_record(control)["test_accuracy"] if control.exists() else None
-        rows.append({k: record.get(k) for k in ROUND_FIELDS})
+        rows.append({k: record.get(k) for k in ROUND_FIELDS} | {k: record[k] for k in LEARNED_FIELDS if k in record})
     return rows, histories, layers
 
 
@@ -92,7 +93,8 @@ def write(
         return summary
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ROUND_FIELDS, lineterminator="\n")
+    learned = [k for k in LEARNED_FIELDS if any(k in row for row in rows)]
+    writer = csv.DictWriter(buf, fieldnames=ROUND_FIELDS + learned, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "rounds.csv", buf.getvalue())

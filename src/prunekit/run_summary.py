@@ -19,6 +19,7 @@ SECONDS = "seconds"  # a number >= 0
 TEXT = "text"
 FLAG = "flag"
 LOSS = "loss"  # any number, NaN and infinity included (a diverged training loss)
+AMOUNT = "non-negative number"
 
 SUMMARY_FIELDS = {
     "name": TEXT,
@@ -47,8 +48,10 @@ ROUND_FIELDS = {
     "params": COUNT,
     "flops": COUNT,
     "latency_ms": SECONDS,
+    "mean_bits": AMOUNT,
+    "bits_per_weight": AMOUNT,
 }
-LAYER_FIELDS = {"name": TEXT, "numel": COUNT, "sparsity": FRACTION, "units_pruned": FRACTION}
+LAYER_FIELDS = {"name": TEXT, "numel": COUNT, "sparsity": FRACTION, "units_pruned": FRACTION, "bits": COUNT}
 EPOCH_FIELDS = {"epoch": COUNT, "train_loss": LOSS, "val_accuracy": FRACTION, "lr": SECONDS}
 MAX_ROWS = 100_000  # rounds, layers, epochs of one round
 

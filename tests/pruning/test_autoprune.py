@@ -9,7 +9,8 @@ import prunekit
 from prunekit import experiment
 from prunekit.inspection import round_model
 from prunekit.pruning.methods.autoprune import GatedWeight, gate_slope
-from tests.helpers import run_interrupted, tiny
+from tests.helpers import assert_resumes_exactly, tiny
+from tests.user_nets import NETS, outputs
 
 
 class TwoLayer(nn.Module):
@@ -85,17 +86,31 @@ def test_autoprune_through_the_config_zeroes_what_it_prunes(tmp_path):
 
 def test_autoprune_resumes_exactly(tmp_path, monkeypatch):
     cfg = autoprune_cfg(**{"prune.retrain_epochs": 3})
-    experiment.run(cfg, tmp_path / "straight", log=lambda _: None)
-    run_interrupted(cfg, tmp_path / "resumed", 3, monkeypatch)  # round 0, then two epochs of round 1, crash
-    a, ma, ra = round_model(tmp_path / "straight", 1)
-    b, mb, rb = round_model(tmp_path / "resumed", 1)
-    assert ra["test_accuracy"] == rb["test_accuracy"]
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
-        assert torch.equal(x, y), name
-    assert all(torch.equal(ma[n], mb[n]) for n in ma)
+    assert_resumes_exactly(cfg, tmp_path, 3, monkeypatch)  # round 0, then two epochs of round 1, crash
 
 
 @pytest.mark.parametrize("key, value", [("prune.aux_penalty", -1.0), ("prune.aux_init", 0.0)])
 def test_bad_settings(key, value):
     with pytest.raises(prunekit.UserError, match=key):
         autoprune_cfg(**{key: value})
+
+
+@pytest.mark.parametrize("name, build, example", NETS, ids=[n for n, _, _ in NETS])
+def test_gates_reach_every_layer_kind_of_the_user_nets(name, build, example):
+    """Attention, recurrent, transposed and shared layers read their gated weights too, not only Linear and Conv."""
+    torch.manual_seed(0)
+    model, inputs = build(), example()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    gates = prunekit.autoprune(model, opt, penalty=1.0, init=0.005, ignore=[])
+    for _ in range(3):
+        loss = sum(o.float().pow(2).mean() for o in outputs(model, inputs))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(m.grad is not None for m in gates.aux)  # every covered tensor was read through its gate
+    masks = gates.finish()
+    assert gates.sparsity() > 0.5
+    params = dict(model.named_parameters())
+    for tensor_name, mask in masks.items():
+        assert torch.count_nonzero(params[tensor_name][~mask]) == 0
+    outputs(model, inputs)  # the modules' own forwards are back

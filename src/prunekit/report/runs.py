@@ -19,6 +19,7 @@ METHOD_NAMES = {
     "str": "STR",
     "amc": "AMC",
     "autoprune": "AutoPrune",
+    "bitprune": "BitPruning",
 }
 SECTIONS = ("model", "data", "train", "prune")
 MAX_LABEL = 48  # characters of a run's name in tables and legends

@@ -317,6 +317,9 @@ def rounds(summary: dict[str, Any]) -> Table:
     timed = any(r.get("latency_ms") is not None for r in summary.get("rounds") or [])
     if timed:  # channel-pruned runs: the network is physically thinner, so its MACs and latency are real
         header += ["MMACs", "latency ms (CPU, batch 32)"]
+    quantised = any(r.get("mean_bits") is not None for r in summary.get("rounds") or [])
+    if quantised:  # BitPruning: the learned bitlengths
+        header += ["mean bits per layer", "bits per weight"]
     rows = []
     for i, r in enumerate(summary.get("rounds") or []):
         s, flops = r.get("sparsity"), r.get("flops")
@@ -333,6 +336,8 @@ def rounds(summary: dict[str, Any]) -> Table:
         ]
         if timed:
             row += [fmt(None if flops is None else flops / 2e6, ".3f"), fmt(r.get("latency_ms"), ".2f")]
+        if quantised:
+            row += [fmt(r.get("mean_bits"), ".2f"), fmt(r.get("bits_per_weight"), ".2f")]
         rows.append(row)
     return Table("Rounds", header, rows)
 
@@ -355,7 +360,9 @@ def metric_table(runs: list[RunInfo]) -> Table | None:
 
 
 def layers(summary: dict[str, Any]) -> Table:
-    header = ["tensor", "shape", "numel", "sparsity %", "units with no input %"]
+    entries = summary.get("layers") or []
+    quantised = any(layer.get("bits") is not None for layer in entries)  # BitPruning's learned bitlengths
+    header = ["tensor", "shape", "numel", "sparsity %", "units with no input %"] + (["bits"] if quantised else [])
     rows = [
         [
             str(layer.get("name", "?")),
@@ -364,7 +371,8 @@ def layers(summary: dict[str, Any]) -> Table:
             pct(layer.get("sparsity")),
             pct(layer.get("units_pruned")),
         ]
-        for layer in summary.get("layers") or []
+        + ([fmt(layer.get("bits"), "d")] if quantised else [])
+        for layer in entries
     ]
     return Table("Final network, per layer", header, rows)
 

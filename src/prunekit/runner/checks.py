@@ -8,7 +8,7 @@ from prunekit import distributed
 from prunekit.config import Config
 from prunekit.errors import UserError
 from prunekit.pruning import allocation
-from prunekit.pruning.methods import METHODS
+from prunekit.pruning.methods import METHODS, retrain_epochs
 from prunekit.pruning.step import check_criterion
 
 
@@ -51,3 +51,8 @@ def check_config(cfg: Config) -> None:
             allocation.ALLOCATIONS.get(p.allocation)
     if p.control != "none" and p.method != "imp":
         raise UserError(f"prune.control applies to method imp (the lottery-ticket controls), not {p.method}")
+    if p.method == "bitprune" and p.bits_fixed_epochs >= retrain_epochs(cfg):
+        raise UserError(
+            f"prune.bits_fixed_epochs ({p.bits_fixed_epochs}) leaves no epoch to learn bitlengths in: make it smaller "
+            f"than the round's {retrain_epochs(cfg)} epochs (prune.retrain_epochs)"
+        )

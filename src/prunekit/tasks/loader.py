@@ -26,6 +26,7 @@ from prunekit.errors import UserError
 from prunekit.tasks.base import LrAt, Metric
 from prunekit.tasks.metrics import MetricFn, batch_totals, evaluate_batches, finish, resolve
 from prunekit.tasks.sharding import RankBatches
+from prunekit.train.optim import set_lr
 
 
 def _first_tensor(batch: Any) -> Tensor | None:
@@ -147,8 +148,7 @@ class LoaderTask:
             with tqdm(total=steps, desc=desc, leave=False, disable=quiet, mininterval=0.5) as bar:
                 for step, batch in enumerate(batches):
                     lr = lr_at(epoch + min(step / steps, 1.0))
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
+                    set_lr(optimizer, lr)
                     loss = self.objective.loss(net, batch)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

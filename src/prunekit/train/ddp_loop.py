@@ -20,6 +20,7 @@ from tqdm import tqdm
 from prunekit.batches import DEFAULT, Objective
 from prunekit.data import augment_batch
 from prunekit.distributed import DDPModel, World, all_reduce_sum, average_outside_grads, rank_seed
+from prunekit.train.optim import set_lr
 
 
 def train_epoch_ddp(
@@ -52,8 +53,7 @@ def train_epoch_ddp(
         with tqdm(total=steps, desc=desc, leave=False, disable=quiet, mininterval=0.5) as bar:
             for step in range(steps):
                 lr = lr_at(epoch + step / steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                set_lr(optimizer, lr)
                 idx = order[step * batch_size : (step + 1) * batch_size]
                 xb = augment_batch(x[idx], generator) if augment else x[idx]
                 mine = idx[world.rank :: world.size]

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from prunekit.batches import DEFAULT, Objective
 from prunekit.data import augment_batch
+from prunekit.train.optim import set_lr
 
 
 @dataclass
@@ -68,8 +69,7 @@ def train_epoch(
     with tqdm(total=steps, desc=desc, leave=False, disable=quiet, mininterval=0.5) as bar:
         for step in range(steps):
             lr = lr_at(epoch + step / steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(optimizer, lr)
             idx = order[step * batch_size : (step + 1) * batch_size]
             xb = x[idx]
             if augment:

@@ -89,3 +89,10 @@ def replay_window(epochs: int, retrain: int, squeeze: bool) -> tuple[int, float]
     if squeeze:
         return 0, epochs / retrain
     return max(epochs - retrain, 0), 1.0
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every param group; a group with an "lr_scale" entry (a training hook's own
+    parameters, e.g. BitPruning's bitlengths) gets lr times that scale."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)

@@ -79,6 +79,7 @@ from prunekit.pruning.methods import (  # noqa: E402,F401  (registration)
     amc,
     at_init,
     autoprune,
+    bitprune,
     gradual,
     imp,
     oneshot,

@@ -14,7 +14,8 @@ that pressure must be and `prune.aux_init` (the initial m) how many steps a gate
 
 Method "autoprune": round 0 trains the dense network; round 1 keeps training it with the hook "autoprune" for
 `prune.retrain_epochs` epochs; at the end W is replaced by W * h(M) (pruned weights exactly 0) and the live masks
-become W != 0. Like STR the sparsity is learned, not imposed.
+become W != 0. Like STR the sparsity is learned, not imposed. Every module that reads a prunable tensor (Conv,
+Linear, attention, recurrent layers, ...) reads T during the round (prunekit.pruning.methods.reparam).
 
 Resume: each auxiliary tensor is in the optimizer's state (an entry "autoprune_aux" beside Adam's moments, the same
 tensor, so nothing is copied per step), which epoch checkpoints save; the hook reads them back on resume.
@@ -25,17 +26,14 @@ is the implementation's reading of it, stated here so that it can be checked.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.config import Config
-from prunekit.pruning.masks import Masks
+from prunekit.pruning.masks import Masks, prunable_params
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
-from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
+from prunekit.pruning.methods.hooks import TRAINING_HOOKS, ExtraParameters, HookContext
+from prunekit.pruning.methods.reparam import Reparameterised
 
 STATE_KEY = "autoprune_aux"
 SLOPE = 0.1  # the straight-through estimator's slope for closed gates (m <= 0)
@@ -84,37 +82,20 @@ class AuxiliaryGates:
     ) -> None:
         self.masks, self.penalty = masks, penalty
         self.names = list(masks)
-        self.modules = [model.get_submodule(n.rsplit(".", 1)[0]) for n in self.names]
-        opt = optimizer
-        first = sum(len(g["params"]) for g in opt.param_groups)
-        saved = [opt.state.pop(first + i, None) for i in range(len(self.names))]  # unmatched entries on resume
-        self.aux = []
-        for module, name, entry in zip(self.modules, self.names, saved, strict=True):
-            weight = module.weight
-            start = entry[STATE_KEY] if entry and STATE_KEY in entry else None
+        params = prunable_params(model, self.names)
+        self.params = [params[n] for n in self.names]
+        self.reparam = Reparameterised(
+            model, self.names, lambda i: GatedWeight.apply(self.params[i], self.aux[i]), "autoprune"
+        )
+        self.extra = ExtraParameters(optimizer, STATE_KEY, len(self.names))
+        self.aux: list[nn.Parameter] = []
+        for i, (weight, name) in enumerate(zip(self.params, self.names, strict=True)):
+            start = self.extra.saved(i)
             m = torch.full_like(weight, init) if start is None else start.to(weight).clone()
             m.masked_fill_(~masks[name].to(weight.device), -init)  # already-pruned weights stay closed
             self.aux.append(nn.Parameter(m))
-        opt.add_param_group({"params": self.aux, "weight_decay": 0.0})
-        resumed = 0
-        for m, entry in zip(self.aux, saved, strict=True):
-            if entry and STATE_KEY in entry:
-                opt.state[m] = {
-                    k: v.to(m.device) if isinstance(v, Tensor) and k != "step" else v
-                    for k, v in entry.items()
-                    if k != STATE_KEY
-                }
-                resumed += 1
-        if start_step and resumed < len(self.aux):
-            warnings.warn("autoprune: resumed without saved auxiliary parameters; they restart", stacklevel=2)
-        for i, module in enumerate(self.modules):
-            module.forward = self._forward(module, i)
-        self.handles = [opt.register_step_pre_hook(self._regularise), opt.register_step_post_hook(self._keep)]
-
-    def _forward(self, module: nn.Module, i: int) -> Callable[[Tensor], Tensor]:
-        if isinstance(module, nn.Linear):
-            return lambda x: F.linear(x, GatedWeight.apply(module.weight, self.aux[i]), module.bias)
-        return lambda x: module._conv_forward(x, GatedWeight.apply(module.weight, self.aux[i]), module.bias)
+        self.extra.adopt(self.aux, start_step, "autoprune", weight_decay=0.0)
+        self.handle = optimizer.register_step_pre_hook(self._regularise)
 
     @torch.no_grad()
     def _regularise(self, *_: object) -> None:
@@ -126,14 +107,6 @@ class AuxiliaryGates:
             else:
                 m.grad.add_(reg)
 
-    def _keep(self, optimizer: torch.optim.Optimizer, *_: object) -> None:
-        """Put each auxiliary tensor itself into its optimizer state (after the optimizer created that state), so
-        epoch checkpoints save its current value without a copy per step."""
-        for m in self.aux:
-            state = optimizer.state[m]
-            if state.get(STATE_KEY) is not m:
-                state[STATE_KEY] = m
-
     def sparsity(self) -> float:
         closed = sum(int((m <= 0).sum()) for m in self.aux)
         return closed / sum(m.numel() for m in self.aux)
@@ -141,11 +114,11 @@ class AuxiliaryGates:
     @torch.no_grad()
     def finish(self) -> Masks:
         """Make the gates final: pruned weights become 0, the masks lose them, the modules' forwards come back."""
-        for handle in self.handles:
-            handle.remove()
-        for name, module, m in zip(self.names, self.modules, self.aux, strict=True):
-            module.weight.mul_((m > 0).to(module.weight.dtype))
-            del module.forward
+        self.handle.remove()
+        self.extra.remove()
+        self.reparam.restore()
+        for name, weight, m in zip(self.names, self.params, self.aux, strict=True):
+            weight.mul_((m > 0).to(weight.dtype))
             mask = self.masks[name]
             mask.copy_(mask & (m > 0).to(mask.device))
         return self.masks

@@ -8,12 +8,13 @@ runner's MaskEnforcer in step since it holds views of the same tensors.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from prunekit.config import Config
 from prunekit.pruning.masks import Masks, apply_masks
@@ -33,10 +34,60 @@ class HookContext:
 
 
 class TrainingHook(Protocol):
-    def finish(self) -> None: ...
+    """`finish()` ends the hook; a hook that learns something to record (BitPruning's bitlengths) also has
+    `record() -> dict` of round-record fields, its "layers" entry mapping tensor names to per-layer fields."""
+
+    def finish(self) -> Any: ...
 
 
 TRAINING_HOOKS: Registry[Callable[[HookContext], TrainingHook]] = Registry("training hook")
+
+
+class ExtraParameters:
+    """Trainable tensors of a training hook rather than of the model (AutoPrune's gates, BitPruning's bitlengths).
+
+    They are one more param group of the run's optimizer, and each is kept in its own optimizer state under `key`, so
+    that epoch checkpoints (which save the optimizer state) save it, and a resumed round gets it back with its
+    optimizer moments. Build it before creating the tensors (`saved(i)` is the value a resume brings back, or None),
+    then `adopt` them.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, key: str, count: int) -> None:
+        self.optimizer, self.key = optimizer, key
+        first = sum(len(g["params"]) for g in optimizer.param_groups)
+        self.entries = [optimizer.state.pop(first + i, None) for i in range(count)]  # a resume's unmatched entries
+        self.params: list[nn.Parameter] = []
+
+    def saved(self, i: int) -> Tensor | None:
+        entry = self.entries[i]
+        return entry[self.key] if entry and self.key in entry else None
+
+    def adopt(self, params: list[nn.Parameter], start_step: int, what: str, **group: Any) -> None:
+        opt, self.params = self.optimizer, params
+        opt.add_param_group({"params": params, **group})
+        resumed = 0
+        for p, entry in zip(params, self.entries, strict=True):
+            if entry and self.key in entry:
+                opt.state[p] = {
+                    k: v.to(p.device) if isinstance(v, Tensor) and k != "step" else v
+                    for k, v in entry.items()
+                    if k != self.key
+                }
+                resumed += 1
+        if start_step and resumed < len(params):
+            warnings.warn(f"{what}: resumed without its saved parameters; they restart", stacklevel=3)
+        self.handle = opt.register_step_post_hook(self._keep)
+
+    def _keep(self, optimizer: torch.optim.Optimizer, *_: object) -> None:
+        """Put each tensor itself into its optimizer state (after the optimizer created that state), so epoch
+        checkpoints save its current value without a copy per step."""
+        for p in self.params:
+            state = optimizer.state[p]
+            if state.get(self.key) is not p:
+                state[self.key] = p
+
+    def remove(self) -> None:
+        self.handle.remove()
 
 
 def cubic_sparsity(step: int, s_i: float, s_f: float, begin: int, end: int) -> float:

@@ -12,7 +12,8 @@ each module of a shared tensor) so that, within it, the tensor is read as S(W, s
 weights exactly 0), the original forwards are restored and the live masks become W != 0.
 
 Resume: the thresholds ride in the optimizer state (an extra entry "str_threshold" beside the optimizer's own, for
-the thresholds' parameter group), which epoch checkpoints save; the hook reads them back, so a resumed round
+the thresholds' parameter group; prunekit.pruning.methods.hooks.ExtraParameters), which epoch checkpoints save; the
+hook reads them back, so a resumed round
 continues with the same thresholds and optimizer moments. If none are found there (e.g. a checkpoint from another
 version), the thresholds restart from s_init and a warning says so.
 
@@ -23,21 +24,17 @@ reference code). With no decay on s nothing pushes the thresholds up and the net
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from prunekit.config import Config
-from prunekit.errors import UserError
-from prunekit.pruning.coverage import uses_of
 from prunekit.pruning.masks import prunable_params
 from prunekit.pruning.methods import METHODS, RoundPlan, retrain_epochs
 from prunekit.pruning.methods.at_init import init_round
-from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
+from prunekit.pruning.methods.hooks import TRAINING_HOOKS, ExtraParameters, HookContext
+from prunekit.pruning.methods.reparam import Reparameterised
 
 STATE_KEY = "str_threshold"
 
@@ -58,27 +55,6 @@ def str_settings(cfg: Config) -> tuple[float, float]:
     return p.s_init, (cfg.train.weight_decay if p.s_decay is None else p.s_decay)
 
 
-@contextlib.contextmanager
-def _swapped(module: nn.Module, weights: list[tuple[str, Tensor]]) -> Iterator[None]:
-    """Within the block, `module` reads the given tensors in place of its parameters at those attribute paths
-    (recurrent layers also through their cached flat weight list)."""
-    restore = []
-    try:
-        for path, tensor in weights:
-            owner_path, _, name = path.rpartition(".")
-            owner = module.get_submodule(owner_path) if owner_path else module
-            restore.append((owner, name, owner._parameters[name]))
-            owner._parameters[name] = tensor
-            if isinstance(owner, nn.RNNBase):
-                owner._flat_weights[owner._flat_weights_names.index(name)] = tensor
-        yield
-    finally:
-        for owner, name, param in reversed(restore):
-            owner._parameters[name] = param
-            if isinstance(owner, nn.RNNBase):
-                owner._flat_weights[owner._flat_weights_names.index(name)] = param
-
-
 @TRAINING_HOOKS.register("str")
 class SoftThreshold:
     """Trains one threshold per prunable tensor through reparameterised forwards; see the module docstring."""
@@ -88,13 +64,6 @@ class SoftThreshold:
         self.names = list(ctx.masks)
         params = prunable_params(ctx.model, self.names)
         self.params = [params[n] for n in self.names]
-        uses = uses_of(ctx.model, self.names)
-        readers: dict[str, list[tuple[int, str]]] = {}
-        for i, name in enumerate(self.names):
-            if name not in uses:
-                raise UserError(f"method str reparameterises the weights of known layers; {name} is not one of them")
-            for use in uses[name]:
-                readers.setdefault(use.module, []).append((i, use.attr))
         s_init, decay = str_settings(ctx.cfg)
         if decay == 0:
             warnings.warn(
@@ -102,49 +71,21 @@ class SoftThreshold:
             )
         device = self.params[0].device
         self.s = nn.Parameter(torch.full((len(self.names),), float(s_init), device=device))
-        opt = ctx.optimizer
-        saved = opt.state.pop(sum(len(g["params"]) for g in opt.param_groups), None)  # unmatched entry on resume
-        opt.add_param_group({"params": [self.s], "weight_decay": decay})
-        if saved and STATE_KEY in saved:
+        self.reparam = Reparameterised(ctx.model, self.names, lambda i: sparse_weight(self.params[i], self.s[i]), "str")
+        self.extra = ExtraParameters(ctx.optimizer, STATE_KEY, 1)
+        saved = self.extra.saved(0)
+        if saved is not None:
             with torch.no_grad():
-                self.s.copy_(saved[STATE_KEY])
-            opt.state[self.s] = {
-                k: v.to(device) if isinstance(v, Tensor) and k != "step" else v
-                for k, v in saved.items()
-                if k != STATE_KEY
-            }
-        elif ctx.start_step:
-            warnings.warn("str: resumed without saved thresholds; they restart from s_init", stacklevel=2)
-        self.forwards = []
-        for module_name, slots in readers.items():
-            module = ctx.model.get_submodule(module_name)
-            self.forwards.append((module, module.__dict__.get("forward")))
-            module.forward = self._forward(module, module.forward, slots)
-        self.handle = opt.register_step_post_hook(self._after_step)
-
-    def _forward(self, module: nn.Module, original: Callable[..., Any], slots: list[tuple[int, str]]) -> Any:
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            weights = [(attr, sparse_weight(self.params[i], self.s[i])) for i, attr in slots]
-            with _swapped(module, weights):
-                return original(*args, **kwargs)
-
-        return forward
-
-    @torch.no_grad()
-    def _after_step(self, optimizer: torch.optim.Optimizer, *_: object) -> None:
-        optimizer.state[self.s][STATE_KEY] = self.s.detach().clone()
+                self.s.copy_(saved)
+        self.extra.adopt([self.s], ctx.start_step, "str", weight_decay=decay)
 
     def thresholds(self) -> dict[str, float]:
         return {n: float(torch.sigmoid(s)) for n, s in zip(self.names, self.s.detach(), strict=True)}
 
     @torch.no_grad()
     def finish(self) -> None:
-        self.handle.remove()
-        for module, forward in self.forwards:
-            if forward is None:
-                del module.forward
-            else:
-                module.forward = forward
+        self.extra.remove()
+        self.reparam.restore()
         for i, (name, param) in enumerate(zip(self.names, self.params, strict=True)):
             param.copy_(sparse_weight(param, self.s[i]))
             mask = self.ctx.masks[name]
