@@ -1,5 +1,6 @@
 """Print the Markdown table of BitPruning runs: the learned bits of every layer, mean bits per layer, bits per
-weight, the weights quantised to 0, test accuracy, and the size a packed file of the covered weights would take.
+weight, the weights quantised to 0, test accuracy, and the size of the run's last round written as a sparse file
+(weights as b-bit codes, `prunekit export --format sparse`) beside its dense float32 file, both measured.
 
     python scripts/bits_table.py runs/learned/lenet300_bp_0.001 runs/learned/lenet300_bp_0.01 ...
 """
@@ -7,19 +8,22 @@ weight, the weights quantised to 0, test accuracy, and the size a packed file of
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from prunekit import run_summary
+from prunekit.inspection import export_file
 from prunekit.safe_text import load_yaml
 
 
 def row(run: Path) -> list[str]:
     summary = run_summary.load(run)
     prune = (load_yaml(run / "config.yaml") or {}).get("prune", {})
-    dense, last = summary["rounds"][0], summary["rounds"][-1]
+    first, last = summary["rounds"][0], summary["rounds"][-1]
     layers = summary["layers"]
-    weights = sum(layer["numel"] for layer in layers)
-    packed = sum(layer["bits"] * layer["numel"] for layer in layers) / 8
+    with tempfile.TemporaryDirectory() as tmp:
+        sparse = export_file(run, None, "sparse", Path(tmp) / "s.safetensors").stat().st_size
+        dense = export_file(run, None, "dense", Path(tmp) / "d.safetensors").stat().st_size
     setting = (
         f"uniform {prune['bits_init']}"
         if prune.get("bits_init") == prune.get("bits_min")
@@ -32,8 +36,8 @@ def row(run: Path) -> list[str]:
         f"{last['bits_per_weight']:.2f}",
         f"{last['sparsity']:.1%}",
         f"{last['test_accuracy']:.2%}".rstrip("%"),
-        f"{last['test_accuracy'] - dense['test_accuracy']:+.2%}".rstrip("%"),
-        f"{packed / 1024:.1f} KiB ({packed / (4 * weights):.3f}x)",
+        f"{last['test_accuracy'] - first['test_accuracy']:+.2%}".rstrip("%"),
+        f"{sparse:,} ({sparse / dense:.3f}x)",
     ]
 
 
@@ -42,7 +46,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args()
     header = ["lambda", "bits per layer", "mean bits", "bits per weight", "weights at 0", "test acc. %", "vs dense"]
-    header.append("packed weights (vs float32)")
+    header.append("sparse file, bytes (vs dense float32)")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for run in args.runs:

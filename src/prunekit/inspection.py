@@ -71,11 +71,12 @@ def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtyp
         model, masks, record = round_model(source, round_index)
         cfg = config_mod.load(source / "config.yaml")
         extra = {"config": cfg.to_dict(), "round": record["round"], "test_accuracy": record["test_accuracy"]}
+        bits = {e["name"]: e["bits"] for e in record.get("layers") or [] if isinstance(e, dict) and "bits" in e}
     else:
         if round_index is not None:
             raise UserError("--round applies to run directories, not files")
         model, masks, extra = export.load(source), None, export.read_metadata(source).get("extra", {})
-        masks = getattr(model, "masks", None)
+        masks, bits = getattr(model, "masks", None), getattr(model, "bits", None)
     if fmt == "onnx":
         return export_onnx(model, out)
     thinner = bool(narrowed_modules(model))
@@ -83,7 +84,7 @@ def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtyp
         return save_compact(model, out, dtype=dtype, metadata=extra)
     if thinner:
         raise UserError("this network is channel-pruned (physically thinner): export it as compact, dense or onnx")
-    return export.save(model, out, format=fmt, masks=masks, dtype=dtype, metadata=extra)
+    return export.save(model, out, format=fmt, masks=masks, dtype=dtype, metadata=extra, bits=bits)
 
 
 def describe(source: Path, latency: bool = False) -> dict[str, Any]:

@@ -90,6 +90,7 @@ def test_bitlengths_fall_with_the_penalty_and_the_weights_end_on_their_grid():
         assert len(torch.unique(w)) <= 2**b - 1
         assert torch.equal(w, quantize(w, b))
     assert fields["mean_bits"] == sum(bits.values()) / 2
+    assert learned.per_layer() == bits
     assert (model(x).argmax(1) == y).float().mean() > 0.85
     assert "forward" not in vars(model.hidden)
 
@@ -172,6 +173,11 @@ def test_bitprune_through_the_config_records_and_applies_the_bits(tmp_path):
     assert "| bits |" in layers_table(summary)
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "report")]) == 0
     assert "bits per weight" in (tmp_path / "report" / "report.md").read_text()
+    out = tmp_path / "q.safetensors"  # the export reads the bits from the round record: weights as b-bit codes
+    assert main(["export", str(tmp_path), "--format", "sparse", "--out", str(out)]) == 0
+    loaded = prunekit.load(out)
+    assert loaded.bits == {name: entry["bits"] for name, entry in layers.items()}
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
 
 
 def test_bitprune_resumes_exactly(tmp_path, monkeypatch):

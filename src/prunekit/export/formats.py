@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from prunekit.errors import UserError
-from prunekit.export import arch
+from prunekit.export import arch, lowbit
 from prunekit.export.bitpack import (
     BITORDER,
     choose_encoding,
@@ -53,10 +54,13 @@ def save(
     masks: dict[str, Tensor] | None = None,
     dtype: str = "float32",
     metadata: dict | None = None,
+    bits: dict[str, int] | None = None,
 ) -> Path:
     """Write ``model`` atomically as a dense or sparse safetensors file; masked-out weights are stored as zeros.
 
-    ``masks`` (bool, keyed by state-dict name) default to the nonzeros of every Conv/Linear weight.
+    ``masks`` (bool, keyed by state-dict name) default to the nonzeros of every Conv/Linear weight. ``bits`` (name ->
+    bits, e.g. BitPruning's) makes a sparse file store those float32 tensors as b-bit codes when their values lie on a
+    b-bit grid, exactly (:mod:`prunekit.export.lowbit`); ``dtype`` then does not apply to them.
     """
     if format not in FORMATS:
         raise UserError(f"unknown export format {format!r}: known: {', '.join(FORMATS)}")
@@ -86,10 +90,14 @@ def save(
         axis = 0 if name in transposed else 1  # N:M groups run along the layer's inputs
         encoding = choose_encoding(mask, axis) if format == "sparse" and mask is not None else "dense"
         layout = nm_layout(mask, axis) if encoding == "nm" else None
-        if encoding == "dense":
+        wanted = (bits or {}).get(name) if format == "sparse" else None  # a dense file stays readable by any reader
+        packed = lowbit.pack_tensor(name, tensor, mask, encoding == "dense", wanted)
+        tensors.update(packed)
+        if encoding == "dense" and not packed:
             tensors[name] = stored.contiguous().clone()
-        else:
-            tensors[name + "::values"] = stored.reshape(-1)[mask.reshape(-1)].contiguous()
+        elif encoding != "dense":
+            if not packed:
+                tensors[name + "::values"] = stored.reshape(-1)[mask.reshape(-1)].contiguous()
             tensors[name + _INDEX_SUFFIX[encoding]] = _encode_index(mask, encoding, layout)
         entries[name] = {
             "shape": list(tensor.shape),
@@ -99,6 +107,7 @@ def save(
             "nnz": int(mask.sum()) if mask is not None else int(torch.count_nonzero(tensor)),
             "masked": mask is not None and format == "sparse",
             **({"nm": list(layout)} if layout is not None else {}),
+            **({"bits": (bits or {})[name]} if packed else {}),
         }
     numel = sum(m.numel() for m in masks.values())
     meta = {
@@ -209,6 +218,7 @@ def load(
     model.to(map_location).eval()
     if meta["format"] == "sparse":
         model.masks = {name: mask.to(map_location) for name, mask in masks.items()}
+    model.bits = {n: e["bits"] for n, e in meta["tensors"].items() if isinstance(e, dict) and "bits" in e}
     if semi_structured:
         from prunekit.semi_structured import to_semi_structured
 
@@ -253,6 +263,9 @@ def _decode(name: str, entry: dict, stored: dict[str, Tensor]) -> tuple[Tensor, 
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"unknown dtype {entry['dtype']!r}")
     encoding = entry["encoding"]
+    if encoding == "dense" and "bits" in entry:
+        tensor = lowbit.unpack_tensor(name, entry, stored, math.prod(shape)).reshape(shape).to(dtype)
+        return tensor, torch.ones(shape, dtype=torch.bool) if entry.get("masked") else None
     if encoding == "dense":
         tensor = _take(stored, name)
         if tuple(tensor.shape) != shape:
@@ -270,8 +283,8 @@ def _decode(name: str, entry: dict, stored: dict[str, Tensor]) -> tuple[Tensor, 
         mask = decode_nm(index, shape, tuple(layout))
     else:
         mask = decode_gaps(index, shape, encoding)
-    values = _take(stored, name + "::values")
     nnz = int(mask.sum())
+    values = lowbit.unpack_tensor(name, entry, stored, nnz) if "bits" in entry else _take(stored, name + "::values")
     if values.ndim != 1 or values.numel() != nnz or nnz != int(entry["nnz"]):
         raise ValueError(f"{values.numel()} values for {nnz} kept positions (header says {entry['nnz']})")
     flat = torch.zeros(mask.numel(), dtype=dtype)

@@ -20,9 +20,10 @@ q(W, bits), weights quantised to 0 leave the masks (they are 0 in the file),
 and the round record holds the bit lengths: "mean_bits" (per layer), "bits_per_weight" (weighted by size) and each
 layer's "bits". Masks of earlier pruning are kept (0 quantises to 0), so it composes with sparsity.
 
-What it does not do (said in docs/results.md): activations stay in floating point (the paper learns their
-bitlengths too); files store the quantised values as floats, so `bits_per_weight` x weights / 8 is the size a packed
-format would take, reported, not written; there are no low-bit kernels, so nothing runs faster. The paper's full
+Files: a sparse file of the result stores each quantised tensor as b-bit codes and one scale, bit-exact
+(prunekit.export.lowbit; `prunekit export RUN --format sparse` reads the bits from the round record). What it does
+not do (said in docs/results.md): activations stay in floating point (the paper learns their bitlengths too); there
+are no low-bit kernels, so nothing runs faster. The paper's full
 text could not be read where this was written (its abstract could): the quantiser and the interpolation above are
 this implementation's reading of it, stated here so that they can be checked.
 """
@@ -179,6 +180,11 @@ class LearnedBitlengths:
             "layers": {name: {"bits": b} for name, b in bits.items()},
         }
         return self.fields
+
+    def per_layer(self) -> dict[str, int]:
+        """The final bits of every tensor (after `finish()`), as `prunekit.save(..., format="sparse", bits=...)`
+        takes them to store the weights as b-bit codes."""
+        return {name: entry["bits"] for name, entry in self.fields["layers"].items()}
 
     def record(self) -> dict[str, Any]:
         """The fields `finish()` returned, for the runner's round record."""
