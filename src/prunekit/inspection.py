@@ -128,6 +128,10 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
             "params_remaining": remaining_params(model, masks),
             "flops_remaining": flops(model, masks),
         }
+    bits = getattr(model, "bits", None) or {}  # a file's low-bit tensors
+    if source.is_dir():
+        bits = {e["name"]: e["bits"] for e in record.get("layers") or [] if isinstance(e, dict) and "bits" in e}
+    layers = [{**layer, "bits": bits[layer["name"]]} if layer.get("name") in bits else layer for layer in layers]
     info |= {"sparsity": 1 - kept / total if total else 0.0, "layers": layers}
     if latency:
         if not isinstance(shape, tuple) or not shape:
@@ -162,11 +166,14 @@ def render(info: dict[str, Any]) -> str:
             f"file {info['file_bytes']:,} bytes ({info['file_bytes'] / info['dense_bytes']:.3f}x the "
             f"dense fp32 tensors, {info['dense_bytes']:,} bytes)"
         )
-    lines.append(f"{'tensor':<32} {'shape':<18} {'numel':>10} {'sparsity':>9} {'units off':>9}")
+    quantised = any("bits" in layer for layer in info["layers"])  # BitPruning's learned bits
+    bits_head = f" {'bits':>4}" if quantised else ""
+    lines.append(f"{'tensor':<32} {'shape':<18} {'numel':>10} {'sparsity':>9} {'units off':>9}{bits_head}")
     for layer in info["layers"]:
+        bits = f" {layer.get('bits', '-'):>4}" if quantised else ""
         lines.append(
             f"{layer['name']:<32} {'x'.join(map(str, layer['shape'])):<18} {layer['numel']:>10,} "
-            f"{layer['sparsity']:>9.2%} {layer['units_pruned']:>9.2%}"
+            f"{layer['sparsity']:>9.2%} {layer['units_pruned']:>9.2%}{bits}"
         )
     if "latency" in info:
         lat = info["latency"]

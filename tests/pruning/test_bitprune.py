@@ -177,6 +177,13 @@ def test_bitprune_through_the_config_records_and_applies_the_bits(tmp_path):
     assert main(["export", str(tmp_path), "--format", "sparse", "--out", str(out)]) == 0
     loaded = prunekit.load(out)
     assert loaded.bits == {name: entry["bits"] for name, entry in layers.items()}
+    from prunekit.inspection import describe, render
+
+    for source in (tmp_path, out):  # `prunekit inspect` shows the bits of a run and of its file
+        shown = describe(source)
+        assert {layer["name"]: layer["bits"] for layer in shown["layers"]} == loaded.bits
+        header = next(line for line in render(shown).splitlines() if line.startswith("tensor "))
+        assert header.endswith(" bits")
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
 
 
