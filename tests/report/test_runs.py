@@ -77,3 +77,23 @@ def test_highest_sparsity_within_one_point(tmp_path: Path) -> None:
     assert run.highest_within(1.0) == 0.8
     assert run.highest_within(0.1) == 0.0
     assert run.best_accuracy == 0.968
+
+
+def test_labels_too_long_to_show_whole_keep_only_what_sets_a_run_apart():
+    from prunekit.report.runs import MAX_LABEL, differing_labels
+
+    def cfg(penalty, init, low, weighted=False):
+        return {"prune": {"bit_penalty": penalty, "bits_init": init, "bits_min": low, "bits_weighted": weighted}}
+
+    configs = [cfg(0.01, 8, 2), cfg(0.1, 8, 2), cfg(0.03, 8, 2, True), cfg(0.0, 3, 3), cfg(0.0, 4, 4)]
+    labels = differing_labels(["bp"] * 5, configs)
+    assert labels == [
+        "bp: bit_penalty=0.01",
+        "bp: bit_penalty=0.1",
+        "bp: bit_penalty=0.03, bits_weighted=true",
+        "bp: bits_init=3, bits_min=3",  # bit_penalty 0.0 is the most common value: not shown
+        "bp: bits_init=4, bits_min=4",
+    ]
+    assert all(len(label) <= MAX_LABEL + 16 for label in labels)
+    short = differing_labels(["a", "a"], [{"prune": {"tau": 1}}, {"prune": {"tau": None}}])
+    assert short == ["a: tau=1", "a: tau=null"]  # short enough: every differing key, as before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,9 +199,14 @@ def differing_labels(names: list[str], configs: list[dict[str, Any]], ignore: tu
         keys = sorted({k for f in flats for k in f if k not in ignore and len({repr(g.get(k)) for g in flats}) > 1})
         leaves = [k.rsplit(".", 1)[-1] for k in keys]
         shown = [leaf if leaves.count(leaf) == 1 else key for key, leaf in zip(keys, leaves, strict=True)]
+        common = {k: Counter(repr(g.get(k)) for g in flats).most_common(1)[0][0] for k in keys}
         for i, f in zip(members, flats, strict=True):
             parts = [f"{label}={_value(f.get(key))}" for key, label in zip(keys, shown, strict=True)]
-            labels[i] = clip(f"{name}: {', '.join(parts)}", MAX_LABEL + 16) if parts else name
+            text = f"{name}: {', '.join(parts)}"
+            if len(text) > MAX_LABEL + 16:  # too long to show whole: only where this run differs from most
+                parts = [p for p, key in zip(parts, keys, strict=True) if repr(f.get(key)) != common[key]]
+                text = f"{name}: {', '.join(parts)}" if parts else f"{name}: the common settings"
+            labels[i] = clip(text, MAX_LABEL + 16) if keys else name
     return labels
 
 
