@@ -60,3 +60,20 @@ def test_two_gpus_with_nccl(tmp_path: Path) -> None:
     ranks = _two_ranks(tmp_path, "worker.py", json.dumps({"train.epochs": 1, "device": "cuda"}))
     assert any(k.startswith("round2::") for k in ranks[0])
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["device"].startswith("cuda")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"prune.method": "bitprune", "prune.bit_penalty": 1.0, "prune.bits_lr": 0.2},
+        {"prune.method": "autoprune", "prune.aux_penalty": 0.01, "prune.aux_init": 0.02},
+    ],
+    ids=["bitprune", "autoprune"],
+)
+def test_hook_parameters_stay_identical_across_ranks(tmp_path: Path, overrides: dict) -> None:
+    """Bitlengths and gates live outside the DDP model; their gradients are averaged, so every rank learns the same
+    ones and ends with the same weights (`_two_ranks` compares every tensor of the two ranks)."""
+    base = {"prune.rounds": None, "train.epochs": 1, "train.optimizer": "adam", "train.lr": 0.003}
+    _two_ranks(tmp_path, "worker.py", json.dumps({**base, **overrides, "prune.retrain_epochs": 2}))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["rounds"][1]["sparsity"] > 0
