@@ -113,3 +113,15 @@ def test_damaged_low_bit_pieces_are_refused_in_one_line(tmp_path, damage, messag
     with pytest.raises(UserError, match=message) as err:
         load(path)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 5, 8, 13, 16])
+def test_chunked_packing_gives_the_same_stream_as_one_chunk(bits, monkeypatch):
+    from prunekit.export import lowbit
+
+    codes = torch.randint(0, 2**bits, (333,), generator=torch.Generator().manual_seed(bits))
+    whole = pack(codes, bits)
+    monkeypatch.setattr(lowbit, "CHUNK", 16)  # many chunks and an odd tail
+    assert torch.equal(pack(codes, bits), whole)
+    assert torch.equal(unpack(whole, bits, 333), codes)
+    assert pack(codes[:0], bits).numel() == 0 and unpack(whole[:0], bits, 0).numel() == 0

@@ -19,6 +19,7 @@ from torch import Tensor
 
 MIN_BITS, MAX_BITS = 2, 16
 _NEIGHBOURS = 4  # float32 steps searched on each side of max|v| / L
+CHUNK = 1 << 20  # codes packed or unpacked at a time (a multiple of 8)
 
 
 def levels(bits: int) -> int:
@@ -62,10 +63,15 @@ def decode(codes: Tensor, scale: Tensor, bits: int, count: int) -> Tensor:
 
 
 def pack(codes: Tensor, bits: int) -> Tensor:
-    """Non-negative integer codes < 2^bits, `bits` bits each, little-endian, into a 1-D uint8 tensor."""
+    """Non-negative integer codes < 2^bits, `bits` bits each, little-endian, into a 1-D uint8 tensor (in chunks of
+    CHUNK codes, a multiple of 8 so that every chunk ends on a byte: memory stays bounded for any tensor size)."""
     c = codes.reshape(-1).numpy().astype(np.int64)
-    bit_matrix = ((c[:, None] >> np.arange(bits)) & 1).astype(np.uint8)
-    return torch.from_numpy(np.packbits(bit_matrix.reshape(-1), bitorder="little"))
+    shifts = np.arange(bits)
+    pieces = [
+        np.packbits(((c[i : i + CHUNK, None] >> shifts) & 1).astype(np.uint8).reshape(-1), bitorder="little")
+        for i in range(0, len(c), CHUNK)
+    ]
+    return torch.from_numpy(np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint8))
 
 
 def unpack(data: Tensor, bits: int, count: int) -> Tensor:
@@ -73,8 +79,14 @@ def unpack(data: Tensor, bits: int, count: int) -> Tensor:
     expected = math.ceil(count * bits / 8)
     if data.dtype != torch.uint8 or data.ndim != 1 or data.numel() != expected:
         raise ValueError(f"low-bit codes must be {expected} uint8 bytes for {count} {bits}-bit values")
-    flat = np.unpackbits(data.numpy(), count=count * bits, bitorder="little").reshape(count, bits).astype(np.int64)
-    return torch.from_numpy((flat << np.arange(bits)).sum(axis=1))
+    raw, weights = data.numpy(), np.int64(1) << np.arange(bits)
+    out = np.empty(count, dtype=np.int64)
+    for i in range(0, count, CHUNK):  # CHUNK codes take CHUNK * bits / 8 whole bytes
+        n = min(CHUNK, count - i)
+        start = i * bits // 8
+        flat = np.unpackbits(raw[start : start + math.ceil(n * bits / 8)], count=n * bits, bitorder="little")
+        out[i : i + n] = flat.reshape(n, bits).astype(np.int64) @ weights
+    return torch.from_numpy(out)
 
 
 def pack_tensor(name: str, tensor: Tensor, mask: Tensor | None, whole: bool, bits: int | None) -> dict[str, Tensor]:
