@@ -10,7 +10,8 @@ their checkpoints record the narrowed architecture. Under torchrun the same Run 
 checked identical after every round; the Task shards the data.
 
 The pieces it sequences live in `prunekit.runner`: config checks and seeds (checks), the pruning decision of a round
-(prune), the training loop of a round (train) and the lottery-ticket controls (controls).
+(prune), the training loop of a round (train), a finished round's record (records) and the lottery-ticket controls
+(controls).
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ from torch import nn
 from prunekit import checkpoint, distributed
 from prunekit.config import Config
 from prunekit.errors import UserError
-from prunekit.flops import is_shape, sparse_flops
+from prunekit.flops import is_shape
 from prunekit.progress import Progress
-from prunekit.pruning.coverage import layouts
-from prunekit.pruning.masks import Masks, dense_masks, layer_report, remaining_params, sparsity
+from prunekit.pruning.masks import Masks, dense_masks
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.prunable import Coverage, check_names, coverage_record, prunable
 from prunekit.runner.checks import check_config, pick_device, seed_for
 from prunekit.runner.controls import control_start, wants_control
 from prunekit.runner.prune import decide, pruned_score
-from prunekit.runner.train import train_round, with_learned
+from prunekit.runner.records import round_record, with_learned
+from prunekit.runner.train import train_round
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
 from prunekit.threads import choose_threads
@@ -320,31 +321,7 @@ class Run:
         self.log(f"round {plan.index} control ({kind}): test {metric.name} {metric.format(self._score(record))}")
 
     def _record(self, plan: RoundPlan, masks: Masks, seconds: float, epochs: int) -> dict[str, Any]:
-        batch = self.cfg.train.eval_batch_size
-        val = self.task.evaluate(self.model, "val", batch)
-        test = self.task.evaluate(self.model, "test", batch)
-        if self.channel:
-            from prunekit.pruning.structured.rounds import measure
-
-            size = measure(self.model, self.example, self.cfg.prune.ignore or (), self.base)
-        else:
-            size = {
-                "sparsity": round(sparsity(masks), 6),
-                "params": remaining_params(self.model, masks),
-                "flops": sparse_flops(self.model, masks, self.example),
-                "layers": layer_report(masks, layouts(self.model, masks)),
-            }
-        rounded = {k: None if v is None else round(v, 6) for k, v in (("val", val), ("test", test))}
-        accuracy = self.task.metric.name == "accuracy"
-        return {
-            "round": plan.index,
-            "test_accuracy": rounded["test"] if accuracy else None,
-            "val_accuracy": rounded["val"] if accuracy else None,
-            "epochs": epochs,
-            "wall_seconds": round(seconds, 3),
-            **size,
-            **({} if accuracy else {"test_metric": rounded["test"], "val_metric": rounded["val"]}),
-        }
+        return round_record(self, plan, masks, seconds, epochs)
 
     def _score(self, record: dict[str, Any]) -> float | None:
         return record["test_accuracy"] if self.task.metric.name == "accuracy" else record["test_metric"]

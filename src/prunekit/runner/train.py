@@ -110,16 +110,6 @@ def train_round(
     return time.perf_counter() - start
 
 
-def with_learned(record: dict[str, Any], learned: dict[str, Any] | None) -> dict[str, Any]:
-    """The round record with a training hook's learned fields: round-level ones beside the others, and "layers"
-    (name -> fields) merged into the record's per-layer entries (e.g. BitPruning's bits per layer)."""
-    if not learned:
-        return record
-    per_layer = learned.get("layers", {})
-    layers = [{**entry, **per_layer.get(entry.get("name"), {})} for entry in record.get("layers", [])]
-    return {**record, **{k: v for k, v in learned.items() if k != "layers"}, "layers": layers}
-
-
 def schedule(cfg: Config, plan: RoundPlan) -> Callable[[float], float]:
     """The round's lr at a position in epochs: fine-tuning's constant lr, or the train schedule from the plan's
     start epoch (squeezed by `plan.squeeze`)."""
