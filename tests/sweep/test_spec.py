@@ -34,6 +34,16 @@ def test_grid_times_seeds_plus_runs(tmp_path: Path) -> None:
     assert all(p.cfg.train.epochs == tiny().train.epochs for p in sweep.points)  # the rest comes from base
 
 
+def test_set_changes_every_point_without_renaming_the_runs(tmp_path: Path) -> None:
+    spec = {"base": "base.yaml", "set": {"train.epochs": 1, "prune.rounds": 3}, "grid": {"prune.tau": [None, 1]}}
+    sweep = load(_write(tmp_path, spec))
+    assert [p.name for p in sweep.points] == ["prune.tau=null", "prune.tau=1"]  # set keys are not in the names
+    assert all(p.cfg.train.epochs == 1 and p.cfg.prune.rounds == 3 for p in sweep.points)
+    assert {p.cfg.name for p in sweep.points} == {"lth,prune.tau=null", "lth,prune.tau=1"}
+    renamed = load(_write(tmp_path, {"base": "base.yaml", "set": {"name": "lth15", "prune.rounds": 15}}))
+    assert [(p.name, p.cfg.name, p.cfg.prune.rounds) for p in renamed.points] == [("base", "lth15", 15)]
+
+
 def test_inline_base_and_no_grid_is_one_point(tmp_path: Path) -> None:
     sweep = load(_write(tmp_path, {"base": {"train": {"epochs": 1}}}, base=False))
     assert [p.name for p in sweep.points] == ["base"] and sweep.points[0].cfg.train.epochs == 1
@@ -66,6 +76,9 @@ def test_colliding_names_get_a_hash(tmp_path: Path) -> None:
         ({"base": "base.yaml", "grid": {"seed": []}}, "non-empty list"),
         ({"base": "missing.yaml"}, "not found"),
         ({"base": "base.yaml", "grids": {}}, "unknown keys"),
+        ({"base": "base.yaml", "set": {"prune.tau": 1}, "grid": {"prune.tau": [2]}}, "both in set and in the grid"),
+        ({"base": "base.yaml", "set": {"train.epoch": 1}}, "did you mean train.epochs"),
+        ({"base": "base.yaml", "set": [1]}, "sweep set must be a mapping"),
         ({"base": "base.yaml", "grid": {"prune.method": ["imp", "oneshots"]}}, "oneshots"),
         ({"base": "base.yaml", "grid": {"seed": list(range(101)), "train.lr": [0.1] * 100}}, "more than"),
     ],

@@ -1,6 +1,7 @@
 """The sweep file: a base config, a grid of dotted keys and/or a list of extra points, expanded and validated.
 
     base: lenet300_imp.yaml            # a config path (relative to this file) or an inline mapping
+    set: {prune.rounds: 15}            # optional: dotted keys changed for every point (not in run names)
     grid: {prune.tau: [null, 1]}       # the product of these dotted keys
     seeds: [0, 1, 2]                   # optional: every point (grid and runs) once per seed
     runs: [{prune.rewind: lr}]         # optional: extra points, each applied on top of base
@@ -30,7 +31,7 @@ from prunekit.errors import UserError
 MAX_POINTS = 10_000  # grid product x seeds + runs
 MAX_FILE_BYTES = 1 << 20
 MAX_NAME = 120
-KEYS = ("base", "grid", "runs", "seeds", "name")
+KEYS = ("base", "set", "grid", "runs", "seeds", "name")
 UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 
 
@@ -132,8 +133,14 @@ def load(path: str | Path) -> Sweep:
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise UserError(f"sweep seeds must be a list of integers, got {seeds!r}")
     base, base_name = _base(spec.get("base"), path.parent)
+    changed = _mapping(spec.get("set") or {}, "set")
+    points = _grid(spec, seeds)
+    varied = sorted({k for p in points for k in p} & set(changed))
+    if varied:
+        raise UserError(f"sweep key {varied[0]} is both in set and in the grid or runs: give it in one place")
+    base = config_mod._merge(base, changed)  # every point's base; run names show only what varies
     name = str(spec.get("name") or path.stem)
-    return Sweep(name, expand(base, base_name, _grid(spec, seeds), sweep_name=name))
+    return Sweep(name, expand(base, str(changed.get("name") or base_name), points, sweep_name=name))
 
 
 def expand(
