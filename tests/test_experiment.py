@@ -239,3 +239,14 @@ def test_a_copied_round_0_is_in_summary_json_before_the_next_round_trains(tmp_pa
         run(cfg, tmp_path / "b")
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["complete"] is False and summary["rounds"] == done["rounds"][:1]
+
+
+def test_a_copied_round_0_that_masks_fewer_tensors_is_refused_in_one_line(tmp_path):
+    import shutil
+
+    run(tiny(**{"prune.ignore": None}), tmp_path / "a")  # the output layer protected: no mask for it
+    (tmp_path / "b" / "checkpoints").mkdir(parents=True)
+    shutil.copy(tmp_path / "a" / "checkpoints" / "round_0.safetensors", tmp_path / "b" / "checkpoints")
+    with pytest.raises(UserError, match="has no mask for .*prune.ignore") as err:
+        run(tiny(), tmp_path / "b")  # prune.ignore: [] prunes the output layer too
+    assert "\n" not in str(err.value)

@@ -200,8 +200,19 @@ class Run:
             self.model = model.to(self.device)
 
     def _ordered(self, masks: Masks) -> Masks:
-        """Masks in module order (files store them sorted otherwise); the order breaks ties in global ranking."""
-        return {} if self.channel else {n: masks[n] for n in self.names}
+        """Masks in module order (files store them sorted otherwise); the order breaks ties in global ranking. A
+        checkpoint that masks other tensors than this config prunes (one copied from a run with other prune.ignore
+        or include_* settings) is refused in one line."""
+        if self.channel:
+            return {}
+        missing = [n for n in self.names if n not in masks]
+        if missing:
+            raise UserError(
+                f"a checkpoint in {self.out} has no mask for {missing[0]}, which this config prunes: it comes from a "
+                "run with other prune.ignore / include_output / include_embeddings settings; use that run's settings "
+                "or delete the checkpoint"
+            )
+        return {n: masks[n] for n in self.names}
 
     def _start_state(self, plan: RoundPlan, base_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The weights a round trains from, after pruning: theta_0, the rewind point, or the base weights."""
