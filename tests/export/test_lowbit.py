@@ -66,6 +66,7 @@ def test_a_sparse_file_stores_quantised_weights_at_their_bits(tmp_path):
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor), name
     assert loaded.bits == bits and read_metadata(packed)["tensors"]["fc1.weight"]["bits"] == 3
+    assert read_metadata(packed)["version"] == 2 and read_metadata(plain)["version"] == 1  # old readers refuse 2
     again = tmp_path / "again.safetensors"
     save(loaded, again, format="sparse", masks=loaded.masks, bits=loaded.bits)  # re-export keeps the packing
     assert again.stat().st_size == packed.stat().st_size

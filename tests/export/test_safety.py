@@ -135,9 +135,9 @@ def rewrite_meta(path: Path, edit) -> None:
 
 def test_bad_metadata(tmp_path):
     path = small_file(tmp_path)
-    rewrite_meta(path, lambda meta, _: meta.update(version=2))
+    rewrite_meta(path, lambda meta, _: meta.update(version=3))
     for reader in READERS:
-        refused(reader, path, "version 2; this prunekit reads version 1")
+        refused(reader, path, "version 3; this prunekit reads versions 1, 2")
     safetensors.torch.save_file({"w": torch.ones(2)}, path)
     refused(read_metadata, path, "no prunekit metadata")
     safetensors.torch.save_file({"w": torch.ones(2)}, path, metadata={"prunekit": "{oops"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,21 @@ def build(arch: Any, source: str | os.PathLike[str], max_bytes: int | None = Non
     with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the global RNG untouched
         user = _user_model(arch, source)
         return user if user is not None else create_model(**checked_arch(arch, source))
+
+
+def build_with(builder: Callable[..., nn.Module], arch: Any) -> nn.Module:
+    """`builder(arch)` when the builder takes a required argument, else `builder()` (a user's model factory, such as
+    the class of the network)."""
+    model = builder(arch) if _takes_argument(builder) else builder()
+    if not isinstance(model, nn.Module):
+        raise UserError(f"builder returned a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: the documented builder(arch) form
+        return True
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind in kinds and p.default is inspect.Parameter.empty for p in params)

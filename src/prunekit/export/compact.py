@@ -34,7 +34,6 @@ from prunekit.export.formats import (
     _check_fits,
     _dtype_name,
     _read,
-    build_with,
     read_metadata,
     refuse_inference_only,
 )
@@ -113,7 +112,7 @@ def load_compact(
             arch.check_forward(probe, probe.arch["input_shape"], path)
         model = arch.build(meta.get("arch"), path, max_bytes)
     else:
-        model = build_with(builder, meta.get("arch"))
+        model = arch.build_with(builder, meta.get("arch"))
     narrow(model, meta.get("modules"), shapes, path)
     _check_fits(path, model, meta["tensors"])
     state, _, _ = _read(path)

@@ -10,7 +10,6 @@ stored in ``dtype`` and restored to their original dtype on load.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -39,7 +38,9 @@ from prunekit.export.bitpack import (
 from prunekit.export.safety import atomic_write_bytes, one_line, require_safetensors
 
 FORMATS = ("dense", "sparse", "compact")  # compact: see prunekit.export.compact
-VERSION = 1
+VERSION = 1  # files without low-bit codes; a file with them is LOWBIT_VERSION, so that older readers refuse it clearly
+LOWBIT_VERSION = 2
+READS = (VERSION, LOWBIT_VERSION)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 _INDEX_SUFFIX = {"bitmask": "::mask", "gaps8": "::gaps", "gaps16": "::gaps", "nm": "::nm"}
@@ -112,7 +113,7 @@ def save(
     numel = sum(m.numel() for m in masks.values())
     meta = {
         "format": format,
-        "version": VERSION,
+        "version": LOWBIT_VERSION if any(e.get("bits") for e in entries.values()) else VERSION,
         "arch": getattr(model, "arch", None),
         "dtype": dtype,
         "bitorder": BITORDER,
@@ -209,7 +210,7 @@ def load(
             arch.check_forward(probe, probe.arch["input_shape"], path)
         model = arch.build(meta.get("arch"), path, max_bytes)
     else:
-        model = build_with(builder, meta.get("arch"))
+        model = arch.build_with(builder, meta.get("arch"))
     _check_fits(path, model, meta["tensors"])
     state, masks, meta = _read(path)
     model.load_state_dict(state)
@@ -332,33 +333,16 @@ def _parse_meta(path: Path, header: dict[str, str] | None) -> dict:
         raise UserError(f"{path} has unreadable prunekit metadata ({one_line(exc)}); export it again") from exc
     if not isinstance(meta, dict):
         raise UserError(f"{path} has prunekit metadata that is not a JSON object; export it again")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in READS:
         raise UserError(
-            f"{path} is prunekit file version {meta.get('version')!r}; this prunekit reads version {VERSION}"
+            f"{path} is prunekit file version {meta.get('version')!r}; this prunekit reads versions "
+            f"{', '.join(map(str, READS))}"
         )
     if meta.get("format") not in FORMATS:
         raise UserError(f"{path} has format {meta.get('format')!r}; this loader reads {', '.join(FORMATS)}")
     if not isinstance(meta.get("tensors"), dict):
         raise UserError(f"{path} has no tensor table in its prunekit metadata; export it again")
     return meta
-
-
-def build_with(builder: Callable[..., nn.Module], arch: Any) -> nn.Module:
-    """`builder(arch)` when the builder takes a required argument, else `builder()` (a user's model factory, such as
-    the class of the network)."""
-    model = builder(arch) if _takes_argument(builder) else builder()
-    if not isinstance(model, nn.Module):
-        raise UserError(f"builder returned a {type(model).__name__}, not an nn.Module")
-    return model
-
-
-def _takes_argument(fn: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):  # builtins without a signature: the documented builder(arch) form
-        return True
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return any(p.kind in kinds and p.default is inspect.Parameter.empty for p in params)
 
 
 def _check_fits(path: PathLike, model: nn.Module, entries: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@ k in [-L, L] with L = 2^(b-1) - 1 (what `prunekit.pruning.methods.bitprune.quant
 ``NAME::scale``: one float32. Decoding computes k * scale in float32, which gives back the saved values bit for
 bit: the encoder searches the scale among a few float32 neighbours of max|v| / L and packs only if the round trip is
 exact (else the tensor is stored as floats, unchanged). A file is checked on load: bits in [2, 16], the code
-stream's length, codes within [0, 2L], a finite positive scale.
+stream's length, codes within [0, 2L], a finite positive scale. A file holding codes is file version 2, so that a
+prunekit that cannot read them says so in one line; files without codes stay version 1.
 """
 
 from __future__ import annotations
