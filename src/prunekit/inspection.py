@@ -64,6 +64,11 @@ def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict
     return model.eval(), masks, record
 
 
+def record_bits(record: dict[str, Any]) -> dict[str, int]:
+    """The bits a round record holds per tensor (BitPruning); {} for other methods."""
+    return {e["name"]: e["bits"] for e in record.get("layers") or [] if isinstance(e, dict) and "bits" in e}
+
+
 def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtype: str = "float32") -> Path:
     if fmt == "onnx" and dtype != "float32":
         raise UserError("--dtype applies to dense and sparse files; ONNX export is float32")
@@ -71,7 +76,7 @@ def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtyp
         model, masks, record = round_model(source, round_index)
         cfg = config_mod.load(source / "config.yaml")
         extra = {"config": cfg.to_dict(), "round": record["round"], "test_accuracy": record["test_accuracy"]}
-        bits = {e["name"]: e["bits"] for e in record.get("layers") or [] if isinstance(e, dict) and "bits" in e}
+        bits = record_bits(record)
     else:
         if round_index is not None:
             raise UserError("--round applies to run directories, not files")
@@ -128,9 +133,7 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
             "params_remaining": remaining_params(model, masks),
             "flops_remaining": flops(model, masks),
         }
-    bits = getattr(model, "bits", None) or {}  # a file's low-bit tensors
-    if source.is_dir():
-        bits = {e["name"]: e["bits"] for e in record.get("layers") or [] if isinstance(e, dict) and "bits" in e}
+    bits = record_bits(record) if source.is_dir() else getattr(model, "bits", None) or {}  # BitPruning's
     layers = [{**layer, "bits": bits[layer["name"]]} if layer.get("name") in bits else layer for layer in layers]
     info |= {"sparsity": 1 - kept / total if total else 0.0, "layers": layers}
     if latency:

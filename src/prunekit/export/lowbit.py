@@ -24,6 +24,7 @@ CHUNK = 1 << 20  # codes packed or unpacked at a time (a multiple of 8)
 
 
 def levels(bits: int) -> int:
+    """Grid points on each side of 0 at `bits` bits (symmetric: one code of 2^bits is unused)."""
     return 2 ** (bits - 1) - 1
 
 
@@ -95,8 +96,10 @@ def pack_tensor(name: str, tensor: Tensor, mask: Tensor | None, whole: bool, bit
     (`whole`) or for its kept values under `mask`; {} when it is not on a `bits`-bit grid (then floats are stored)."""
     if bits is None or tensor.dtype != torch.float32:
         return {}
-    values = tensor if mask is None else tensor.masked_fill(~mask, 0)
-    values = values.reshape(-1) if whole else values.reshape(-1)[mask.reshape(-1)]
+    if whole:
+        values = (tensor if mask is None else tensor.masked_fill(~mask, 0)).reshape(-1)
+    else:
+        values = tensor.reshape(-1)[mask.reshape(-1)]
     packed = encode(values, bits)
     return {} if packed is None else {name + "::codes": packed[0], name + "::scale": packed[1]}
 

@@ -15,17 +15,17 @@ each n moves about one learning rate per step (`prune.bits_lr`, the training lr 
 Method "bitprune": round 0 trains the dense network; round 1 keeps training it with the hook "bitprune" for
 `prune.retrain_epochs` epochs, the last `prune.bits_fixed_epochs` of them (1 by default) with every n rounded up to
 an integer and fixed, so that the weights adapt to the grid they end on (an interpolated weight lies on neither
-grid, and rounding alone cost 3.5 points on LeNet-300-100 at 3 bits, see docs/results.md); at the end W becomes
-q(W, bits), weights quantised to 0 leave the masks (they are 0 in the file),
-and the round record holds the bit lengths: "mean_bits" (per layer), "bits_per_weight" (weighted by size) and each
-layer's "bits". Masks of earlier pruning are kept (0 quantises to 0), so it composes with sparsity.
+grid, and rounding alone cost about 3 points on LeNet-300-100 at 3 bits, see docs/results.md); at the end W becomes
+q(W, bits), weights quantised to 0 leave the masks (they are 0 in the file), and the round record holds the bit
+lengths: "mean_bits" (per layer), "bits_per_weight" (weighted by size) and each layer's "bits". Masks of earlier
+pruning are kept (0 quantises to 0), so it composes with sparsity.
 
 Files: a sparse file of the result stores each quantised tensor as b-bit codes and one scale, bit-exact
 (prunekit.export.lowbit; `prunekit export RUN --format sparse` reads the bits from the round record). What it does
 not do (said in docs/results.md): activations stay in floating point (the paper learns their bitlengths too); there
-are no low-bit kernels, so nothing runs faster. The paper's full
-text could not be read where this was written (its abstract could): the quantiser and the interpolation above are
-this implementation's reading of it, stated here so that they can be checked.
+are no low-bit kernels, so nothing runs faster. The paper's full text could not be read where this was written (its
+abstract could): the quantiser and the interpolation above are this implementation's reading of it, stated here so
+that they can be checked.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from prunekit.config import Config
 from prunekit.errors import UserError
+from prunekit.export.lowbit import levels
 from prunekit.pruning.masks import Masks, prunable_params
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, ExtraParameters, HookContext
@@ -52,12 +53,13 @@ def bitprune(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
     return [dense_round(cfg), learned]
 
 
-def quantize(w: Tensor, bits: int) -> Tensor:
-    """q(W, bits): symmetric uniform quantisation of the whole tensor (2^(bits-1) - 1 levels each side of 0)."""
-    top = w.detach().abs().max()
+def quantize(w: Tensor, bits: int, top: Tensor | None = None) -> Tensor:
+    """q(W, bits): symmetric uniform quantisation of the whole tensor (2^(bits-1) - 1 levels each side of 0, the grid
+    prunekit.export.lowbit stores); `top` is max|W| when the caller has it already."""
+    top = w.detach().abs().max() if top is None else top
     if top == 0:
         return w.detach().clone()
-    step = top / (2 ** (bits - 1) - 1)
+    step = top / levels(bits)
     return torch.round(w.detach() / step) * step
 
 
@@ -65,7 +67,8 @@ def learned_weight(w: Tensor, n: Tensor) -> Tensor:
     """Q(W, n), differentiable in W (straight through) and in n (through the interpolation weight)."""
     low = int(torch.floor(n.detach()))
     a = n - low
-    mixed = (1 - a) * quantize(w, low) + a * quantize(w, low + 1)
+    top = w.detach().abs().max()  # once for both grids: this runs at every forward
+    mixed = (1 - a) * quantize(w, low, top) + a * quantize(w, low + 1, top)
     return mixed + (w - w.detach())  # the value of Q; the gradient reaches w unchanged
 
 
@@ -96,12 +99,13 @@ class LearnedBitlengths:
             raise UserError(f"bitprune: need 2 <= low <= init <= 16 bits (integers), got low={low!r}, init={init!r}")
         if not penalty >= 0:
             raise UserError(f"bitprune: the penalty must be >= 0, got {penalty!r}")
-        self.masks, self.penalty, self.low, self.high = masks, penalty, low, init
+        self.masks, self.low, self.high = masks, low, init
         self.names = list(masks)
         params = prunable_params(model, self.names)
         self.params = [params[n] for n in self.names]
         sizes = torch.tensor([float(p.numel()) for p in self.params])
-        self.weights = sizes / sizes.sum() if weighted else torch.full_like(sizes, 1.0 / len(sizes))
+        shares = sizes / sizes.sum() if weighted else torch.full_like(sizes, 1.0 / len(sizes))
+        self.pulls = [penalty * c for c in shares.tolist()]  # the regulariser's gradient on each bitlength
         self.reparam = Reparameterised(model, self.names, self._weight, "bitprune")
         self.extra = ExtraParameters(optimizer, STATE_KEY, len(self.names))
         self.bits: list[nn.Parameter] = []
@@ -127,11 +131,11 @@ class LearnedBitlengths:
         """Add lambda * c_l, the regulariser's gradient, once per optimizer step."""
         if self.fixed:
             return
-        for n, c in zip(self.bits, self.weights.tolist(), strict=True):
+        for n, pull in zip(self.bits, self.pulls, strict=True):
             if n.grad is None:
-                n.grad = torch.full_like(n, self.penalty * c)
+                n.grad = torch.full_like(n, pull)
             else:
-                n.grad.add_(self.penalty * c)
+                n.grad.add_(pull)
 
     @torch.no_grad()
     def _after_step(self, *_: object) -> None:
