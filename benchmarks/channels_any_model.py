@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import prunekit  # noqa: E402
-from prunekit.batches import call_model  # noqa: E402
+from prunekit.common.batches import call_model  # noqa: E402
 from prunekit.pruning.structured.inputs import output_tensors  # noqa: E402
 from tests.structured.channel_nets import CHANNEL_NETS  # noqa: E402
 from tests.user_nets import NETS  # noqa: E402

@@ -7,7 +7,7 @@ From the run directory of a channel-pruning run (or from a config, first run int
                    and loaded back with prunekit.load;
   torch_pruning  - Torch-Pruning's MetaPruner on round 0's weights: uniform ratio = the run's last prune.sparsity,
                    MagnitudeImportance(p=1), output layer ignored.
-Latency: prunekit.latency.time_interleaved (every round times the three networks in turn, so load from other
+Latency: prunekit.common.latency.time_interleaved (every round times the three networks in turn, so load from other
 processes hits all three alike), for each thread count and batch size; median ms and the p10-p90 range over the
 rounds, of wall time and of the timing thread's CPU time. Ratios (`clock`) use the CPU time with one thread (steady
 on a loaded machine) and wall time with more; `tp_over_prunekit` > 1 means prunekit's network is faster.
@@ -33,9 +33,9 @@ import torch_pruning as tp
 
 import prunekit
 from prunekit import config as config_mod
+from prunekit.common.latency import time_interleaved
 from prunekit.flops import module_flops
 from prunekit.inspection import export_file, round_model
-from prunekit.latency import time_interleaved
 from prunekit.pruning.structured import output_widths, physical_params
 
 

@@ -5,7 +5,7 @@ For each layer shape (out x in), sparsity (a uniformly random pattern) and batch
   torch_csr64   - PyTorch's CSR with its default 64-bit indices (prunekit's SparseLinear before 32-bit indices),
   torch_csr     - PyTorch's CSR with 32-bit indices (prunekit.sparse_inference kernel "torch_csr"),
   prunekit_csr  - prunekit's compiled CSR kernels (numba; 16-bit column indices up to 65,536 inputs),
-interleaved (prunekit.latency.time_interleaved: the machine is shared and noisy), medians over the rounds of the
+interleaved (prunekit.common.latency.time_interleaved: the machine is shared and noisy), medians over the rounds of the
 timing thread's CPU time with one thread (steady under load; `speedup_wall` from wall time), else of wall time. Beside
 each row, the memory arithmetic that bounds a batch-1 product, which reads every stored byte of the weight once:
 dense moves 4 bytes per weight, CSR (4 + index bytes) per kept weight plus 4 per row; `bandwidth_bound_speedup` is
@@ -26,7 +26,7 @@ import warnings
 import torch
 from torch import nn
 
-from prunekit.latency import time_interleaved
+from prunekit.common.latency import time_interleaved
 from prunekit.sparse_inference import SparseLinear, available_kernels
 
 SHAPES = ((300, 784), (4096, 4096))

@@ -21,7 +21,7 @@ import os
 import torch
 
 import prunekit
-from prunekit.latency import time_interleaved
+from prunekit.common.latency import time_interleaved
 from prunekit.models import create_model
 from prunekit.sparse_inference import accelerate
 

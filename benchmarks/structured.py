@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 import torch_pruning as tp
 
+from prunekit.common.latency import measure_latency
 from prunekit.export import load
 from prunekit.export.compact import save_compact
 from prunekit.flops import module_flops
-from prunekit.latency import measure_latency
 from prunekit.models import create_model
 from prunekit.pruning.structured import physical_params, prune_channels
 

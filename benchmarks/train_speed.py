@@ -45,7 +45,7 @@ def loader_task(x: torch.Tensor, y: torch.Tensor, batch_size: int):
     """The runner's DataLoader Task over the same tensors (as data.loader: true builds it)."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from prunekit.batches import DEFAULT
+    from prunekit.common.batches import DEFAULT
     from prunekit.tasks.loader import LoaderTask
 
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)

@@ -21,8 +21,8 @@ import os
 import torch
 from torch import nn
 
+from prunekit.common.latency import time_interleaved
 from prunekit.flops import module_flops
-from prunekit.latency import time_interleaved
 from prunekit.models import create_model
 from prunekit.pruning.structured import output_widths, prune_channels
 

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 from prunekit import run_summary
+from prunekit.common.safe_text import load_yaml
 from prunekit.inspection import export_file
-from prunekit.safe_text import load_yaml
 
 
 def row(run: Path) -> list[str]:

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import prunekit
+from prunekit.common.wording import plural
 from prunekit.report import write_report
-from prunekit.wording import plural
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ["dense_oneshot", "imp_wr", "aimp"]

@@ -3,7 +3,7 @@
 import pytest
 
 from prunekit import experiment
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.methods import METHODS
 from tests.helpers import run_interrupted, tiny
 

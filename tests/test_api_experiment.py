@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import prunekit
 from prunekit import checkpoint
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 CFG = {
     "train": {"epochs": 2, "lr": 0.01, "optimizer": "adam"},

@@ -13,7 +13,7 @@ import torch
 
 from prunekit import config, export
 from prunekit.cli import main
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.experiment import run
 from prunekit.export.onnx import onnx_session
 from prunekit.inspection import round_model

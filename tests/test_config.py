@@ -1,7 +1,7 @@
 import pytest
 
 from prunekit import config
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 
 def test_defaults_fill_every_key_and_round_trip(tmp_path):

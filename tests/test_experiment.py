@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from prunekit import checkpoint, config, experiment
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from tests.helpers import run_interrupted, tiny
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from prunekit import experiment, export
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.inspection import export_file, round_model
 from tests.helpers import run_interrupted, tiny
 

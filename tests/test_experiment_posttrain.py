@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from prunekit import checkpoint, config, experiment
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.patterns import violations
 from tests.helpers import tiny
 

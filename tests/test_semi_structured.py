@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import prunekit
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.semi_structured import semi_structured_report, to_semi_structured
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from prunekit import experiment
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.inspection import round_model
 from prunekit.pruning.methods import METHODS
 from prunekit.pruning.structured import output_widths, thinet

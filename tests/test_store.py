@@ -10,7 +10,7 @@ import pytest
 
 from prunekit import config
 from prunekit.cli import main
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.store import Store
 from tests.helpers import tiny
 

@@ -10,8 +10,8 @@ import torch
 import yaml
 
 import prunekit
-from prunekit import user_code
 from prunekit.cli import main
+from prunekit.common import user_code
 
 MODULE = textwrap.dedent(
     """

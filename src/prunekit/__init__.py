@@ -40,7 +40,7 @@ __all__ = [
     "UserError",
 ]
 
-from prunekit.errors import UserError  # noqa: E402
+from prunekit.common.errors import UserError  # noqa: E402
 
 
 def create_model(
@@ -173,7 +173,7 @@ def prune_channels(
     """
     import torch
 
-    from prunekit.batches import make_objective
+    from prunekit.common.batches import make_objective
     from prunekit.pruning.structured import prune_channels as cut
 
     objective = make_objective(loss_fn, inputs_fn)
@@ -286,7 +286,7 @@ def run(config: Any, out: Any, overrides: list[str] = (), imports: list[str] = (
     """Run (or resume) an experiment from a YAML path or a Config; returns summary.json's content. `imports`: the
     modules of the `package.module:factory` models and data the config names (as `prunekit run --import`)."""
     from prunekit import config as config_mod
-    from prunekit import user_code
+    from prunekit.common import user_code
     from prunekit.experiment import run as execute
 
     user_code.allow(imports)

@@ -26,9 +26,9 @@ from typing import Any
 from torch import nn
 
 from prunekit import config as config_mod
-from prunekit import user_code
-from prunekit.batches import Batch, InputsFn, LossFn, make_objective
-from prunekit.errors import UserError
+from prunekit.common import user_code
+from prunekit.common.batches import Batch, InputsFn, LossFn, make_objective
+from prunekit.common.errors import UserError
 from prunekit.tasks.from_config import UserModel, importable
 from prunekit.tasks.loader import LoaderTask, describe
 from prunekit.tasks.metrics import MetricFn

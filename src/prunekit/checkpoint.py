@@ -15,10 +15,10 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
-from prunekit.export.safety import atomic_write_bytes, one_line, require_safetensors
+from prunekit.common.errors import UserError
+from prunekit.common.safe_text import clip, parse_json
+from prunekit.common.safety import atomic_write_bytes, one_line, require_safetensors
 from prunekit.pruning.masks import Masks
-from prunekit.safe_text import clip, parse_json
 
 MASK, OPT = "mask::", "opt::"
 

@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("default", message="layer collapse")
     try:
         args = build_parser().parse_args(argv)
-        from prunekit import user_code
+        from prunekit.common import user_code
 
         user_code.allow(getattr(args, "imports", None))
         return COMMANDS[args.command](args)
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         if _rank0() or type(e).__name__ != "MirroredError":  # rank 0 already said it
-            from prunekit.safe_text import clip
+            from prunekit.common.safe_text import clip
 
             print(f"prunekit: error: {clip(str(e), 1000)}", file=sys.stderr)
         return 2
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the machine said no (disk full, read-only, a file in the way): bad input, not a bug
         if debug:
             raise
-        from prunekit.export.atomic import os_error
+        from prunekit.common.atomic import os_error
 
         print(f"prunekit: error: {os_error(e.filename or '?', e, 'cannot use')}", file=sys.stderr)
         return 2
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug, not bad input: still one line unless --debug
         if debug:
             raise
-        from prunekit.safe_text import clip
+        from prunekit.common.safe_text import clip
 
         print(
             f"prunekit: internal error: {type(e).__name__}: {clip(str(e), 300)} (run with --debug for the traceback)",

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from prunekit.common.errors import UserError
+from prunekit.common.safe_text import clip, finite, load_yaml, parse_yaml, short
 from prunekit.config_checks import (  # noqa: F401  (the bounds and checks, importable from here as always)
     FREE_FORM_DEPTH,
     FREE_FORM_NODES,
@@ -43,8 +45,6 @@ from prunekit.config_checks import bounded as _bounded
 from prunekit.config_checks import check as _check
 from prunekit.config_prune import REWIND, PruneConfig, rounds_needed  # noqa: F401
 from prunekit.config_sections import DataConfig, LogConfig, ModelConfig, TrainConfig
-from prunekit.errors import UserError
-from prunekit.safe_text import clip, finite, load_yaml, parse_yaml, short
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Config:
     name: str = "run"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # CPU threads for PyTorch; null = prunekit.threads.choose_threads: the physical cores
+    threads: int | None = None  # CPU threads for PyTorch; null = common.threads.choose_threads: the physical cores
     # (at most torch's default), 1 when the load average says the machine is busy, with a warning. 2 threads fighting
     # other processes for 2 cores can run 10x slower than 1. Part of the config as it changes float sums.
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunekit.errors import UserError
-from prunekit.safe_text import short
+from prunekit.common.errors import UserError
+from prunekit.common.safe_text import short
 
 MAX_EPOCHS = 10_000  # per round (train.epochs, prune.retrain_epochs, prune.tau, gradual epochs)
 MAX_ROUNDS = 1_000  # pruning rounds (prune.rounds, or the rounds `rate` needs to reach `sparsity`)

@@ -6,8 +6,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from prunekit.common.safe_text import clip, short
 from prunekit.config_checks import MAX_CLASSES, MAX_EPOCHS, MAX_LIST, MAX_ROUNDS, MAX_STEPS, bounded, check
-from prunekit.safe_text import clip, short
 
 REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from prunekit.common.safe_text import short
 from prunekit.config_checks import (
     MAX_BATCH,
     MAX_CLASSES,
@@ -18,7 +19,6 @@ from prunekit.config_checks import (
     check,
     check_free_form,
 )
-from prunekit.safe_text import short
 
 
 @dataclass(frozen=True)

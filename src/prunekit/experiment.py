@@ -26,10 +26,12 @@ import torch
 from torch import nn
 
 from prunekit import checkpoint, distributed
+from prunekit.common.errors import UserError
+from prunekit.common.progress import Progress
+from prunekit.common.threads import choose_threads
+from prunekit.common.wording import plural
 from prunekit.config import Config
-from prunekit.errors import UserError
 from prunekit.flops import is_shape
-from prunekit.progress import Progress
 from prunekit.pruning.masks import Masks, dense_masks
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.prunable import Coverage, check_names, coverage_record, prunable
@@ -40,10 +42,8 @@ from prunekit.runner.records import round_record, with_learned
 from prunekit.runner.train import train_round
 from prunekit.store import Store
 from prunekit.tasks import Task, build_task
-from prunekit.threads import choose_threads
 from prunekit.trackers import Trackers
 from prunekit.train.optim import finetune_warning, make_optimizer
-from prunekit.wording import plural
 
 # check_config, pick_device and seed_for live in prunekit.runner.checks; importable from here as they always were
 __all__ = ["Run", "check_config", "pick_device", "run", "seed_for"]

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from prunekit.batches import call_model
+from prunekit.common.batches import call_model
 from prunekit.pruning.masks import Masks, prunable_params
 
 aten = torch.ops.aten

@@ -8,10 +8,13 @@ from typing import Any
 
 import torch
 
-from prunekit import checkpoint, export, run_summary, user_code
+from prunekit import checkpoint, export, run_summary
 from prunekit import config as config_mod
-from prunekit.errors import UserError
-from prunekit.example_spec import arch_example
+from prunekit.common import user_code
+from prunekit.common.errors import UserError
+from prunekit.common.example_spec import arch_example
+from prunekit.common.safe_text import clip
+from prunekit.common.wording import plural
 from prunekit.export import arch as arch_mod
 from prunekit.export.compact import narrowed_modules, save_compact
 from prunekit.export.onnx import compare_latency, export_onnx
@@ -21,8 +24,6 @@ from prunekit.pruning.masks import layer_report, remaining_params
 from prunekit.pruning.structured.rounds import rebuild
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
 from prunekit.pruning.structured.widths import physical_params
-from prunekit.safe_text import clip
-from prunekit.wording import plural
 
 
 def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict[str, Any]]:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from prunekit import checkpoint
+from prunekit.common.safety import atomic_write_text
 from prunekit.config import Config
-from prunekit.export.safety import atomic_write_text
 
 ROUND_FIELDS = [
     "round",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prunekit.errors import UserError
-from prunekit.safe_text import clip, finite, load_json, short
+from prunekit.common.errors import UserError
+from prunekit.common.safe_text import clip, finite, load_json, short
 
 FRACTION = "fraction"  # a number in [0, 1]
 COUNT = "count"  # an integer >= 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.patterns import satisfies
 
 DTYPES = (torch.float16, torch.bfloat16)

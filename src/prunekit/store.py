@@ -20,10 +20,10 @@ from torch import Tensor
 
 from prunekit import checkpoint, run_files
 from prunekit import config as config_mod
+from prunekit.common.errors import UserError
+from prunekit.common.safety import atomic_write_text, one_line
 from prunekit.config import Config
 from prunekit.distributed import SOLO, World, share
-from prunekit.errors import UserError
-from prunekit.export.safety import atomic_write_text, one_line
 from prunekit.pruning.masks import Masks
 
 LOCK = ".lock"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from prunekit import experiment
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.flops import example_flops
 from prunekit.pruning.amc import amc_search
 from prunekit.pruning.structured import prune_channels

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from prunekit.common.errors import UserError
 from prunekit.config import DataConfig
 from prunekit.data import cifar, load_dataset
-from prunekit.errors import UserError
 
 PER_BATCH, N_TEST = 6, 10  # CIFAR-10: 5 batches of 6 training images; CIFAR-100: one file of 30
 

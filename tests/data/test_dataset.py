@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from prunekit.common.errors import UserError
 from prunekit.config import DataConfig
 from prunekit.data import DATASETS, Dataset, augment_batch, load_dataset
 from prunekit.data.dataset import split_indices
-from prunekit.errors import UserError
 
 
 def write_fake_files(root: Path) -> None:

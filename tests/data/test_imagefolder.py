@@ -6,9 +6,9 @@ import torch
 from PIL import Image
 
 import prunekit
+from prunekit.common.errors import UserError
 from prunekit.config import DataConfig
 from prunekit.data.imagefolder import image_folder, read_image
-from prunekit.errors import UserError
 from prunekit.tasks.from_config import build_task
 from tests.helpers import tiny
 

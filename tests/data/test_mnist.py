@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from prunekit.common.errors import UserError
 from prunekit.config import DataConfig
 from prunekit.data import Dataset, load_dataset, mnist
-from prunekit.errors import UserError
 
 N_TRAIN, N_TEST = 30, 12
 

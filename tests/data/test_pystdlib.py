@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from prunekit.common.errors import UserError
 from prunekit.config import DataConfig
 from prunekit.data import load_dataset
 from prunekit.data.pystdlib import read_bytes, source_files, stdlib_root, windows
-from prunekit.errors import UserError
 
 
 def test_files_come_from_the_stdlib_and_each_lands_in_one_split():

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prunekit.common.errors import UserError
 from prunekit.data import safe_pickle
-from prunekit.errors import UserError
 
 
 class Payload:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.export import load, load_state_dict, read_metadata, save
 from prunekit.export.bitpack import choose_encoding, decode_gaps, encode_gaps, pack_mask, unpack_mask
 from prunekit.models import create_model

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.export import load, read_metadata, save
 from prunekit.export.lowbit import decode, encode, pack, unpack
 from prunekit.models import create_model

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.export.onnx import (
     compare_latency,
     export_onnx,

@@ -13,7 +13,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.export import (
     atomic_write,
     atomic_write_text,

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prunekit import config
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.methods import METHODS
 from tests.hostile.harness import MAX_SECONDS, check_memory, cli, count, fixed, one_line
 

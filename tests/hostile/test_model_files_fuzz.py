@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import prunekit
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from tests.hostile.harness import MAX_SECONDS, check_memory, cli, count, fixed, one_line
 from tests.hostile.model_files import join, make_files, split
 

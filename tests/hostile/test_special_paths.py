@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from prunekit.export import atomic
+from prunekit.common import atomic
 from tests.hostile.harness import cli
 from tests.hostile.model_files import make_files
 

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 import prunekit
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
+from prunekit.common.latency import measure_latency
 from prunekit.flops import module_flops
-from prunekit.latency import measure_latency
 from prunekit.models import create_model, input_rank
 from prunekit.pruning.criteria import CRITERIA, ScoreContext
 from prunekit.pruning.masks import dense_masks, prunable_names

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.models import MODELS, create_model, input_rank, list_models
 
 IMAGE_MODELS = [name for name in list_models() if input_rank(name) == 3]  # language models: tests/models/test_gpt.py

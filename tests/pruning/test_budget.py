@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.budget import Budget, CostModel, clip_count, fill, linear_cost, minimum_counts, uniform_counts
 
 

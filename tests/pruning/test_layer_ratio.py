@@ -44,7 +44,7 @@ def test_when_every_layer_is_named_the_ratios_set_the_total():
 
 
 def test_unknown_layer_is_a_user_error():
-    from prunekit.errors import UserError
+    from prunekit.common.errors import UserError
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 3))
     with pytest.raises(UserError, match="names no prunable tensor"):

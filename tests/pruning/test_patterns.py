@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import prunekit
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.criteria import CRITERIA
 from prunekit.pruning.patterns import (
     matrix,

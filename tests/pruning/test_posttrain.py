@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import prunekit
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.masks import sparsity
 from prunekit.pruning.posttrain import SparseGPT, Target, Wanda
 from prunekit.pruning.posttrain.blocks import find_blocks, stages

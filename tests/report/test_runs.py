@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.report.runs import RunInfo, find_runs, load_runs, load_summary
 from tests.report.synthetic import imp_and_oneshot_sweep, make_run
 

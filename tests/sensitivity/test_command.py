@@ -6,7 +6,7 @@ import pytest
 
 from prunekit import config, experiment
 from prunekit.cli import main
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from tests.helpers import tiny
 
 

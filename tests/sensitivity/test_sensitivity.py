@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.structured import remove_channels, trace
 from prunekit.sensitivity import budget_allocation, cost_model, ratios_for_tolerance, scan, uniform_allocation
 from tests.structured.nets import SHAPE, TinyConv, example

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import prunekit
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.models import create_model
 from prunekit.sparse_inference import SparseLinear, accelerate, restore, sparse_layers
 from prunekit.sparse_inference import choose as accelerate_module

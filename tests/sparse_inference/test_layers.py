@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.sparse_inference import SparseConv2d, SparseLinear, available_kernels
 from prunekit.sparse_inference.layers import ROWS_MAX, block_fill
 

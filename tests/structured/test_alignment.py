@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from prunekit import experiment
+from prunekit.common.errors import UserError
 from prunekit.config import from_dict
-from prunekit.errors import UserError
 from prunekit.models import create_model
 from prunekit.pruning.structured import channel_sparsity, output_widths, prune_channels
 from prunekit.pruning.structured.allocation import select

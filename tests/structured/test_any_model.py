@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 import prunekit
-from prunekit.batches import call_model
+from prunekit.common.batches import call_model
 from tests.structured.channel_nets import CHANNEL_NETS
 from tests.user_nets import NETS
 

@@ -9,8 +9,8 @@ import safetensors.torch
 import torch
 
 import prunekit
-from prunekit.batches import call_model
-from prunekit.errors import UserError
+from prunekit.common.batches import call_model
+from prunekit.common.errors import UserError
 from prunekit.export import load, load_state_dict, read_metadata, save
 from prunekit.export.compact import load_compact, narrow, narrowed_modules, save_compact
 from prunekit.models import create_model

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.flops import example_flops
 from prunekit.models import create_model
 from prunekit.pruning.structured import physical_params, prune_channels, remove_channels, trace

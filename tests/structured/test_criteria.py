@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.structured import CHANNEL_CRITERIA, ChannelContext, prune_channels, trace
 from prunekit.pruning.structured.thinet import removal_scores
 from tests.structured.nets import TinyConv, batches, example

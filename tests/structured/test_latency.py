@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunekit.errors import UserError
-from prunekit.latency import _quantile, measure_latency
+from prunekit.common.errors import UserError
+from prunekit.common.latency import _quantile, measure_latency
 from tests.structured.nets import SHAPE, TinyConv
 
 
@@ -35,7 +35,7 @@ def test_bad_arguments():
 def test_interleaved_timing_orders_alternatives_by_cost():
     import time
 
-    from prunekit.latency import time_interleaved
+    from prunekit.common.latency import time_interleaved
 
     def spin(seconds: float) -> None:  # busy: costs CPU time, unlike sleep
         end = time.thread_time() + seconds

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from prunekit import experiment
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.structured import CHANNEL_CRITERIA, ChannelContext, needs_batches, prune_channels, trace
 from prunekit.pruning.structured.pcas import ChannelAttention, attach_points, pcas_criterion
 from tests.helpers import tiny

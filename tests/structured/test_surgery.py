@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.flops import module_flops
 from prunekit.models import create_model, input_rank, list_models
 from prunekit.pruning.structured import (

@@ -20,7 +20,7 @@ ALWAYS = {"l1_filter", "l2_filter", "fpgm", "random", "taylor"}  # must work on 
 
 
 def squared_outputs(model, batch):
-    out = prunekit.batches.call_model(model, batch)
+    out = prunekit.common.batches.call_model(model, batch)
     values = out.values() if isinstance(out, dict) else out if isinstance(out, tuple) else [out]
     return sum(v.float().pow(2).mean() for v in values)
 

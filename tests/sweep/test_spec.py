@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.sweep import load, point_name
 from prunekit.sweep.spec import MAX_POINTS, UNSAFE
 from tests.helpers import tiny

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.tasks.metrics import perplexity
 
 

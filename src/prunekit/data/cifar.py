@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prunekit.common.errors import UserError
 from prunekit.config import DataConfig
 from prunekit.data import safe_pickle
 from prunekit.data.dataset import DATASETS, Dataset, from_arrays, normalize, split_indices
-from prunekit.errors import UserError
 
 IMAGE_BYTES = 3 * 32 * 32
 URL = "https://www.cs.toronto.edu/~kriz/cifar.html"

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from prunekit.common.errors import UserError
+from prunekit.common.registry import Registry
 from prunekit.config import DataConfig
-from prunekit.errors import UserError
-from prunekit.registry import Registry
 
 DATASETS: Registry[Callable[[DataConfig, int], Dataset]] = Registry("dataset")
 

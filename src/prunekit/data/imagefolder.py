@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from prunekit.common.errors import UserError
+from prunekit.common.safety import one_line
 from prunekit.config import DataConfig
 from prunekit.data.dataset import split_indices
-from prunekit.errors import UserError
-from prunekit.export.safety import one_line
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prunekit.common.errors import UserError
 from prunekit.config import DataConfig
 from prunekit.data import safe_pickle
 from prunekit.data.dataset import DATASETS, Dataset, from_arrays, normalize
-from prunekit.errors import UserError
 
 MEAN, STD = (0.1307,), (0.3081,)
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

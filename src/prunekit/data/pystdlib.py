@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from prunekit.common.errors import UserError
 from prunekit.config import DataConfig
 from prunekit.data.dataset import DATASETS, Dataset
-from prunekit.errors import UserError
 
 VOCAB = 256
 SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}

@@ -20,7 +20,7 @@ try:
 except ImportError:  # numpy < 1.26 has no numpy._core
     from numpy.core import multiarray, numeric
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 # Protocol <= 4 arrays need _reconstruct + ndarray + dtype (+ scalar for numpy scalars); protocol 5 arrays are
 # rebuilt with numeric._frombuffer. Old (numpy.core) and new (numpy._core) module names map to the same objects.

@@ -18,8 +18,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
+from prunekit.common.errors import UserError
 from prunekit.distributed.world import World
-from prunekit.errors import UserError
 
 T = TypeVar("T")
 _TENSOR = "\x00tensor"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 `save(model, path, format="sparse")` writes; `load(path)` rebuilds a ready model from the file's metadata.
 """
 
+from prunekit.common.safety import atomic_write, atomic_write_bytes, atomic_write_text, import_torch_state_dict, sniff
 from prunekit.export.formats import DTYPES, FORMATS, load, load_state_dict, read_metadata, save, zero_masks
-from prunekit.export.safety import atomic_write, atomic_write_bytes, atomic_write_text, import_torch_state_dict, sniff
 
 __all__ = [
     "DTYPES",

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.common.errors import UserError
+from prunekit.common.safe_text import clip, short
 from prunekit.config import MAX_CLASSES, MAX_EXAMPLE_VALUES
-from prunekit.errors import UserError
-from prunekit.safe_text import clip, short
 
 MODEL_BYTES_FLOOR = 256 * 2**20  # any file may rebuild a network this large (dense float32 tensors)
 MODEL_BYTES_PER_FILE_BYTE = 64  # beyond the floor: 64x the file's size (a 98%-sparse file of a large network)
@@ -67,7 +67,7 @@ def checked_arch(arch: Any, source: str | os.PathLike[str]) -> dict[str, Any]:
 def _user_model(arch: Any, source: str | os.PathLike[str]) -> nn.Module | None:
     """A user's model (`package.module:factory`, rebuilt only if its module was named with --import/imports=), on
     the current default device; None when `arch` names a zoo model."""
-    from prunekit import user_code
+    from prunekit.common import user_code
 
     if not (isinstance(arch, dict) and user_code.is_ref(arch.get("name"))):
         return None

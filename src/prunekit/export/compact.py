@@ -24,7 +24,8 @@ import safetensors.torch
 import torch
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
+from prunekit.common.safety import atomic_write_bytes
 from prunekit.export import arch
 from prunekit.export.formats import (
     _DTYPE_ALIASES,
@@ -37,7 +38,6 @@ from prunekit.export.formats import (
     read_metadata,
     refuse_inference_only,
 )
-from prunekit.export.safety import atomic_write_bytes
 
 # the attributes that describe a module's width, per layer type Torch-Pruning can narrow
 WIDTH_ATTRS: dict[type[nn.Module], tuple[str, ...]] = {

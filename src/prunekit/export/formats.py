@@ -22,7 +22,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
+from prunekit.common.safety import atomic_write_bytes, one_line, require_safetensors
 from prunekit.export import arch, lowbit
 from prunekit.export.bitpack import (
     BITORDER,
@@ -35,7 +36,6 @@ from prunekit.export.bitpack import (
     pack_mask,
     unpack_mask,
 )
-from prunekit.export.safety import atomic_write_bytes, one_line, require_safetensors
 
 FORMATS = ("dense", "sparse", "compact")  # compact: see prunekit.export.compact
 VERSION = 1  # files without low-bit codes; a file with them is LOWBIT_VERSION, so that older readers refuse it clearly
@@ -192,7 +192,7 @@ def load(
     (bfloat16 if it was saved so, else float16) and back every 2:4 Linear layer by a semi-structured sparse tensor
     (see :mod:`prunekit.semi_structured`); the converted layers' names are in ``model.semi_structured``.
     """
-    from prunekit import user_code
+    from prunekit.common import user_code
 
     user_code.allow(imports)
     meta = read_metadata(path)

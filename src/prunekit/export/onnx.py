@@ -5,7 +5,7 @@ uses PyTorch's TorchScript-based exporter (``dynamo=False``): torch 2.13's defau
 the onnxscript package, which prunekit does not depend on. The batch axis is dynamic, the file is checked with
 ``onnx.checker`` before it replaces anything, and the prunekit architecture is recorded in the ONNX metadata.
 ONNX stores dense initializers: pruned weights are zeros, so the file is the dense size (use the sparse
-safetensors format to shrink a file on disk). Latency: PyTorch is timed by ``prunekit.latency.measure_latency``,
+safetensors format to shrink a file on disk). Latency: PyTorch is timed by ``prunekit.common.latency.measure_latency``,
 onnxruntime here in the same way (fixed threads, warm-up, order statistics of single runs).
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
-from prunekit.export.safety import atomic_write_bytes, one_line
-from prunekit.latency import latency_record, measure_latency, timed_blocks
+from prunekit.common.errors import UserError
+from prunekit.common.latency import latency_record, measure_latency, timed_blocks
+from prunekit.common.safety import atomic_write_bytes, one_line
 
 OPSET = 17  # supported by the TorchScript exporter and by onnxruntime (1.31 tested here)
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -118,7 +118,7 @@ def onnx_latency(
     warmup: int = 5,
     repeats: int = 30,
 ) -> dict[str, Any]:
-    """onnxruntime CPU milliseconds per run of an ONNX file, timed as ``prunekit.latency.measure_latency`` times
+    """onnxruntime CPU milliseconds per run of an ONNX file, timed as ``prunekit.common.latency.measure_latency`` times
     PyTorch (torch.utils.benchmark blocks; onnxruntime's own `threads`) and reported in its form."""
     if repeats < 1 or warmup < 0 or batch_size < 1:
         raise UserError(

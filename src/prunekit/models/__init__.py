@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit import user_code
-from prunekit.errors import UserError
-from prunekit.registry import Registry
+from prunekit.common import user_code
+from prunekit.common.errors import UserError
+from prunekit.common.registry import Registry
 
 ModelBuilder = Callable[..., nn.Module]
 
@@ -46,8 +46,8 @@ def create_model(
     """Build model `name` and tag it with `output_layer` (its classifier) and `arch` (what rebuilds it).
 
     A `package.module:factory` name is user code: built as factory(**args) if the user allowed that module
-    (prunekit.user_code), so `create_model(**model.arch)` rebuilds user models and zoo models alike. For a zoo model,
-    `args` (a config's model.args) are size options of builders that take them, such as gpt's n_layer."""
+    (prunekit.common.user_code), so `create_model(**model.arch)` rebuilds user models and zoo models alike. For a zoo
+    model, `args` (a config's model.args) are size options of builders that take them, such as gpt's n_layer."""
     if user_code.is_ref(name):
         return user_code.build_model(name, args, example)
     options = {**(args or {}), **options}

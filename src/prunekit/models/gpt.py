@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.models import MODELS
 
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
+from prunekit.common.registry import Registry
 from prunekit.pruning.masks import Masks
-from prunekit.registry import Registry
 
 Shape = tuple[int, ...]
 RawDensity = Callable[[Shape], float]

@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 KINDS = ("flops", "params", "latency", "channels", "weights")
 TOLERANCE = 1e-9  # relative slack on float cost sums

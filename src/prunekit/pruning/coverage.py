@@ -27,8 +27,8 @@ from typing import Any
 
 from torch import nn
 
-from prunekit.errors import UserError
-from prunekit.registry import Registry
+from prunekit.common.errors import UserError
+from prunekit.common.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from prunekit.batches import DEFAULT, Batch, Objective, call_model, to_device
-from prunekit.errors import UserError
+from prunekit.common.batches import DEFAULT, Batch, Objective, call_model, to_device
+from prunekit.common.errors import UserError
+from prunekit.common.registry import Registry
 from prunekit.pruning.masks import Masks, apply_masks, prunable_params
-from prunekit.registry import Registry
 
 Scores = dict[str, Tensor]
 

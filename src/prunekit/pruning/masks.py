@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.mask_kernel import MaskMultiply
 
 Masks = dict[str, Tensor]

@@ -23,9 +23,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from prunekit.batches import call_model
-from prunekit.errors import UserError
-from prunekit.export.safety import one_line
+from prunekit.common.batches import call_model
+from prunekit.common.errors import UserError
+from prunekit.common.safety import one_line
 from prunekit.pruning.coverage import candidates
 
 DECLARED, TRACED, FALLBACK = "declared", "traced", "fallback"

@@ -17,7 +17,7 @@ import re
 import torch
 from torch import Tensor
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.masks import Masks
 
 PATTERN = re.compile(r"^(\d+):(\d+)$")

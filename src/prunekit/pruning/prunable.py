@@ -14,10 +14,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
+from prunekit.common.wording import plural
 from prunekit.pruning.coverage import Covered, LeftOut, covered, select
 from prunekit.pruning.outputs import OutputLayers, output_layers
-from prunekit.wording import plural
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.batches import InputsFn, LossFn, make_objective
+from prunekit.common.batches import InputsFn, LossFn, make_objective
 from prunekit.pruning.coverage import Covered, LeftOut, candidates, covered
 from prunekit.pruning.criteria import ScoreContext
 from prunekit.pruning.masks import Masks, apply_masks, check_masks, count, dense_masks

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from prunekit.errors import UserError
-from prunekit.export.safety import atomic_write_text
+from prunekit.common.errors import UserError
+from prunekit.common.safety import atomic_write_text
 
 
 def read_ratios(path: Path, limit: int = 1 << 20) -> dict[str, float]:

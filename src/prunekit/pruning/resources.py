@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.budget import CostModel, linear_cost
 
 CHANNEL_KINDS = ("flops", "params", "latency", "channels")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning import allocation as alloc
 from prunekit.pruning.criteria import CRITERIA, ScoreContext, needs_data
 from prunekit.pruning.masks import Masks, apply_masks, sparsity, transposed_names

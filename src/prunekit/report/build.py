@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunekit.export.safety import atomic_write_bytes, atomic_write_text
+from prunekit.common.safety import atomic_write_bytes, atomic_write_text
 from prunekit.report import figures, sources, tables
 from prunekit.report.amc import amc_section
 from prunekit.report.document import Document, Figure, Section, to_markdown

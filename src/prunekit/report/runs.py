@@ -9,8 +9,8 @@ from typing import Any
 
 from prunekit import config as config_mod
 from prunekit import run_summary
-from prunekit.errors import UserError
-from prunekit.safe_text import clip, load_yaml
+from prunekit.common.errors import UserError
+from prunekit.common.safe_text import clip, load_yaml
 
 REWIND_NAMES = {"init": "WR", "lr": "LRR", "finetune": "FT"}
 METHOD_NAMES = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from prunekit import distributed
+from prunekit.common.errors import UserError
 from prunekit.config import Config
-from prunekit.errors import UserError
 from prunekit.pruning import allocation
 from prunekit.pruning.methods import METHODS, retrain_epochs
 from prunekit.pruning.step import check_criterion

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from prunekit.common.errors import UserError
+from prunekit.common.wording import plural
 from prunekit.config import Config
-from prunekit.errors import UserError
 from prunekit.pruning.masks import MaskEnforcer, Masks, apply_masks
 from prunekit.pruning.methods import RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
@@ -20,7 +21,6 @@ from prunekit.runner.checks import seed_for
 from prunekit.store import Store
 from prunekit.tasks import Task
 from prunekit.train.optim import finetune_lr, lr_at
-from prunekit.wording import plural
 
 if TYPE_CHECKING:
     from prunekit.experiment import Run

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from prunekit import config as config_mod
-from prunekit.batches import Batch
+from prunekit.common.batches import Batch
+from prunekit.common.errors import UserError
 from prunekit.config import Config, PruneConfig
-from prunekit.errors import UserError
 from prunekit.pruning.budget import Budget
 from prunekit.pruning.ratios_file import write_ratios
 from prunekit.sensitivity import output

@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from prunekit.export.atomic import atomic_write_bytes, atomic_write_text
+from prunekit.common.atomic import atomic_write_bytes, atomic_write_text
 from prunekit.report.tables import Table
 from prunekit.sensitivity.scan import Sensitivity
 

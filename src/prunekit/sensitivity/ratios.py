@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.budget import CostModel, fill, minimum_counts, uniform_counts
 from prunekit.sensitivity.scan import Sensitivity
 

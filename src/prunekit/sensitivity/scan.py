@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import DEFAULT, Batch, Objective
-from prunekit.errors import UserError
+from prunekit.common.batches import DEFAULT, Batch, Objective
+from prunekit.common.errors import UserError
 
 Evaluate = Callable[[nn.Module], float]
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

@@ -3,7 +3,7 @@
 Whether a sparse layer beats the dense one depends on its shape, its sparsity, the batch, the threads and the CPU
 (a dense product streams 4 bytes per weight, CSR 6-8 bytes per *kept* weight but with an irregular access pattern),
 so nothing is assumed: each eligible layer is timed on the inputs it really receives from the example inputs,
-dense and each candidate interleaved round by round (prunekit.latency.time_interleaved), medians compared (of the
+dense and each candidate interleaved round by round (prunekit.common.latency.time_interleaved), medians compared (of the
 thread's CPU time with one thread, which leaves out time given to other processes; of wall time otherwise). A
 candidate replaces the dense layer only if it is faster by `margin` at *every* example, so dense wins ties and
 noise. Candidates whose output differs from the dense layer's by more than 1e-5 relative are discarded.
@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
-from prunekit.latency import time_interleaved
+from prunekit.common.errors import UserError
+from prunekit.common.latency import time_interleaved
 from prunekit.sparse_inference.layers import (
     DTYPES,
     KERNELS,

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 KERNELS = ("torch_csr", "torch_bsr", "prunekit_csr")
 DTYPES = (torch.float32, torch.float64)

@@ -37,7 +37,7 @@ def run_point(job: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         from prunekit import config as config_mod
-        from prunekit.errors import UserError
+        from prunekit.common.errors import UserError
         from prunekit.experiment import Run
 
         if job.get("threads"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.sweep.local import Report
 from prunekit.sweep.point import run_point
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from prunekit import config as config_mod
+from prunekit.common.errors import UserError
+from prunekit.common.safety import atomic_write_text
 from prunekit.distributed import cores as machine_cores
-from prunekit.errors import UserError
-from prunekit.export.safety import atomic_write_text
 from prunekit.store import lock_directory, unlock
 from prunekit.sweep.spec import Point, Sweep
 

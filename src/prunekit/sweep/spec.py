@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from prunekit import config as config_mod
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 MAX_POINTS = 10_000  # grid product x seeds + runs
 MAX_FILE_BYTES = 1 << 20

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from prunekit.batches import Batch, Objective
+from prunekit.common.batches import Batch, Objective
 
 LrAt = Callable[[float], float]
 

@@ -19,11 +19,11 @@ from typing import Any
 
 from torch import nn
 
-from prunekit import user_code
-from prunekit.batches import make_objective
+from prunekit.common import user_code
+from prunekit.common.batches import make_objective
+from prunekit.common.errors import UserError
+from prunekit.common.example_spec import spec_of
 from prunekit.config import Config
-from prunekit.errors import UserError
-from prunekit.example_spec import spec_of
 
 KEYS = ("train", "val", "test", "loss", "inputs", "metric", "higher_is_better", "num_classes", "input_shape")
 
@@ -65,7 +65,7 @@ def importable(fn: Any) -> str | None:
 
 
 def build_task(cfg: Config) -> Any:
-    """The Task of `cfg` (see the module docstring); user code must have been allowed (prunekit.user_code)."""
+    """The Task of `cfg` (see the module docstring); user code must have been allowed (prunekit.common.user_code)."""
     from prunekit.data import load_dataset
     from prunekit.data.dataset import Dataset
     from prunekit.models import MODELS

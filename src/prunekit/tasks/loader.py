@@ -20,9 +20,9 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from prunekit.batches import Batch, Objective, to_device
+from prunekit.common.batches import Batch, Objective, to_device
+from prunekit.common.errors import UserError
 from prunekit.distributed import DDPModel, all_reduce_sum, average_outside_grads, current, rank_seed, share
-from prunekit.errors import UserError
 from prunekit.tasks.base import LrAt, Metric
 from prunekit.tasks.metrics import MetricFn, batch_totals, evaluate_batches, finish, resolve
 from prunekit.tasks.sharding import RankBatches
@@ -228,7 +228,7 @@ class LoaderTask:
 
 def _worker_message(error: UserError) -> str:
     """The user-facing line of an error re-raised by a DataLoader worker ("Caught UserError in DataLoader worker
-    process 0. Original Traceback ... prunekit.errors.UserError: <line>")."""
+    process 0. Original Traceback ... prunekit.common.errors.UserError: <line>")."""
     lines = [line for line in str(error).splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].startswith("Caught UserError"):
         return lines[-1].split("UserError: ", 1)[-1]

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.batches import DEFAULT, Batch, Objective, default_inputs
-from prunekit.errors import UserError
+from prunekit.common.batches import DEFAULT, Batch, Objective, default_inputs
+from prunekit.common.errors import UserError
 from prunekit.tasks.base import Metric
 
 MetricFn = Callable[[nn.Module, Iterable[Batch]], float]

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+from prunekit.common.errors import UserError
 from prunekit.distributed import World
-from prunekit.errors import UserError
 
 
 def reshard(train: Iterable[Any], world: World) -> Any | None:

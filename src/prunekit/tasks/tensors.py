@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import DEFAULT, Batch, Objective
+from prunekit.common.batches import DEFAULT, Batch, Objective
 from prunekit.data import Dataset
 from prunekit.distributed import DDPModel, World, all_reduce_sum, current
 from prunekit.tasks.base import LrAt, Metric

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from prunekit.batches import DEFAULT, Objective
+from prunekit.common.batches import DEFAULT, Objective
 from prunekit.data import augment_batch
 from prunekit.distributed import DDPModel, World, all_reduce_sum, average_outside_grads, rank_seed
 from prunekit.train.optim import set_lr

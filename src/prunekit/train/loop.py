@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from prunekit.batches import DEFAULT, Objective
+from prunekit.common.batches import DEFAULT, Objective
 from prunekit.data import augment_batch
 from prunekit.train.optim import set_lr
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.amc.problems import Problem
 from prunekit.pruning.budget import CostModel, clip_count, minimum_counts
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import DEFAULT, Batch, Objective
+from prunekit.common.batches import DEFAULT, Batch, Objective
 from prunekit.pruning.budget import CostModel
 from prunekit.pruning.structured.groups import LAYERS
 
@@ -43,7 +43,7 @@ class Problem:
 
 def input_shapes(model: nn.Module, example: Any) -> dict[nn.Module, tuple[int, ...]]:
     """Shape of the first input of every Conv/Linear layer in one forward pass of `example`."""
-    from prunekit.batches import call_model
+    from prunekit.common.batches import call_model
 
     shapes: dict[nn.Module, tuple[int, ...]] = {}
 

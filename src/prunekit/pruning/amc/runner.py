@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from prunekit.errors import UserError
-from prunekit.export.atomic import atomic_write_text
+from prunekit.common.atomic import atomic_write_text
+from prunekit.common.errors import UserError
 from prunekit.pruning.amc.search import amc_search
 
 LOG_NAME = "amc_search.json"

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import DEFAULT, Batch, Objective
-from prunekit.errors import UserError
+from prunekit.common.batches import DEFAULT, Batch, Objective
+from prunekit.common.errors import UserError
 from prunekit.pruning.amc.agent import DDPG, AgentConfig
 from prunekit.pruning.amc.env import PruningEnv
 from prunekit.pruning.amc.problems import Evaluate, Problem, channel_problem, tensor_problem

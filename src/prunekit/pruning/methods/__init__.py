@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prunekit.common.registry import Registry
 from prunekit.config import Config
-from prunekit.registry import Registry
 
 
 @dataclass(frozen=True)

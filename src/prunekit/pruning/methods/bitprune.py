@@ -36,8 +36,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from prunekit.common.errors import UserError
 from prunekit.config import Config
-from prunekit.errors import UserError
 from prunekit.export.lowbit import levels
 from prunekit.pruning.masks import Masks, prunable_params
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from prunekit.common.registry import Registry
 from prunekit.config import Config
 from prunekit.pruning.masks import Masks, apply_masks
-from prunekit.registry import Registry
 
 
 @dataclass

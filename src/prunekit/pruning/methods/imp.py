@@ -16,10 +16,10 @@ fully. The run records the epochs each round actually trained.
 
 from __future__ import annotations
 
+from prunekit.common.errors import UserError
+from prunekit.common.wording import plural
 from prunekit.config import Config, rounds_needed
-from prunekit.errors import UserError
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, replay, retrain_epochs
-from prunekit.wording import plural
 
 
 def round_count(cfg: Config) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.coverage import uses_of
 
 

@@ -10,8 +10,8 @@ with `prune.rewind: lr` a replay of the training schedule, as in one-shot prunin
 
 from __future__ import annotations
 
+from prunekit.common.errors import UserError
 from prunekit.config import Config
-from prunekit.errors import UserError
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, replay, retrain_epochs
 
 

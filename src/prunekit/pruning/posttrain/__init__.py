@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from prunekit.common.registry import Registry
 from prunekit.pruning.posttrain.driver import prune_sequential
 from prunekit.pruning.posttrain.sparsegpt import SparseGPT
 from prunekit.pruning.posttrain.target import LayerMethod, Target
 from prunekit.pruning.posttrain.wanda import Wanda
-from prunekit.registry import Registry
 
 POSTTRAIN: Registry[Callable[[], LayerMethod]] = Registry("post-training criterion")
 POSTTRAIN.register("wanda")(Wanda)

@@ -18,8 +18,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from prunekit.batches import Batch, Objective
-from prunekit.errors import UserError
+from prunekit.common.batches import Batch, Objective
+from prunekit.common.errors import UserError
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -39,7 +39,7 @@ def find_blocks(model: nn.Module, names: list[str]) -> list[tuple[str, nn.Module
 
 
 def as_call(inputs: Any) -> Call:
-    """Model inputs as (args, kwargs), the way `prunekit.batches.call_model` passes them."""
+    """Model inputs as (args, kwargs), the way `prunekit.common.batches.call_model` passes them."""
     if isinstance(inputs, Mapping):
         return (), dict(inputs)
     if isinstance(inputs, tuple):

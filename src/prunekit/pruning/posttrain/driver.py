@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.batches import DEFAULT, Batch, Objective
+from prunekit.common.batches import DEFAULT, Batch, Objective
 from prunekit.pruning.masks import Masks, transposed_names
 from prunekit.pruning.patterns import from_matrix, matrix
 from prunekit.pruning.posttrain.blocks import Call, as_call, capture, find_blocks, next_call, stages

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.masks import is_transposed_linear
 from prunekit.pruning.patterns import from_matrix, matrix
 

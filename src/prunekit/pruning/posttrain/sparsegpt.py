@@ -16,7 +16,7 @@ import math
 import torch
 from torch import Tensor
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.patterns import nm_mask
 from prunekit.pruning.posttrain.target import Target
 

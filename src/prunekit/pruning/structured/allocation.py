@@ -30,7 +30,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.structured.widths import aligned_grid, alignment
 
 SCOPES = ("layerwise", "global")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.structured.criterion import (  # noqa: F401  (re-exported: the names criteria are written with)
     CHANNEL_CRITERIA,
     ChannelContext,

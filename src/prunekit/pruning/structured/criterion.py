@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import DEFAULT, Batch, Objective
+from prunekit.common.batches import DEFAULT, Batch, Objective
+from prunekit.common.registry import Registry
 from prunekit.pruning.structured.groups import ChannelGroup, Member
-from prunekit.registry import Registry
 
 Scores = dict[str, Tensor]
 

@@ -20,9 +20,9 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from prunekit.batches import call_model
-from prunekit.errors import UserError
-from prunekit.export.safety import one_line
+from prunekit.common.batches import call_model
+from prunekit.common.errors import UserError
+from prunekit.common.safety import one_line
 from prunekit.pruning.outputs import output_layers
 from prunekit.pruning.structured import attention, coupling, limits
 from prunekit.pruning.structured.inputs import (

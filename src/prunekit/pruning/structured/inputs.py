@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import call_model, to_device
-from prunekit.errors import UserError
-from prunekit.export.safety import one_line
+from prunekit.common.batches import call_model, to_device
+from prunekit.common.errors import UserError
+from prunekit.common.safety import one_line
 
 
 def example_inputs(model: nn.Module, example: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import call_model
+from prunekit.common.batches import call_model
 from prunekit.pruning.budget import CostModel
 from prunekit.pruning.structured.costs import in_width, kept_fraction, member_shares
 from prunekit.pruning.structured.groups import LAYERS, trace

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 from prunekit.pruning.structured.criterion import CHANNEL_CRITERIA, ChannelContext, Scores, data_dependent, to_root
 from prunekit.pruning.structured.groups import ChannelGroup, Member
 

@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
+from prunekit.common.latency import measure_latency
 from prunekit.export.compact import narrow, narrowed_modules
 from prunekit.flops import is_shape, module_flops
-from prunekit.latency import measure_latency
 from prunekit.models import create_model
 from prunekit.pruning.structured.widths import channel_sparsity, layer_report, original_widths, physical_params
 

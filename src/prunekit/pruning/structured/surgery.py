@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import DEFAULT, Batch, Objective
-from prunekit.errors import UserError
+from prunekit.common.batches import DEFAULT, Batch, Objective
+from prunekit.common.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
 from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace

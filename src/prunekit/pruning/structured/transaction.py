@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.errors import UserError
-from prunekit.export.safety import one_line
+from prunekit.common.errors import UserError
+from prunekit.common.safety import one_line
 
 _TENSOR_DICTS = ("_parameters", "_buffers")
 

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.batches import call_model
-from prunekit.errors import UserError
+from prunekit.common.batches import call_model
+from prunekit.common.errors import UserError
 from prunekit.pruning.structured.inputs import AFTER, mode, output_tensors, run_named
 
 

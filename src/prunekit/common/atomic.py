@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 try:  # POSIX; elsewhere leftovers are simply not cleaned
     import fcntl

@@ -22,8 +22,8 @@ from typing import Any
 
 from torch import nn
 
-from prunekit.errors import UserError
-from prunekit.export.safety import one_line
+from prunekit.common.errors import UserError
+from prunekit.common.safety import one_line
 
 _MODULE = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 REF = re.compile(rf"^({_MODULE}):({_MODULE})$")

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
 MAX_DEPTH, MAX_ENTRIES, MAX_NUMEL = 8, 64, 50_000_000

@@ -18,7 +18,7 @@ import yaml
 from yaml.composer import Composer
 from yaml.nodes import Node
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 MAX_BYTES = 100_000  # a config is a few hundred bytes (pure-Python YAML parsing stays well under a second)
 MAX_SUMMARY_BYTES = 20_000_000  # summary.json carries per-round layers and per-epoch histories: larger

@@ -7,7 +7,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from prunekit.errors import UserError
+from prunekit.common.errors import UserError
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Know what a file is before touching it, and refuse pickles. (Atomic writes live in prunekit.export.atomic.)
+"""Know what a file is before touching it, and refuse pickles. (Atomic writes live in prunekit.common.atomic.)
 
 Sniffing only reads magic bytes; nothing here ever unpickles or imports anything from a file.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from prunekit.errors import UserError
-from prunekit.export.atomic import atomic_write, atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from prunekit.common.atomic import atomic_write, atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from prunekit.common.errors import UserError
 
 MAX_HEADER_BYTES = 100_000_000  # safetensors refuses larger headers too
 _PICKLE_OPCODES = frozenset(op.code.encode("latin-1")[0] for op in pickletools.opcodes)
