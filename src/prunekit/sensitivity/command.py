@@ -21,8 +21,8 @@ from prunekit import config as config_mod
 from prunekit.common.batches import Batch
 from prunekit.common.errors import UserError
 from prunekit.config import Config, PruneConfig
+from prunekit.config.ratios_file import write_ratios
 from prunekit.pruning.budget import Budget
-from prunekit.pruning.ratios_file import write_ratios
 from prunekit.sensitivity import output
 from prunekit.sensitivity.ratios import Allocation, budget_allocation, ratios_for_tolerance, uniform_allocation
 from prunekit.sensitivity.scan import RATIOS, scan

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prunekit.common.safe_text import short
-from prunekit.config_checks import (
+from prunekit.config.checks import (
     MAX_BATCH,
     MAX_CLASSES,
     MAX_EPOCHS,

@@ -22,7 +22,7 @@ import yaml
 
 from prunekit.common.errors import UserError
 from prunekit.common.safe_text import clip, finite, load_yaml, parse_yaml, short
-from prunekit.config_checks import (  # noqa: F401  (the bounds and checks, importable from here as always)
+from prunekit.config.checks import (  # noqa: F401  (the bounds and checks, importable from here as always)
     FREE_FORM_DEPTH,
     FREE_FORM_NODES,
     FREE_FORM_TEXT,
@@ -41,10 +41,10 @@ from prunekit.config_checks import (  # noqa: F401  (the bounds and checks, impo
     check_free_form,
     check_name,
 )
-from prunekit.config_checks import bounded as _bounded
-from prunekit.config_checks import check as _check
-from prunekit.config_prune import REWIND, PruneConfig, rounds_needed  # noqa: F401
-from prunekit.config_sections import DataConfig, LogConfig, ModelConfig, TrainConfig
+from prunekit.config.checks import bounded as _bounded
+from prunekit.config.checks import check as _check
+from prunekit.config.prune import REWIND, PruneConfig, rounds_needed  # noqa: F401
+from prunekit.config.sections import DataConfig, LogConfig, ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def _with_ratios_file(cfg: Config) -> Config:
     path = cfg.prune.ratios_file
     if path is None:
         return cfg
-    from prunekit.pruning.ratios_file import read_ratios
+    from prunekit.config.ratios_file import read_ratios
 
     ratios = {**read_ratios(Path(path), RATIOS_FILE_LIMIT), **cfg.prune.layer_ratio}
     return dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, layer_ratio=ratios))

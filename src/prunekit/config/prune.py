@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from prunekit.common.safe_text import clip, short
-from prunekit.config_checks import MAX_CLASSES, MAX_EPOCHS, MAX_LIST, MAX_ROUNDS, MAX_STEPS, bounded, check
+from prunekit.config.checks import MAX_CLASSES, MAX_EPOCHS, MAX_LIST, MAX_ROUNDS, MAX_STEPS, bounded, check
 
 REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
 
