@@ -11,9 +11,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from prunekit import run_summary
 from prunekit.common.safe_text import load_yaml
 from prunekit.inspection import export_file
+from prunekit.store import summary as run_summary
 
 
 def row(run: Path) -> list[str]:

@@ -27,7 +27,8 @@ def run_interrupted(cfg: config.Config, out, crash_after: int, monkeypatch) -> N
     """Run `cfg` into `out`, crash after the `crash_after`-th checkpoint write, then run it again to the end."""
     import pytest
 
-    from prunekit import checkpoint, experiment
+    from prunekit import experiment
+    from prunekit.store import checkpoint
 
     calls = {"n": 0}
     original = checkpoint.save

@@ -9,8 +9,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import prunekit
-from prunekit import checkpoint
 from prunekit.common.errors import UserError
+from prunekit.store import checkpoint
 
 CFG = {
     "train": {"epochs": 2, "lr": 0.01, "optimizer": "adam"},

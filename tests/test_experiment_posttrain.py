@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from prunekit import checkpoint, config, experiment
+from prunekit import config, experiment
 from prunekit.common.errors import UserError
 from prunekit.pruning.patterns import violations
+from prunekit.store import checkpoint
 from tests.helpers import tiny
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import prunekit
-from prunekit import checkpoint
 from prunekit.export.compact import narrow
+from prunekit.store import checkpoint
 from tests.structured.channel_nets import MHABlockLM
 from tests.user_nets import TinyGPT
 

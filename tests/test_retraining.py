@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from prunekit import checkpoint, experiment
+from prunekit import experiment
+from prunekit.store import checkpoint
 from tests.helpers import tiny
 
 STEPS = 6  # (256 - 256 // 4) / 32

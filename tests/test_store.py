@@ -11,12 +11,12 @@ import pytest
 from prunekit import config
 from prunekit.cli import main
 from prunekit.common.errors import UserError
-from prunekit.store import Store
+from prunekit.store.directory import Store
 from tests.helpers import tiny
 
 HOLD = """
 import sys, time
-from prunekit.store import Store
+from prunekit.store.directory import Store
 from tests.helpers import tiny
 s = Store(sys.argv[1]); s.open(tiny()); print("locked", flush=True); time.sleep(60)
 """

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import prunekit
-from prunekit import checkpoint
+from prunekit.store import checkpoint
 from tests.user_nets import NETS, TinyGPT, TinyUNet, outputs
 from tests.user_nets_more import MORE_NETS
 

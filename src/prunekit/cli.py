@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _finished(out: Path, cfg: object) -> bool:
     """Whether `out` holds a complete run of exactly this config (a rerun then only rewrites its report)."""
     from prunekit import config as config_mod
-    from prunekit import run_summary
+    from prunekit.store import summary as run_summary
 
     if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
         return False

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit import checkpoint, distributed
+from prunekit import distributed
 from prunekit.common.errors import UserError
 from prunekit.common.progress import Progress
 from prunekit.common.threads import choose_threads
@@ -40,7 +40,7 @@ from prunekit.runner.controls import control_start, wants_control
 from prunekit.runner.prune import decide, pruned_score
 from prunekit.runner.records import round_record, with_learned
 from prunekit.runner.train import train_round
-from prunekit.store import Store
+from prunekit.store.directory import Store, checkpoint
 from prunekit.tasks import Task, build_task
 from prunekit.trackers import Trackers
 from prunekit.train.optim import finetune_warning, make_optimizer

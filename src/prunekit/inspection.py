@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from prunekit import checkpoint, export, run_summary
 from prunekit import config as config_mod
+from prunekit import export
 from prunekit.common import user_code
 from prunekit.common.errors import UserError
 from prunekit.common.example_spec import arch_example
@@ -24,6 +24,8 @@ from prunekit.pruning.masks import layer_report, remaining_params
 from prunekit.pruning.structured.rounds import rebuild
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
 from prunekit.pruning.structured.widths import physical_params
+from prunekit.store import checkpoint
+from prunekit.store import summary as run_summary
 
 
 def round_model(run_dir: Path, round_index: int | None) -> tuple[Any, dict, dict[str, Any]]:

@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from prunekit import checkpoint, experiment
+from prunekit import experiment
+from prunekit.store import checkpoint
 from tests.distributed.helpers import ROOT, torchrun
 from tests.helpers import tiny
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from prunekit import config as config_mod
-from prunekit import run_summary
 from prunekit.common.errors import UserError
 from prunekit.common.safe_text import clip, load_yaml
+from prunekit.store import summary as run_summary
 
 REWIND_NAMES = {"init": "WR", "lr": "LRR", "finetune": "FT"}
 METHOD_NAMES = {

@@ -14,7 +14,7 @@ from prunekit.pruning import allocation
 from prunekit.pruning.masks import Masks
 from prunekit.pruning.methods import RoundPlan
 from prunekit.runner.checks import seed_for
-from prunekit.store import Store
+from prunekit.store.directory import Store
 
 
 def wants_control(cfg: Config, store: Store, plan: RoundPlan) -> bool:

@@ -18,7 +18,7 @@ from prunekit.pruning.masks import MaskEnforcer, Masks, apply_masks
 from prunekit.pruning.methods import RoundPlan
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, HookContext
 from prunekit.runner.checks import seed_for
-from prunekit.store import Store
+from prunekit.store.directory import Store
 from prunekit.tasks import Task
 from prunekit.train.optim import finetune_lr, lr_at
 

@@ -18,7 +18,7 @@ from prunekit import config as config_mod
 from prunekit.common.errors import UserError
 from prunekit.common.safety import atomic_write_text
 from prunekit.distributed import cores as machine_cores
-from prunekit.store import lock_directory, unlock
+from prunekit.store.directory import lock_directory, unlock
 from prunekit.sweep.spec import Point, Sweep
 
 Say = Callable[[str], None]

@@ -18,13 +18,14 @@ from typing import Any
 
 from torch import Tensor
 
-from prunekit import checkpoint, run_files
 from prunekit import config as config_mod
 from prunekit.common.errors import UserError
 from prunekit.common.safety import atomic_write_text, one_line
 from prunekit.config import Config
 from prunekit.distributed import SOLO, World, share
 from prunekit.pruning.masks import Masks
+from prunekit.store import checkpoint
+from prunekit.store import files as run_files
 
 LOCK = ".lock"
 

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prunekit import checkpoint
 from prunekit.common.safety import atomic_write_text
 from prunekit.config import Config
+from prunekit.store import checkpoint
 
 ROUND_FIELDS = [
     "round",
