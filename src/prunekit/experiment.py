@@ -40,7 +40,8 @@ from prunekit.runner.controls import control_start, wants_control
 from prunekit.runner.prune import decide, pruned_score
 from prunekit.runner.records import round_record, with_learned
 from prunekit.runner.train import train_round
-from prunekit.store.directory import Store, checkpoint
+from prunekit.store import checkpoint
+from prunekit.store.directory import Store
 from prunekit.tasks import Task, build_task
 from prunekit.trackers import Trackers
 from prunekit.train.optim import finetune_warning, make_optimizer
