@@ -27,7 +27,7 @@ def run_interrupted(cfg: config.Config, out, crash_after: int, monkeypatch) -> N
     """Run `cfg` into `out`, crash after the `crash_after`-th checkpoint write, then run it again to the end."""
     import pytest
 
-    from prunekit import experiment
+    from prunekit.runner import experiment
     from prunekit.store import checkpoint
 
     calls = {"n": 0}
@@ -51,8 +51,8 @@ def assert_resumes_exactly(cfg: config.Config, tmp_path, crash_after: int, monke
     the uninterrupted run's: the same record, weights and masks."""
     import torch
 
-    from prunekit import experiment
     from prunekit.inspection import round_model
+    from prunekit.runner import experiment
 
     experiment.run(cfg, tmp_path / "straight", log=lambda _: None)
     run_interrupted(cfg, tmp_path / "resumed", crash_after, monkeypatch)

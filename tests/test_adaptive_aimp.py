@@ -2,9 +2,9 @@
 
 import pytest
 
-from prunekit import experiment
 from prunekit.common.errors import UserError
 from prunekit.pruning.methods import METHODS
+from prunekit.runner import experiment
 from tests.helpers import run_interrupted, tiny
 
 AUTO = {"prune.tau": "auto", "prune.rounds": 3, "train.epochs": 4, "prune.tau_min": 1, "prune.tau_tolerance": 0.5}

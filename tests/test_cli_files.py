@@ -14,13 +14,13 @@ import torch
 from prunekit import config, export
 from prunekit.cli import main
 from prunekit.common.errors import UserError
-from prunekit.experiment import run
 from prunekit.export.onnx import onnx_session
 from prunekit.inspection import round_model
 from prunekit.models import create_model
 from prunekit.pruning import allocation
 from prunekit.pruning.criteria import ScoreContext, magnitude
 from prunekit.pruning.masks import apply_masks, dense_masks, prunable_names
+from prunekit.runner.experiment import run
 
 
 class Payload:

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from prunekit import config, experiment
+from prunekit import config
 from prunekit.data import DATASETS
 from prunekit.models import MODELS
+from prunekit.runner import experiment
 
 ROOT = Path(__file__).resolve().parent.parent.joinpath("configs")
 SWEEPS = sorted(ROOT.joinpath("sweeps").glob("*.yaml"))  # sweep files (prunekit sweep), not run configs

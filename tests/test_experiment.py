@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunekit import config, experiment
+from prunekit import config
 from prunekit.common.errors import UserError
+from prunekit.runner import experiment
 from prunekit.store import checkpoint
 from tests.helpers import run_interrupted, tiny
 

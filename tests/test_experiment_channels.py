@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from prunekit import experiment, export
+from prunekit import export
 from prunekit.common.errors import UserError
 from prunekit.inspection import export_file, round_model
+from prunekit.runner import experiment
 from tests.helpers import run_interrupted, tiny
 
 

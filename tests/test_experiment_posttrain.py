@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from prunekit import config, experiment
+from prunekit import config
 from prunekit.common.errors import UserError
 from prunekit.pruning.patterns import violations
+from prunekit.runner import experiment
 from prunekit.store import checkpoint
 from tests.helpers import tiny
 

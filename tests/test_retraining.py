@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from prunekit import experiment
+from prunekit.runner import experiment
 from prunekit.store import checkpoint
 from tests.helpers import tiny
 

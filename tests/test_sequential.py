@@ -4,11 +4,11 @@ network order, each scored on the network whose lower layers are already pruned 
 import pytest
 import torch
 
-from prunekit import experiment
 from prunekit.common.errors import UserError
 from prunekit.inspection import round_model
 from prunekit.pruning.methods import METHODS
 from prunekit.pruning.structured import output_widths, thinet
+from prunekit.runner import experiment
 from tests.helpers import tiny
 
 LENET5 = {"conv1": 6, "conv2": 16, "fc1": 120, "fc2": 84}  # its prunable groups; the output layer fc3 keeps 10

@@ -287,7 +287,7 @@ def run(config: Any, out: Any, overrides: list[str] = (), imports: list[str] = (
     modules of the `package.module:factory` models and data the config names (as `prunekit run --import`)."""
     from prunekit import config as config_mod
     from prunekit.common import user_code
-    from prunekit.experiment import run as execute
+    from prunekit.runner.experiment import run as execute
 
     user_code.allow(imports)
 

@@ -97,6 +97,6 @@ class Experiment:
 
     def run(self, out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
         """Run (or resume) into `out`; returns summary.json's content."""
-        from prunekit.experiment import Run
+        from prunekit.runner.experiment import Run
 
         return Run(self.cfg, out, log, task=self.task).execute()

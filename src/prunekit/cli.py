@@ -135,7 +135,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from prunekit import config as config_mod
-    from prunekit.experiment import run
+    from prunekit.runner.experiment import run
 
     cfg = config_mod.load(args.config, args.overrides)
     out = args.out or Path("runs") / cfg.name

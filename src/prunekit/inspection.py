@@ -21,9 +21,9 @@ from prunekit.export.onnx import compare_latency, export_onnx
 from prunekit.flops import sparse_flops
 from prunekit.pruning.coverage import layouts
 from prunekit.pruning.masks import layer_report, remaining_params
-from prunekit.pruning.structured.rounds import rebuild
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
 from prunekit.pruning.structured.widths import physical_params
+from prunekit.runner.channel_rounds import rebuild
 from prunekit.store import checkpoint
 from prunekit.store import summary as run_summary
 

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from prunekit import experiment
 from prunekit.common.errors import UserError
 from prunekit.flops import example_flops
 from prunekit.pruning.amc import amc_search
 from prunekit.pruning.structured import prune_channels
+from prunekit.runner import experiment
 from tests.helpers import tiny
 from tests.sensitivity.test_sensitivity import agreement_with
 from tests.structured.nets import TinyConv, example
@@ -102,7 +102,7 @@ def test_amc_through_the_runner_and_report(tmp_path, monkeypatch):
     assert "AMC search" in report and (tmp_path / "run" / "amc_rewards.png").is_file()
     # a resumed pruned round reads its ratios back from the log instead of searching again
     (tmp_path / "run" / "checkpoints" / "round_1.safetensors").unlink()
-    import prunekit.pruning.amc.runner as runner
+    import prunekit.runner.amc as runner
 
     monkeypatch.setattr(runner, "amc_search", lambda *a, **k: pytest.fail("searched again"))
     again = experiment.run(amc_cfg(), tmp_path / "run", log=lambda _: None)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import prunekit
-from prunekit.experiment import Run
+from prunekit.runner.experiment import Run
 
 CONFIG = {"train": {"epochs": 2, "lr": 0.01}, "prune": {"method": "imp", "rounds": 1, "ignore": []}}
 

@@ -15,7 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from prunekit import experiment
+from prunekit.runner import experiment
 from prunekit.store import checkpoint
 from tests.distributed.helpers import ROOT, env, rank_pids, torchrun, torchrun_command
 from tests.helpers import tiny

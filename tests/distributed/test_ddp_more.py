@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from prunekit import experiment
+from prunekit.runner import experiment
 from prunekit.store import checkpoint
 from tests.distributed.helpers import ROOT, torchrun
 from tests.helpers import tiny

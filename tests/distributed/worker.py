@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from prunekit.distributed import check_same, current  # noqa: E402
-from prunekit.experiment import Run  # noqa: E402
+from prunekit.runner.experiment import Run  # noqa: E402
 from tests.helpers import tiny  # noqa: E402
 
 

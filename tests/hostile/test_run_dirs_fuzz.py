@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prunekit.experiment import run
+from prunekit.runner.experiment import run
 from tests.helpers import tiny
 from tests.hostile.harness import cli, count, fixed
 from tests.hostile.model_files import join, split

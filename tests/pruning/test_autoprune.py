@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import prunekit
-from prunekit import experiment
 from prunekit.inspection import round_model
 from prunekit.pruning.methods.autoprune import GatedWeight, gate_slope
+from prunekit.runner import experiment
 from tests.helpers import assert_resumes_exactly, tiny
 from tests.user_nets import NETS, outputs
 

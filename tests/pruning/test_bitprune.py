@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import prunekit
-from prunekit import experiment
 from prunekit.inspection import round_model
 from prunekit.pruning.methods.bitprune import learned_weight, quantize
+from prunekit.runner import experiment
 from tests.helpers import assert_resumes_exactly, tiny
 from tests.pruning.test_autoprune import TwoLayer
 from tests.user_nets import NETS, outputs

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from prunekit import experiment
 from prunekit.pruning.masks import dense_masks
 from prunekit.pruning.step import fixed_by_ratios
+from prunekit.runner import experiment
 from tests.helpers import tiny
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunekit import experiment
 from prunekit.models import create_model
 from prunekit.pruning import allocation
 from prunekit.pruning.criteria import CRITERIA, ScoreContext
@@ -14,6 +13,7 @@ from prunekit.pruning.masks import dense_masks, prunable_names
 from prunekit.pruning.methods import METHODS
 from prunekit.pruning.methods.hooks import HookContext, cubic_sparsity
 from prunekit.pruning.methods.soft_threshold import STATE_KEY, SoftThreshold, sparse_weight
+from prunekit.runner import experiment
 from prunekit.store import checkpoint
 from prunekit.train.optim import make_optimizer
 from tests.helpers import run_interrupted, tiny

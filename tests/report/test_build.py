@@ -120,7 +120,7 @@ def test_the_run_directorys_own_report(tmp_path: Path) -> None:
 
 
 def test_prunekit_run_writes_the_same_report(tmp_path: Path) -> None:
-    from prunekit import experiment
+    from prunekit.runner import experiment
     from tests.helpers import tiny
 
     experiment.run(tiny(**{"train.epochs": 1, "prune.rounds": 1}), tmp_path, log=lambda _: None)

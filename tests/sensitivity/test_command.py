@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from prunekit import config, experiment
+from prunekit import config
 from prunekit.cli import main
 from prunekit.common.errors import UserError
+from prunekit.runner import experiment
 from tests.helpers import tiny
 
 

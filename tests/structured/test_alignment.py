@@ -8,12 +8,12 @@ import random
 import pytest
 import torch
 
-from prunekit import experiment
 from prunekit.common.errors import UserError
 from prunekit.config import from_dict
 from prunekit.models import create_model
 from prunekit.pruning.structured import channel_sparsity, output_widths, prune_channels
 from prunekit.pruning.structured.allocation import select
+from prunekit.runner import experiment
 from tests.helpers import tiny
 
 

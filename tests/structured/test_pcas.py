@@ -5,10 +5,10 @@ import copy
 import pytest
 import torch
 
-from prunekit import experiment
 from prunekit.common.errors import UserError
 from prunekit.pruning.structured import CHANNEL_CRITERIA, ChannelContext, needs_batches, prune_channels, trace
 from prunekit.pruning.structured.pcas import ChannelAttention, attach_points, pcas_criterion
+from prunekit.runner import experiment
 from tests.helpers import tiny
 from tests.structured.nets import TinyConv, batches, example
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from prunekit import experiment
+from prunekit.runner import experiment
 from prunekit.trackers import Trackers
 from tests.helpers import tiny
 

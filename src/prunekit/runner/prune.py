@@ -22,7 +22,7 @@ from prunekit.runner.checks import seed_for
 from prunekit.tasks import Task
 
 if TYPE_CHECKING:
-    from prunekit.experiment import Run
+    from prunekit.runner.state import RunState
 
 
 def score_batches(cfg: Config, task: Task, gen: torch.Generator) -> list[Any]:
@@ -30,7 +30,7 @@ def score_batches(cfg: Config, task: Task, gen: torch.Generator) -> list[Any]:
     return task.score_batches(cfg.prune.score_batches, cfg.train.batch_size, gen)
 
 
-def decide(run: Run, plan: RoundPlan, masks: Masks, target: float | None) -> Masks:
+def decide(run: RunState, plan: RoundPlan, masks: Masks, target: float | None) -> Masks:
     """Prune `run.model` to `target` (default: the plan's sparsity); returns the new masks ({} for channel runs,
     whose model is thinned in place). Takes the Run explicitly: it reads the run's config, model, task, example
     input and unpruned base network, and AMC's search (plan.allocate amc) reads and logs through the run whole."""
@@ -39,7 +39,7 @@ def decide(run: Run, plan: RoundPlan, masks: Masks, target: float | None) -> Mas
     gen = torch.Generator().manual_seed(seed_for(run.cfg.seed, plan.index, 10**6))
     ratios = dict(p.layer_ratio)  # per-layer ratios (layer -> fraction removed), e.g. from a sensitivity scan
     if plan.allocate == "amc":  # learned per-layer ratios: searched once on the trained network, logged
-        from prunekit.pruning.amc.runner import search_ratios
+        from prunekit.runner.amc import search_ratios
 
         ratios = search_ratios(run, plan)
     if run.channel:
@@ -61,7 +61,9 @@ def decide(run: Run, plan: RoundPlan, masks: Masks, target: float | None) -> Mas
     )
 
 
-def _prune_channels(run: Run, plan: RoundPlan, target: float, ratios: dict[str, float], gen: torch.Generator) -> None:
+def _prune_channels(
+    run: RunState, plan: RoundPlan, target: float, ratios: dict[str, float], gen: torch.Generator
+) -> None:
     """Thin the run's model to `target` by its channel criterion (widths measured against `run.base`); the groups
     that stayed whole are logged with the reason."""
     from prunekit.pruning.structured import needs_batches, original_widths, prune_channels

@@ -11,16 +11,16 @@ from prunekit.pruning.masks import Masks, layer_report, remaining_params, sparsi
 from prunekit.pruning.methods import RoundPlan
 
 if TYPE_CHECKING:
-    from prunekit.experiment import Run
+    from prunekit.runner.state import RunState
 
 
-def round_record(run: Run, plan: RoundPlan, masks: Masks, seconds: float, epochs: int) -> dict[str, Any]:
+def round_record(run: RunState, plan: RoundPlan, masks: Masks, seconds: float, epochs: int) -> dict[str, Any]:
     """The record of `run.model` as it ends round `plan` (or its control), evaluated on the task's val and test."""
     batch = run.cfg.train.eval_batch_size
     val = run.task.evaluate(run.model, "val", batch)
     test = run.task.evaluate(run.model, "test", batch)
     if run.channel:
-        from prunekit.pruning.structured.rounds import measure
+        from prunekit.runner.channel_rounds import measure
 
         size = measure(run.model, run.example, run.cfg.prune.ignore or (), run.base)
     else:

@@ -23,11 +23,11 @@ from prunekit.tasks import Task
 from prunekit.train.optim import finetune_lr, lr_at
 
 if TYPE_CHECKING:
-    from prunekit.experiment import Run
+    from prunekit.runner.state import RunState
 
 
 def train_round(
-    run: Run,
+    run: RunState,
     plan: RoundPlan,
     masks: Masks,
     optimizer: torch.optim.Optimizer,

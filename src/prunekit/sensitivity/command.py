@@ -58,7 +58,7 @@ def trained_model(
         dense = dataclasses.replace(cfg, prune=PruneConfig(ignore=cfg.prune.ignore))
         run_dir = out / "dense"
         log(f"sensitivity: training the dense network of {source} into {run_dir}")
-        from prunekit.experiment import run
+        from prunekit.runner.experiment import run
 
         run(dense, run_dir, log=log)
     model, _, record = round_model(run_dir, 0)
@@ -81,7 +81,7 @@ def run_command(
     cfg, model = trained_model(Path(source), overrides, Path(out), log)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    from prunekit.experiment import pick_device
+    from prunekit.runner.experiment import pick_device
 
     device = pick_device(cfg.device)
     model = model.to(device)

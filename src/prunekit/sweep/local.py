@@ -41,7 +41,7 @@ def _child(job: dict[str, Any], conn: Connection, parent: int) -> None:
 def _context() -> mp.context.BaseContext:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["prunekit.experiment", "prunekit.sweep.point"])
+        ctx.set_forkserver_preload(["prunekit.runner.experiment", "prunekit.sweep.point"])
         return ctx
     return mp.get_context("spawn")
 

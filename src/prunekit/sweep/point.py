@@ -38,7 +38,7 @@ def run_point(job: dict[str, Any]) -> dict[str, Any]:
 
         from prunekit import config as config_mod
         from prunekit.common.errors import UserError
-        from prunekit.experiment import Run
+        from prunekit.runner.experiment import Run
 
         if job.get("threads"):
             torch.set_num_threads(int(job["threads"]))

@@ -159,7 +159,7 @@ def expand(
             cfg = config_mod.from_dict(values)
             if cfg.log.mlflow and cfg.log.mlflow_experiment is None and sweep_name:
                 cfg = cfg.replace(**{"log.mlflow_experiment": sweep_name})
-            from prunekit.experiment import check_config
+            from prunekit.runner.experiment import check_config
 
             check_config(cfg)
             _check_names(cfg)

@@ -1,7 +1,7 @@
 """AMC as a method (He et al. 2018): train, search per-layer ratios with a DDPG agent, prune, fine-tune.
 
 Round 0 trains the dense network. Round 1 asks for its per-layer ratios at prune time (`allocate="amc"`: the
-runner hands the trained network to `prunekit.pruning.amc.runner`), prunes with the best policy (channels per group
+runner hands the trained network to `prunekit.runner.amc`), prunes with the best policy (channels per group
 with `prune.structure: channel`, weights per tensor otherwise) and retrains like one-shot pruning: fine-tuning at a
 constant lr, or with `prune.rewind: lr` a replay of the training schedule squeezed into `prune.retrain_epochs`.
 """

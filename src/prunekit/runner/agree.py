@@ -46,7 +46,7 @@ def agree_on_architecture(world: World, decide: Callable[[], object], model: nn.
         decide()
         return
     from prunekit.export.compact import narrow
-    from prunekit.pruning.structured.rounds import shape_record
+    from prunekit.runner.channel_rounds import shape_record
 
     def on_rank0() -> dict:
         decide()

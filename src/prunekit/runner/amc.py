@@ -16,6 +16,7 @@ import torch
 from prunekit.common.atomic import atomic_write_text
 from prunekit.common.errors import UserError
 from prunekit.pruning.amc.search import amc_search
+from prunekit.runner.checks import seed_for
 
 LOG_NAME = "amc_search.json"
 
@@ -30,9 +31,6 @@ def search_ratios(run: Any, plan: Any) -> dict[str, float]:
     if not task.has_split("val"):
         raise UserError("method amc measures its reward on the validation split: set data.val_size > 0")
     n = p.reward_examples
-    from prunekit.runner.checks import seed_for
-    from prunekit.runner.prune import score_batches
-
     gen = torch.Generator().manual_seed(seed_for(cfg.seed, plan.index, 10**6))
     if run.channel:
         from prunekit.pruning.structured import needs_batches
@@ -53,7 +51,7 @@ def search_ratios(run: Any, plan: Any) -> dict[str, float]:
         example_input=task.example_input(),
         ignore=p.ignore,
         criterion=p.criterion,
-        batches=score_batches(cfg, task, gen) if wants else None,
+        batches=task.score_batches(p.score_batches, cfg.train.batch_size, gen) if wants else None,
         seed=seed_for(cfg.seed, plan.index, 4242),
         log=run.log,
     )
