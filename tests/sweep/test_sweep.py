@@ -96,7 +96,7 @@ def test_kill_9_of_the_sweep_then_rerun_redoes_no_finished_run(tmp_path: Path) -
     path = _sweep(tmp_path, spec, **{"train.epochs": 2, "data.train_size": 2048, "prune.rounds": 3})
     out = tmp_path / "out"
     command = [sys.executable, "-m", "prunekit", "sweep", str(path), "--out", str(out), "--workers", "1"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}  # this checkout's prunekit
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     first = out / "seed=0" / "summary.json"
