@@ -34,8 +34,8 @@ import torch_pruning as tp
 import prunekit
 from prunekit import config as config_mod
 from prunekit.common.latency import time_interleaved
-from prunekit.flops import module_flops
 from prunekit.inspection import export_file, round_model
+from prunekit.pruning.flops import module_flops
 from prunekit.pruning.structured import output_widths, physical_params
 
 

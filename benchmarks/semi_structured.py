@@ -1,10 +1,11 @@
 """2:4 semi-structured sparse Linear layers vs dense on an NVIDIA GPU: latency of F.linear per shape and token count.
 
 For each weight shape (out x in, LLaMA-7B's projections by default) and number of tokens, prunes the weight to 2:4
-(the two largest of every four inputs), converts it with `prunekit.semi_structured.to_semi_structured` (PyTorch's
-`to_sparse_semi_structured`: cuSPARSELt, or CUTLASS), and times the dense and the sparse layer interleaved, each
-sample a CUDA-event-timed loop, median over repeats. Reports the speedup (dense / sparse) and the largest relative
-difference of the outputs. Without a CUDA device it says so and exits 0 (there is nothing to measure on CPU).
+(the two largest of every four inputs), converts it with
+`prunekit.sparse_inference.semi_structured.to_semi_structured` (PyTorch's `to_sparse_semi_structured`: cuSPARSELt,
+or CUTLASS), and times the dense and the sparse layer interleaved, each sample a CUDA-event-timed loop, median over
+repeats. Reports the speedup (dense / sparse) and the largest relative difference of the outputs. Without a CUDA
+device it says so and exits 0 (there is nothing to measure on CPU).
 
     python benchmarks/semi_structured.py [--dtype float16|bfloat16] [--repeats 21] [--json]
 """
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 import prunekit
-from prunekit.semi_structured import to_semi_structured
+from prunekit.sparse_inference.semi_structured import to_semi_structured
 
 SHAPES = ((4096, 4096), (11008, 4096), (4096, 11008))
 TOKENS = (16, 128, 2048)

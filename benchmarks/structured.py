@@ -7,7 +7,7 @@ For each network and fraction of channels removed (l1_filter, layerwise, output 
 Latency: median ms per forward pass (torch.inference_mode, eval), batch 1 and batch 32, fixed threads; the three
 networks are timed in interleaved rounds (this machine is shared and noisy) and each figure is the median of the
 rounds' medians (also reported: the fastest pass, least disturbed by other load, and the 1-minute load
-average before and after each row). MACs = prunekit.flops.module_flops / 2. Prints JSON.
+average before and after each row). MACs = prunekit.pruning.flops.module_flops / 2. Prints JSON.
 
     python benchmarks/structured.py [--models resnet18,resnet56,vgg16] [--fractions 0.3,0.5,0.7]
                                     [--threads 2] [--rounds 3] [--repeats 5] [--batch-sizes 1,32]
@@ -28,8 +28,8 @@ import torch_pruning as tp
 from prunekit.common.latency import measure_latency
 from prunekit.export import load
 from prunekit.export.compact import save_compact
-from prunekit.flops import module_flops
 from prunekit.models import create_model
+from prunekit.pruning.flops import module_flops
 from prunekit.pruning.structured import physical_params, prune_channels
 
 SHAPE = (3, 32, 32)

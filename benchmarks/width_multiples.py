@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from prunekit.common.latency import time_interleaved
-from prunekit.flops import module_flops
 from prunekit.models import create_model
+from prunekit.pruning.flops import module_flops
 from prunekit.pruning.structured import output_widths, prune_channels
 
 WINDOWS = "64@16,128@8"  # centre width @ spatial size, where ResNet-18 (CIFAR stem) has about that many channels

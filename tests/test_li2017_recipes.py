@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from prunekit import config
-from prunekit.flops import module_flops
 from prunekit.models import create_model
+from prunekit.pruning.flops import module_flops
 from prunekit.pruning.structured import output_widths, prune_channels
 
 

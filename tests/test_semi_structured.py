@@ -9,7 +9,7 @@ from torch import nn
 
 import prunekit
 from prunekit.common.errors import UserError
-from prunekit.semi_structured import semi_structured_report, to_semi_structured
+from prunekit.sparse_inference.semi_structured import semi_structured_report, to_semi_structured
 
 
 def two_four_model(dtype: torch.dtype = torch.float16) -> nn.Module:

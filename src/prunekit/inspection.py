@@ -18,8 +18,8 @@ from prunekit.common.wording import plural
 from prunekit.export import arch as arch_mod
 from prunekit.export.compact import narrowed_modules, save_compact
 from prunekit.export.onnx import compare_latency, export_onnx
-from prunekit.flops import sparse_flops
 from prunekit.pruning.coverage import layouts
+from prunekit.pruning.flops import sparse_flops
 from prunekit.pruning.masks import layer_report, remaining_params
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
 from prunekit.pruning.structured.widths import physical_params

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from prunekit.common.errors import UserError
-from prunekit.flops import example_flops
 from prunekit.pruning.amc import amc_search
+from prunekit.pruning.flops import example_flops
 from prunekit.pruning.structured import prune_channels
 from prunekit.runner import experiment
 from tests.helpers import tiny

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from prunekit.common.errors import UserError
 from prunekit.export import load, read_metadata, save
-from prunekit.export.lowbit import decode, encode, pack, unpack
 from prunekit.models import create_model
+from prunekit.pruning.lowbit import decode, encode, pack, unpack
 from prunekit.pruning.methods.bitprune import quantize
 from tests.export.test_safety import rewrite_meta
 
@@ -118,7 +118,7 @@ def test_damaged_low_bit_pieces_are_refused_in_one_line(tmp_path, damage, messag
 
 @pytest.mark.parametrize("bits", [2, 3, 5, 8, 13, 16])
 def test_chunked_packing_gives_the_same_stream_as_one_chunk(bits, monkeypatch):
-    from prunekit.export import lowbit
+    from prunekit.pruning import lowbit
 
     codes = torch.randint(0, 2**bits, (333,), generator=torch.Generator().manual_seed(bits))
     whole = pack(codes, bits)

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 import prunekit
 from prunekit.common.errors import UserError
 from prunekit.common.latency import measure_latency
-from prunekit.flops import module_flops
 from prunekit.models import create_model, input_rank
 from prunekit.pruning.criteria import CRITERIA, ScoreContext
+from prunekit.pruning.flops import module_flops
 from prunekit.pruning.masks import dense_masks, prunable_names
 
 SIZES = {"n_layer": 2, "n_head": 2, "n_embd": 16}

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 import prunekit
-from prunekit.flops import module_flops, sparse_flops
 from prunekit.pruning import allocation
 from prunekit.pruning.coverage import layouts
+from prunekit.pruning.flops import module_flops, sparse_flops
 from prunekit.pruning.masks import layer_report
 from tests.helpers import tiny
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from prunekit.common.errors import UserError
-from prunekit.flops import example_flops
 from prunekit.models import create_model
+from prunekit.pruning.flops import example_flops
 from prunekit.pruning.structured import physical_params, prune_channels, remove_channels, trace
 from prunekit.pruning.structured.costs import channel_costs
 from prunekit.pruning.structured.masking import channels_removed

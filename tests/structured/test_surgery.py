@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.common.errors import UserError
-from prunekit.flops import module_flops
 from prunekit.models import create_model, input_rank, list_models
+from prunekit.pruning.flops import module_flops
 from prunekit.pruning.structured import (
     channel_sparsity,
     layer_report,

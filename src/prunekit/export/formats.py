@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from prunekit.common.errors import UserError
 from prunekit.common.safety import atomic_write_bytes, one_line, require_safetensors
-from prunekit.export import arch, lowbit
+from prunekit.export import arch
 from prunekit.export.bitpack import (
     BITORDER,
     choose_encoding,
@@ -36,6 +36,7 @@ from prunekit.export.bitpack import (
     pack_mask,
     unpack_mask,
 )
+from prunekit.pruning import lowbit
 
 FORMATS = ("dense", "sparse", "compact")  # compact: see prunekit.export.compact
 VERSION = 1  # files without low-bit codes; a file with them is LOWBIT_VERSION, so that older readers refuse it clearly
@@ -61,7 +62,7 @@ def save(
 
     ``masks`` (bool, keyed by state-dict name) default to the nonzeros of every Conv/Linear weight. ``bits`` (name ->
     bits, e.g. BitPruning's) makes a sparse file store those float32 tensors as b-bit codes when their values lie on a
-    b-bit grid, exactly (:mod:`prunekit.export.lowbit`); ``dtype`` then does not apply to them.
+    b-bit grid, exactly (:mod:`prunekit.pruning.lowbit`); ``dtype`` then does not apply to them.
     """
     if format not in FORMATS:
         raise UserError(f"unknown export format {format!r}: known: {', '.join(FORMATS)}")
@@ -190,7 +191,8 @@ def load(
     ``max_bytes`` raises the limit on the dense size of the rebuilt network (default: prunekit.export.arch.budget).
     semi_structured: on CUDA (``map_location``, default "cuda" then), cast the model to the file's half dtype
     (bfloat16 if it was saved so, else float16) and back every 2:4 Linear layer by a semi-structured sparse tensor
-    (see :mod:`prunekit.semi_structured`); the converted layers' names are in ``model.semi_structured``.
+    (see :mod:`prunekit.sparse_inference.semi_structured`); the converted layers' names are in
+    ``model.semi_structured``.
     """
     from prunekit.common import user_code
 
@@ -221,7 +223,7 @@ def load(
         model.masks = {name: mask.to(map_location) for name, mask in masks.items()}
     model.bits = {n: e["bits"] for n, e in meta["tensors"].items() if isinstance(e, dict) and "bits" in e}
     if semi_structured:
-        from prunekit.semi_structured import to_semi_structured
+        from prunekit.sparse_inference.semi_structured import to_semi_structured
 
         model.to(torch.bfloat16 if meta.get("dtype") == "bfloat16" else torch.float16)
         model.semi_structured = to_semi_structured(model)

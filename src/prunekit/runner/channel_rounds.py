@@ -15,8 +15,8 @@ from torch import nn
 from prunekit.common.errors import UserError
 from prunekit.common.latency import measure_latency
 from prunekit.export.compact import narrow, narrowed_modules
-from prunekit.flops import is_shape, module_flops
 from prunekit.models import create_model
+from prunekit.pruning.flops import is_shape, module_flops
 from prunekit.pruning.structured.widths import channel_sparsity, layer_report, original_widths, physical_params
 
 

@@ -31,7 +31,7 @@ from prunekit.common.progress import Progress
 from prunekit.common.threads import choose_threads
 from prunekit.common.wording import plural
 from prunekit.config import Config
-from prunekit.flops import is_shape
+from prunekit.pruning.flops import is_shape
 from prunekit.pruning.masks import Masks, dense_masks
 from prunekit.pruning.methods import METHODS, RoundPlan
 from prunekit.pruning.prunable import Coverage, check_names, coverage_record, prunable

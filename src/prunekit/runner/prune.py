@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from prunekit.config import Config
-from prunekit.flops import is_shape
 from prunekit.pruning.criteria import ScoreContext
+from prunekit.pruning.flops import is_shape
 from prunekit.pruning.masks import Masks, apply_masks
 from prunekit.pruning.methods import RoundPlan
 from prunekit.pruning.step import fixed_by_ratios, prune_to, wants_data

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from prunekit.flops import sparse_flops
 from prunekit.pruning.coverage import layouts
+from prunekit.pruning.flops import sparse_flops
 from prunekit.pruning.masks import Masks, layer_report, remaining_params, sparsity
 from prunekit.pruning.methods import RoundPlan
 

@@ -157,6 +157,6 @@ def tensor_problem(
 
 
 def _per_module_flops(model: nn.Module, example: Any) -> dict[str, int]:
-    from prunekit.flops import example_flops
+    from prunekit.pruning.flops import example_flops
 
     return example_flops(model, example)[1]

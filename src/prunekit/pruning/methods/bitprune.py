@@ -21,7 +21,7 @@ lengths: "mean_bits" (per layer), "bits_per_weight" (weighted by size) and each 
 pruning are kept (0 quantises to 0), so it composes with sparsity.
 
 Files: a sparse file of the result stores each quantised tensor as b-bit codes and one scale, bit-exact
-(prunekit.export.lowbit; `prunekit export RUN --format sparse` reads the bits from the round record). What it does
+(prunekit.pruning.lowbit; `prunekit export RUN --format sparse` reads the bits from the round record). What it does
 not do (said in docs/results.md): activations stay in floating point (the paper learns their bitlengths too); there
 are no low-bit kernels, so nothing runs faster. The paper's full text could not be read where this was written (its
 abstract could): the quantiser and the interpolation above are this implementation's reading of it, stated here so
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from prunekit.common.errors import UserError
 from prunekit.config import Config
-from prunekit.export.lowbit import levels
+from prunekit.pruning.lowbit import levels
 from prunekit.pruning.masks import Masks, prunable_params
 from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, ExtraParameters, HookContext
@@ -55,7 +55,7 @@ def bitprune(cfg: Config, sizes: dict[str, int]) -> list[RoundPlan]:
 
 def quantize(w: Tensor, bits: int, top: Tensor | None = None) -> Tensor:
     """q(W, bits): symmetric uniform quantisation of the whole tensor (2^(bits-1) - 1 levels each side of 0, the grid
-    prunekit.export.lowbit stores); `top` is max|W| when the caller has it already."""
+    prunekit.pruning.lowbit stores); `top` is max|W| when the caller has it already."""
     top = w.detach().abs().max() if top is None else top
     if top == 0:
         return w.detach().clone()

@@ -15,8 +15,8 @@ from typing import Any
 
 from torch import nn
 
-from prunekit.flops import example_flops
 from prunekit.pruning.budget import CostModel, linear_cost
+from prunekit.pruning.flops import example_flops
 from prunekit.pruning.structured.groups import LAYERS, ChannelGroup
 
 
