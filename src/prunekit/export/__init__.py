@@ -4,7 +4,8 @@
 """
 
 from prunekit.common.safety import atomic_write, atomic_write_bytes, atomic_write_text, import_torch_state_dict, sniff
-from prunekit.export.formats import DTYPES, FORMATS, load, load_state_dict, read_metadata, save, zero_masks
+from prunekit.export.files import load, save
+from prunekit.export.formats import DTYPES, FORMATS, load_state_dict, read_metadata, zero_masks
 
 __all__ = [
     "DTYPES",

@@ -67,10 +67,8 @@ def save(
     if format not in FORMATS:
         raise UserError(f"unknown export format {format!r}: known: {', '.join(FORMATS)}")
     refuse_inference_only(model)
-    if format == "compact":  # every tensor dense, at its (possibly narrowed) shape; masks are not needed
-        from prunekit.export.compact import save_compact
-
-        return save_compact(model, path, dtype=dtype, metadata=metadata)
+    if format == "compact":  # written by prunekit.export.compact, through prunekit.export.save
+        raise ValueError("compact files are written by prunekit.export.save (prunekit.export.files)")
     dtype = _DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
         raise UserError(f"unknown export dtype {dtype!r}: known: {', '.join(DTYPES)}")
@@ -200,10 +198,8 @@ def load(
     meta = read_metadata(path)
     if semi_structured and not torch.cuda.is_available():
         raise UserError("semi_structured=True needs a CUDA device (2:4 sparse tensor cores); none is available")
-    if meta["format"] == "compact":
-        from prunekit.export.compact import load_compact
-
-        return load_compact(path, builder=builder, map_location=map_location, max_bytes=max_bytes)
+    if meta["format"] == "compact":  # read by prunekit.export.compact, through prunekit.export.load
+        raise ValueError("compact files are read by prunekit.export.load (prunekit.export.files)")
     if builder is None:  # shapes first, on the meta device: a hostile header cannot make us allocate
         probe = arch.meta_model(meta.get("arch"), path)
         _check_fits(path, probe, meta["tensors"])
