@@ -19,19 +19,13 @@ weight 1, bias 0. Everything draws from torch's global generator, so `torch.manu
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import nn
 
 from prunekit.common import user_code
 from prunekit.common.errors import UserError
-from prunekit.common.registry import Registry
-
-ModelBuilder = Callable[..., nn.Module]
-
-MODELS: Registry[ModelBuilder] = Registry("model")
+from prunekit.models.registry import MODELS, ModelBuilder, flat_features, init_weights  # noqa: F401  (importable here)
 
 
 def create_model(
@@ -80,28 +74,6 @@ def input_rank(name: str) -> int:
     return int(getattr(MODELS.get(name), "input_rank", 3))
 
 
-def init_weights(model: nn.Module) -> None:
-    """Apply the shared initialisation described in the module docstring, in module order."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-
-
-def flat_features(features: Callable[[torch.Tensor], torch.Tensor], input_shape: tuple[int, int, int]) -> int:
-    """Number of values `features` produces per example, found by one forward pass on zeros."""
-    try:
-        with torch.no_grad():
-            out = features(torch.zeros(1, *input_shape))
-    except RuntimeError as exc:
-        raise UserError(f"input shape {tuple(input_shape)} is too small for this model: {exc}") from exc
-    return out[0].numel()
-
-
 def _last_linear(model: nn.Module) -> str:
     names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not names:
@@ -109,5 +81,5 @@ def _last_linear(model: nn.Module) -> str:
     return names[-1]
 
 
-# The built-in architectures register themselves on import; they need MODELS above, hence the late import.
+# The built-in architectures register themselves in prunekit.models.registry on import.
 from prunekit.models import conv, gpt, lenet, resnet, resnet_cifar, vgg  # noqa: E402, F401

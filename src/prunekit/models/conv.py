@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunekit.models import MODELS, flat_features, init_weights
+from prunekit.models.registry import MODELS, flat_features, init_weights
 
 
 class ConvNet(nn.Module):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.common.errors import UserError
-from prunekit.models import MODELS
+from prunekit.models.registry import MODELS
 
 
 class CausalSelfAttention(nn.Module):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunekit.models import MODELS, init_weights
+from prunekit.models.registry import MODELS, init_weights
 from prunekit.models.resnet_cifar import BasicBlock, projection
 
 

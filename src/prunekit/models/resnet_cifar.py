@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunekit.models import MODELS, init_weights
+from prunekit.models.registry import MODELS, init_weights
 
 
 def projection(in_planes: int, out_planes: int, stride: int) -> nn.Module:

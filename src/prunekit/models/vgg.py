@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from prunekit.models import MODELS, init_weights
+from prunekit.models.registry import MODELS, init_weights
 
 POOL = "M"
 CONFIGS: dict[str, list[int | str]] = {

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from prunekit.common.errors import UserError
 from prunekit.common.registry import Registry
@@ -108,10 +108,19 @@ register(Rule("linear", (nn.Linear,), lambda m: [Slot("weight", "output feature 
 register(Rule("embedding", (nn.Embedding, nn.EmbeddingBag), lambda m: [Slot("weight", "token")], "include_embeddings"))
 
 
-def _transposed_linear(module: nn.Module) -> bool:
-    from prunekit.pruning.masks import is_transposed_linear
+def is_transposed_linear(module: nn.Module) -> bool:
+    """The `Conv1D` of GPT-2-style Hugging Face models: a linear layer whose weight is stored [in, out].
 
-    return is_transposed_linear(module)
+    Recognised by its class name and shape, so prunekit never imports transformers to look for it (coverage rule
+    "transposed_linear" below).
+    """
+    weight = getattr(module, "weight", None)
+    return (
+        type(module).__name__ == "Conv1D"
+        and isinstance(weight, Tensor)
+        and weight.dim() == 2
+        and getattr(module, "nf", None) == weight.shape[1]
+    )
 
 
 register(  # Hugging Face GPT-2's Conv1D: a Linear whose weight is stored [in, out] (known by name, never imported)
@@ -119,7 +128,7 @@ register(  # Hugging Face GPT-2's Conv1D: a Linear whose weight is stored [in, o
         "transposed_linear",
         (),
         lambda m: [Slot("weight", "output feature (neuron)", out_axis=1)],
-        match=_transposed_linear,
+        match=is_transposed_linear,
     )
 )
 

@@ -14,24 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.common.errors import UserError
+from prunekit.pruning.coverage import is_transposed_linear
 from prunekit.pruning.mask_kernel import MaskMultiply
 
 Masks = dict[str, Tensor]
-
-
-def is_transposed_linear(module: nn.Module) -> bool:
-    """The `Conv1D` of GPT-2-style Hugging Face models: a linear layer whose weight is stored [in, out].
-
-    Recognised by its class name and shape, so prunekit never imports transformers to look for it (coverage rule
-    "transposed_linear" in prunekit.pruning.coverage).
-    """
-    weight = getattr(module, "weight", None)
-    return (
-        type(module).__name__ == "Conv1D"
-        and isinstance(weight, Tensor)
-        and weight.dim() == 2
-        and getattr(module, "nf", None) == weight.shape[1]
-    )
 
 
 def transposed_names(model: nn.Module) -> frozenset[str]:

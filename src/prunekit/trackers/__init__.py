@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prunekit.config import Config
-
-NUMERIC_FIELDS = ("sparsity", "test_accuracy", "val_accuracy", "test_metric", "val_metric", "params", "flops")
-NUMERIC_FIELDS += ("epochs", "wall_seconds", "latency_ms", "control_accuracy")
+from prunekit.trackers.metrics import round_metrics  # noqa: F401  (importable from here)
 
 
 class Tracker(Protocol):
@@ -27,10 +25,6 @@ class Tracker(Protocol):
     def finish(self, out: Path, summary: dict[str, Any]) -> None: ...
 
     def close(self) -> None: ...
-
-
-def round_metrics(row: dict[str, Any]) -> dict[str, float]:
-    return {k: float(row[k]) for k in NUMERIC_FIELDS if isinstance(row.get(k), int | float)}
 
 
 def epoch_metrics(summary: dict[str, Any], index: int) -> list[tuple[int, dict[str, float]]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.config import Config
-from prunekit.trackers import round_metrics
+from prunekit.trackers.metrics import round_metrics
 
 TAG = "prunekit.run_dir"
 FILES = ("config.yaml", "summary.json", "rounds.csv", "report.md", "report.html")

@@ -9,7 +9,7 @@ from typing import Any
 
 from prunekit import config as config_mod
 from prunekit.config import Config
-from prunekit.trackers import round_metrics
+from prunekit.trackers.metrics import round_metrics
 
 
 class TensorBoardTracker:

@@ -9,7 +9,7 @@ constant lr, or with `prune.rewind: lr` a replay of the training schedule squeez
 from __future__ import annotations
 
 from prunekit.config import Config
-from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
+from prunekit.pruning.methods.plan import METHODS, RoundPlan, dense_round, retrain_epochs
 
 
 @METHODS.register("amc")

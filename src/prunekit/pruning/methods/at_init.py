@@ -12,7 +12,7 @@ allocation: uniform | erk | er | snip`.
 from __future__ import annotations
 
 from prunekit.config import Config
-from prunekit.pruning.methods import METHODS, RoundPlan, iterations, retrain_epochs
+from prunekit.pruning.methods.plan import METHODS, RoundPlan, iterations, retrain_epochs
 
 
 def init_round() -> RoundPlan:

@@ -40,8 +40,8 @@ from prunekit.common.errors import UserError
 from prunekit.config import Config
 from prunekit.pruning.lowbit import levels
 from prunekit.pruning.masks import Masks, prunable_params
-from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, ExtraParameters, HookContext
+from prunekit.pruning.methods.plan import METHODS, RoundPlan, dense_round, retrain_epochs
 from prunekit.pruning.methods.reparam import Reparameterised
 
 STATE_KEY = "bitprune_bits"

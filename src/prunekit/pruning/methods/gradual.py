@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prunekit.config import Config
-from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, retrain_epochs
+from prunekit.pruning.methods.plan import METHODS, RoundPlan, dense_round, retrain_epochs
 
 
 @METHODS.register("gradual")

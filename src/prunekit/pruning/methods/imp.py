@@ -19,7 +19,7 @@ from __future__ import annotations
 from prunekit.common.errors import UserError
 from prunekit.common.wording import plural
 from prunekit.config import Config, rounds_needed
-from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, replay, retrain_epochs
+from prunekit.pruning.methods.plan import METHODS, RoundPlan, dense_round, replay, retrain_epochs
 
 
 def round_count(cfg: Config) -> int:

@@ -10,7 +10,7 @@ epochs instead (AIMP-style).
 from __future__ import annotations
 
 from prunekit.config import Config
-from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, replay, retrain_epochs
+from prunekit.pruning.methods.plan import METHODS, RoundPlan, dense_round, replay, retrain_epochs
 
 
 @METHODS.register("oneshot")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from prunekit.common.errors import UserError
 from prunekit.config import Config
-from prunekit.pruning.methods import METHODS, RoundPlan, dense_round, replay, retrain_epochs
+from prunekit.pruning.methods.plan import METHODS, RoundPlan, dense_round, replay, retrain_epochs
 
 
 @METHODS.register("sequential")

@@ -31,9 +31,9 @@ from torch import Tensor, nn
 
 from prunekit.config import Config
 from prunekit.pruning.masks import prunable_params
-from prunekit.pruning.methods import METHODS, RoundPlan, retrain_epochs
 from prunekit.pruning.methods.at_init import init_round
 from prunekit.pruning.methods.hooks import TRAINING_HOOKS, ExtraParameters, HookContext
+from prunekit.pruning.methods.plan import METHODS, RoundPlan, retrain_epochs
 from prunekit.pruning.methods.reparam import Reparameterised
 
 STATE_KEY = "str_threshold"

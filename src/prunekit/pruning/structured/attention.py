@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from prunekit.pruning.structured.limits import Facts
 
 if TYPE_CHECKING:
-    from prunekit.pruning.structured.groups import ChannelGroup
+    from prunekit.pruning.structured.channel_group import ChannelGroup
 
 _FAST_PATH_PARENTS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
@@ -64,7 +64,7 @@ def _reason(model: nn.Module, name: str, module: nn.MultiheadAttention, facts: F
 
 
 def _group(name: str, module: nn.MultiheadAttention) -> ChannelGroup:
-    from prunekit.pruning.structured.groups import ChannelGroup, Member
+    from prunekit.pruning.structured.channel_group import ChannelGroup, Member
 
     d, inner = module.head_dim, module.num_heads * module.head_dim
     channels = list(range(inner))

@@ -24,7 +24,7 @@ from torch import nn
 from prunekit.pruning.structured.recording import Split
 
 if TYPE_CHECKING:
-    from prunekit.pruning.structured.groups import ChannelGroup, Member
+    from prunekit.pruning.structured.channel_group import ChannelGroup, Member
 
 Key = Callable[[int], object]
 

@@ -12,8 +12,8 @@ with the reason (`Traced.whole`).
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,6 +25,7 @@ from prunekit.common.errors import UserError
 from prunekit.common.safety import one_line
 from prunekit.pruning.outputs import output_layers
 from prunekit.pruning.structured import attention, coupling, limits
+from prunekit.pruning.structured.channel_group import ChannelGroup, Member
 from prunekit.pruning.structured.inputs import (
     AFTER,
     example_inputs,
@@ -38,46 +39,6 @@ from prunekit.pruning.structured.recording import PRODUCERS, record
 
 LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
 IGNORABLE = (*LAYERS, nn.Embedding, nn.MultiheadAttention)
-
-
-@dataclass
-class Member:
-    """One module touched by a group: `role` is "out" (produces the channels), "norm" (a per-channel layer such as
-    BatchNorm), "in" (consumes them) or "other"; `idxs[i]` is its own index of root channel `root_idxs[i]`.
-    `module` is what criteria read (`.weight`, `.bias`: a filter view for ConvTranspose and attention rows);
-    `layer` is the module or parameter itself when that differs."""
-
-    name: str
-    module: Any
-    role: str
-    idxs: list[int]
-    root_idxs: list[int]
-    layer: Any = field(default=None, repr=False)
-
-    @property
-    def target(self) -> Any:
-        return self.module if self.layer is None else self.layer
-
-
-@dataclass
-class ChannelGroup:
-    """Coupled channels, named after the first producing layer in module order; scores index its `size` channels.
-    `units` lists channels that only go together (None: each channel alone); `cut` removes channels when
-    Torch-Pruning does not (attention heads)."""
-
-    name: str
-    size: int
-    members: list[Member]
-    root: Any = field(repr=False)
-    units: list[list[int]] | None = None
-    cut: Callable[[list[int]], None] | None = field(default=None, repr=False)
-
-    def role(self, role: str) -> list[Member]:
-        return [m for m in self.members if m.role == role]
-
-    @property
-    def unit_size(self) -> int:
-        return len(self.units[0]) if self.units else 1
 
 
 @dataclass

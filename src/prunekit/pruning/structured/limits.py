@@ -18,7 +18,7 @@ import torch_pruning as tp
 from torch import nn
 
 if TYPE_CHECKING:
-    from prunekit.pruning.structured.groups import ChannelGroup
+    from prunekit.pruning.structured.channel_group import ChannelGroup
 
 _ACROSS = (nn.LayerNorm, nn.GroupNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
 
