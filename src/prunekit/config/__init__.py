@@ -1,9 +1,9 @@
 """The experiment config: frozen dataclasses are the single source of truth; YAML and --set fill them.
 
 Every key has a default; unknown keys and values of the wrong type or range are `UserError`s that name the key.
-Every number is finite and inside a documented range (the MAX_* bounds in config_checks.py), so the loops the runner
+Every number is finite and inside a documented range (the MAX_* bounds in checks.py), so the loops the runner
 and the methods run over a config (rounds, epochs, batches, synthetic examples) are bounded by validated values.
-The sections live beside this file: config_sections.py (model, data, train, log) and config_prune.py (prune); this
+The sections live beside this file: sections.py (model, data, train, log) and prune.py (prune); this
 file holds the whole Config and how YAML and --set overrides become one. Every name is importable from here.
 """
 

@@ -1,6 +1,6 @@
 """The runner: executes a method's rounds with a Task, keeps the run directory through a Store, resumes.
 
-Roles (DESIGN.md, "Growing past the zoo"): the method's plans say what each round does; the Task builds, trains
+Roles (docs/design.md): the method's plans say what each round does; the Task builds, trains
 and evaluates the network; the Store owns the files. The Run in between prunes and sequences: each finished round
 is one checkpoint holding its weights, masks and record; an unfinished round has an epoch checkpoint (weights,
 masks, optimizer state). Every random draw is seeded by (seed, round, epoch), so a resumed run replays exactly

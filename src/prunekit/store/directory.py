@@ -31,7 +31,7 @@ LOCK = ".lock"
 
 
 class Store:
-    """Files of one run directory. Paths are fixed by the run-directory contract (DESIGN.md)."""
+    """Files of one run directory. Paths are fixed by the run-directory contract (docs/design.md)."""
 
     def __init__(self, out: str | Path, writes: bool = True, world: World = SOLO) -> None:
         self.out = Path(out)
