@@ -1,4 +1,6 @@
-"""Deprecated path: `prunekit.latency` moved to `prunekit.common.latency`; this alias goes in the next release."""
+"""Deprecated path: `prunekit.latency` moved to `prunekit.common.latency`; this alias goes in the next release.
+
+A package rather than a module so that git follows the move of latency.py when other branches merge."""
 
 import sys
 import warnings

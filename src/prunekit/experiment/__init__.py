@@ -1,4 +1,6 @@
-"""Deprecated path: `prunekit.experiment` moved to `prunekit.runner.experiment`; this alias goes in the next release."""
+"""Deprecated path: `prunekit.experiment` moved to `prunekit.runner.experiment`; this alias goes in the next release.
+
+A package rather than a module so that git follows the move of experiment.py when other branches merge."""
 
 import sys
 import warnings

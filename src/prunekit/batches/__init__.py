@@ -1,4 +1,6 @@
-"""Deprecated path: `prunekit.batches` moved to `prunekit.common.batches`; this alias goes in the next release."""
+"""Deprecated path: `prunekit.batches` moved to `prunekit.common.batches`; this alias goes in the next release.
+
+A package rather than a module so that git follows the move of batches.py when other branches merge."""
 
 import sys
 import warnings
