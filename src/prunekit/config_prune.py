@@ -85,7 +85,7 @@ class PruneConfig:
         check(
             len(self.sparsities) <= MAX_ROUNDS,
             "prune.sparsity",
-            f"a list of {len(self.sparsities):,} sparsities is {len(self.sparsities):,} rounds, more than {MAX_ROUNDS:,}",
+            f"a list of {len(self.sparsities):,} sparsities is as many rounds, more than {MAX_ROUNDS:,}",
         )
         for s in self.sparsities:
             check(0.0 <= s < 1.0, "prune.sparsity", f"must be in [0, 1), got {short(s)}")
