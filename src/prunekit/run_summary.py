@@ -83,6 +83,9 @@ def _fields(path: Path, where: str, entry: Any, fields: dict[str, str]) -> None:
             )
 
 
+check_fields = _fields  # for the other files of a run directory (prunekit.pruning.amc.log_file)
+
+
 def _rows(path: Path, summary: dict[str, Any], key: str) -> list[Any]:
     rows = summary.get(key)
     if rows is None:
