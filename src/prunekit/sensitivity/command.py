@@ -21,9 +21,9 @@ from prunekit import config as config_mod
 from prunekit.batches import Batch, call_model
 from prunekit.config import Config, PruneConfig
 from prunekit.errors import UserError
-from prunekit.safe_text import clip
 from prunekit.pruning.budget import Budget
 from prunekit.pruning.ratios_file import write_ratios
+from prunekit.safe_text import clip
 from prunekit.sensitivity import output
 from prunekit.sensitivity.ratios import Allocation, budget_allocation, ratios_for_tolerance, uniform_allocation
 from prunekit.sensitivity.scan import RATIOS, scan
