@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit import config as config_mod
+from prunekit import run_summary
 from prunekit.distributed import cores as machine_cores
 from prunekit.errors import UserError
 from prunekit.export.safety import atomic_write_text
@@ -35,9 +36,11 @@ def finished(point: Point, run_dir: Path) -> bool:
             f"sweep point {point.name}: {run_dir} holds a run with a different config (differs in: "
             f"{', '.join(diff)}); delete it or change the sweep"
         )
-    try:
-        return bool(json.loads((run_dir / "summary.json").read_text()).get("complete"))
-    except (OSError, ValueError):
+    if not (run_dir / "summary.json").is_file():
+        return False
+    try:  # checked (prunekit.run_summary): a damaged summary is a run to resume, which rewrites it from checkpoints
+        return run_summary.load(run_dir).get("complete") is True
+    except UserError:
         return False
 
 
