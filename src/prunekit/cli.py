@@ -229,11 +229,27 @@ COMMANDS = {
 }
 
 
+def _decodable(argv: list[str]) -> None:
+    """Arguments are text: a byte that is not UTF-8 (a surrogate escape from the command line) is refused up front,
+    before anything writes a file whose contents quote the path."""
+    for arg in argv:
+        if isinstance(arg, str) and any("\udc80" <= c <= "\udcff" for c in arg):
+            from prunekit.common.safe_text import clip
+
+            raise UserError(f"argument {clip(arg, 80)!r} has a byte that is not UTF-8; rename the path or pass another")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc)[:2000]
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     warnings.filterwarnings("default", message="layer collapse")
     try:
+        _decodable(argv)
         args = build_parser().parse_args(argv)
         from prunekit.common import user_code
 
@@ -265,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug, not bad input: still one line unless --debug
         if debug:
             raise
+        if isinstance(e, RuntimeError) and _out_of_memory(e):  # torch's allocators: RuntimeError (CPU), subclass (CUDA)
+            print("prunekit: error: out of memory: use a smaller model, batch or dataset", file=sys.stderr)
+            return 2
         from prunekit.common.safe_text import clip
 
         print(

@@ -97,23 +97,26 @@ def test_really_read_only_directory(model_file, tmp_path) -> None:
     assert rc == 2 and "permission denied" in err
 
 
-def test_stale_temporary_files_of_killed_writes_are_cleaned_but_live_ones_kept(model_file, tmp_path) -> None:
+def test_temporary_files_of_killed_writes_are_cleaned_at_any_age_but_live_ones_kept(model_file, tmp_path) -> None:
+    """The next write into the directory removes every unlocked prunekit temporary file (a kill -9 a second ago
+    included, and those of other targets), never one a live writer holds, never a file of another name."""
     import fcntl
 
     out = tmp_path / "m.safetensors"
     stale, young, held = (tmp_path / f".m.safetensors.{tag}.tmp" for tag in ("aaaaaaaa", "bbbbbbbb", "cccccccc"))
-    other = tmp_path / ".other.safetensors.dddddddd.tmp"
-    for path in (stale, young, held, other):
+    other, foreign = tmp_path / ".other.safetensors.dddddddd.tmp", tmp_path / "notes.tmp"
+    for path in (stale, young, held, other, foreign):
         path.write_bytes(b"half a model")
     old = time.time() - 3600
-    for path in (stale, held, other):
+    for path in (stale, held):
         os.utime(path, (old, old))
     with open(held, "rb") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # a live writer
         rc, _ = cli(["export", model_file, "--format", "dense", "--out", out])
     assert rc == 0 and out.is_file()
-    assert not stale.exists(), "a killed write's leftover is removed"
-    assert young.exists() and held.exists() and other.exists(), "recent, locked or other files' temps are kept"
+    assert not stale.exists() and not young.exists() and not other.exists(), "killed writes' leftovers are removed"
+    assert held.exists() and foreign.exists(), "a live writer's file and files prunekit did not make are kept"
+    assert sorted(p.name for p in tmp_path.glob(".*.tmp")) == [held.name]
 
 
 @pytest.mark.parametrize(

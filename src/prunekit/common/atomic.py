@@ -1,10 +1,10 @@
 """Writing files all-or-nothing, only ever to regular files, and cleaning what killed writes left behind.
 
 A write fills a temporary file `.NAME.XXXXXXXX.tmp` beside the target (locked with flock while it is written),
-fsyncs it and renames it over the target. A process killed mid-write leaves its temporary file; the next write to
-the same target removes such leftovers when no live process holds their lock and they are a minute old, so only
-files that prunekit made and nobody is writing are deleted. A target that is a device node, a FIFO, a socket or a
-directory (or a symlink to one) is refused: renaming over /dev/null would replace the device with a file.
+fsyncs it and renames it over the target. A process killed mid-write leaves its temporary file; the next write into
+the same directory removes such leftovers when no live process holds their lock, so only files that prunekit made
+and nobody is writing are deleted, and a clean exit never leaves one. A target that is a device node, a FIFO, a
+socket or a directory (or a symlink to one) is refused: renaming over /dev/null would replace the device with a file.
 Operating-system errors (read-only directory, full disk, a file where a directory should be) are `UserError`s of
 one line that name the path and what to do.
 """
@@ -17,7 +17,6 @@ import os
 import re
 import stat
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -86,10 +85,8 @@ def atomic_write(path: str | os.PathLike[str], write_fn: Callable[[BinaryIO], ob
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(path)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _create(path)
         with os.fdopen(fd, "wb") as f:
-            if fcntl is not None:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when closed, or by the OS when we are killed
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
@@ -116,36 +113,55 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     return atomic_write_bytes(path, text.encode(encoding))
 
 
+TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # `.NAME.XXXXXXXX.tmp`, what tempfile.mkstemp makes below
+
+
 def clean_stale(path: Path, older_than: float = STALE_SECONDS) -> list[Path]:
-    """Remove `.NAME.*.tmp` files beside `path` that killed writes left: regular, unlocked, `older_than` s old."""
+    """Remove the temporary files (`.NAME.XXXXXXXX.tmp`) that killed writes left in `path`'s directory: regular files
+    no live process holds the write lock of. `older_than` is kept for callers; the lock, not the age, decides (a
+    writer locks its file before writing, and checks after locking that it is still there: see `_create`)."""
+    del older_than
     if fcntl is None or not path.parent.is_dir():
         return []
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp$")
     removed = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(path.parent):
-            if not (pattern.match(entry.name) and entry.is_file(follow_symlinks=False)):
-                continue
-            if time.time() - entry.stat(follow_symlinks=False).st_mtime >= older_than and _unlocked(entry.path):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed.append(Path(entry.path))
+            if TEMP.match(entry.name) and entry.is_file(follow_symlinks=False) and _remove_unlocked(entry.path):
+                removed.append(Path(entry.path))
     return removed
 
 
-def _unlocked(path: str) -> bool:
-    """Whether no live process holds the write lock of a temporary file (a killed writer's lock is gone)."""
+def _remove_unlocked(path: str) -> bool:
+    """Unlink `path` if no live process holds its lock, holding the lock while unlinking (a killed writer's is gone)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)
         return True
     except OSError:
         return False
     finally:
         os.close(fd)
+
+
+def _create(path: Path) -> tuple[int, str]:
+    """A locked temporary file beside `path`. A cleaner may unlink a file between its creation and its lock; then
+    the lock holds an unlinked file, which the check after locking notices, and a new one is made."""
+    for _ in range(5):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if fcntl is None:
+            return fd, tmp
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed, or by the OS when we are killed
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(tmp)):
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    raise OSError(errno.EAGAIN, "temporary files keep disappearing", str(path.parent))
 
 
 def _fsync_dir(directory: Path) -> None:

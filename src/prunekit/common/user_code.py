@@ -2,9 +2,13 @@
 
 A config may name `model.name: "package.module:factory"` (and `data.name` likewise); runs and model files record
 that name (with the keyword arguments that built the model) so they can be rebuilt. Reading a name never imports
-anything: a reference resolves only if its module (or a package above it) was named by the user, with
-`prunekit ... --import package.module` on the command line or `imports=[...]` in Python (`allow`). The current
-directory is searched first, as `python -m` does, so a module next to the config is found.
+anything. A reference resolves only to a function or class that is a plain attribute of the module named before the
+colon and defined there (its `__module__` is that module: no attribute chains, no names the module imported from
+elsewhere such as `os.system`), and only if the user named exactly that module, with `prunekit ... --import
+package.module` on the command line or `imports=[...]` in Python (`allow`); a package's submodules need naming too.
+A named module is found where Python finds installed modules; only when it is not found there is the current
+directory searched, and then it is appended to the end of the import path (for the module's own siblings), so a file
+in the current directory never shadows an installed package (a `matplotlib.py` beside a run directory stays inert).
 
 Signatures: a model factory is called as `factory(**model.args)` and returns an nn.Module (a parameter named
 `num_classes` or `input_shape` that model.args leaves out is filled from the data when the data knows it). A data
@@ -14,10 +18,13 @@ factory is called as `factory(**data.args)`; see prunekit.tasks.from_config for 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 import sys
+import types
 from collections.abc import Callable, Iterable
+from importlib.machinery import PathFinder
 from typing import Any
 
 from torch import nn
@@ -25,8 +32,9 @@ from torch import nn
 from prunekit.common.errors import UserError
 from prunekit.common.safety import one_line
 
-_MODULE = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
-REF = re.compile(rf"^({_MODULE}):({_MODULE})$")
+_NAME = r"[A-Za-z_]\w*"
+_MODULE = rf"{_NAME}(?:\.{_NAME})*"
+REF = re.compile(rf"^({_MODULE}):({_NAME})$")
 MODULE = re.compile(rf"^{_MODULE}$")
 _ALLOWED: set[str] = set()
 
@@ -37,22 +45,37 @@ def is_ref(name: Any) -> bool:
 
 
 def allow(modules: Iterable[str] | None) -> None:
-    """Import the modules the user named and let references into them resolve (for the rest of the process)."""
+    """Import the modules the user named and let references into exactly them resolve (for the rest of the process)."""
     for name in modules or ():
-        if not isinstance(name, str) or not MODULE.match(name):
-            raise UserError(f"--import {name!r}: not a module name (e.g. mypackage.models)")
+        if not isinstance(name, str) or not MODULE.fullmatch(name) or len(name) > 200:
+            raise UserError(f"--import {str(name)[:80]!r}: not a module name (e.g. mypackage.models)")
         _import(name, f"--import {name}")
         _ALLOWED.add(name)
 
 
 def allowed(module: str) -> bool:
-    return any(module == m or module.startswith(m + ".") for m in _ALLOWED)
+    """Whether the user named exactly `module` (a package's submodules are not named by naming the package)."""
+    return module in _ALLOWED
+
+
+def _findable(top: str) -> bool:
+    """Whether Python finds the top-level module `top` on the import path as it stands (installed or already loaded)."""
+    if top in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _import(module: str, what: str) -> Any:
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+    """Import a module the user named. The current directory is searched only for a top-level module Python does
+    not find otherwise, and then it goes last on the path, so it never shadows an installed package."""
+    top = module.split(".", 1)[0]
+    if not _findable(top):
+        cwd = os.getcwd()
+        if PathFinder.find_spec(top, [cwd]) is not None and cwd not in sys.path:
+            sys.path.append(cwd)
     try:
         return importlib.import_module(module)
     except Exception as exc:  # the user's module: any error while importing it is bad input, named as such
@@ -60,25 +83,32 @@ def _import(module: str, what: str) -> Any:
 
 
 def resolve(ref: str, source: str = "") -> Callable[..., Any]:
-    """The callable `ref` names, if the user allowed its module; else a one-line error naming the flag.
-    `source` (the file or run that names it) prefixes errors."""
+    """The function or class `ref` names, if the user named its module and the module defines it; else a one-line
+    error. `source` (the file or run that names it) prefixes errors."""
     where = f"{source}: " if source else ""
-    match = REF.match(ref) if isinstance(ref, str) else None
+    match = REF.fullmatch(ref) if isinstance(ref, str) and len(ref) <= 300 else None
     if match is None:
-        raise UserError(f"{where}{ref!r} is not a reference of the form package.module:factory")
+        shown = repr(ref[:80] + "...") if isinstance(ref, str) and len(ref) > 80 else repr(ref)
+        raise UserError(
+            f"{where}{shown} is not a reference of the form package.module:factory (one name after the colon)"
+        )
     module, attr = match.groups()
     if not allowed(module):
         raise UserError(
             f"{where}{ref} is user code, which prunekit imports only when you name it: pass --import {module} "
             f"(in Python: imports=[{module!r}])"
         )
-    obj = _import(module, source or ref)
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise UserError(f"{where}module {module} has no attribute {attr}")
-    if not callable(obj):
-        raise UserError(f"{where}{ref} is a {type(obj).__name__}, not a function or class")
+    mod = _import(module, source or ref)
+    obj = vars(mod).get(attr)  # a plain attribute: no module __getattr__, no builtins
+    if obj is None or attr.startswith("__"):
+        raise UserError(f"{where}{ref}: module {module} has no attribute {attr}")
+    if not isinstance(obj, type | types.FunctionType):
+        raise UserError(f"{where}{ref} is a {type(obj).__name__}, not a function or class defined in {module}")
+    if getattr(obj, "__module__", None) != module:
+        raise UserError(
+            f"{where}{ref} is defined in {str(getattr(obj, '__module__', '?'))[:80]}, not in {module}: a reference "
+            f"names a function or class of the module you named with --import, never one it imported"
+        )
     return obj
 
 

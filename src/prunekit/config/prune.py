@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from prunekit.common.safe_text import clip, short
 from prunekit.config.checks import MAX_CLASSES, MAX_EPOCHS, MAX_LIST, MAX_ROUNDS, MAX_STEPS, bounded, check
 
-REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
+REWIND = re.compile(r"(init|lr|finetune|epoch:[0-9]{1,9}|iter:[0-9]{1,9})")  # fullmatch: "init\n" is not init
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,11 @@ class PruneConfig:
 
     def __post_init__(self) -> None:
         check(1 <= len(self.sparsities) <= MAX_LIST, "prune.sparsity", f"a number or a list of 1 to {MAX_LIST}")
+        check(
+            len(self.sparsities) <= MAX_ROUNDS,
+            "prune.sparsity",
+            f"a list of {len(self.sparsities):,} sparsities is as many rounds, more than {MAX_ROUNDS:,}",
+        )
         for s in self.sparsities:
             check(0.0 <= s < 1.0, "prune.sparsity", f"must be in [0, 1), got {short(s)}")
         check(self.structure in ("unstructured", "channel"), "prune.structure", "unstructured | channel")
@@ -92,10 +97,10 @@ class PruneConfig:
         check(
             self.rounds is not None or needed <= MAX_ROUNDS,
             "prune.rate",
-            f"{self.rate:g} per round needs {needed:,} rounds to reach sparsity {max(self.sparsities):g}, more than "
-            f"{MAX_ROUNDS}: raise prune.rate or set prune.rounds",
+            f"{self.rate:g} per round needs more than {MAX_ROUNDS} rounds to reach sparsity {max(self.sparsities):g}: "
+            "raise prune.rate or set prune.rounds",
         )
-        nm = re.match(r"^(\d+):(\d+)$", self.pattern)
+        nm = re.fullmatch(r"([0-9]{1,3}):([0-9]{1,3})", self.pattern)
         ok = self.pattern == "unstructured" or (nm is not None and 1 <= int(nm[1]) < int(nm[2]) <= 16)
         check(ok, "prune.pattern", f"unstructured | N:M with 1 <= N < M <= 16 such as 2:4, got {short(self.pattern)}")
         if nm is not None:
@@ -112,7 +117,7 @@ class PruneConfig:
                 "N:M patterns prune in one step: method oneshot or at_init, 1 iteration",
             )
         check(
-            bool(REWIND.match(self.rewind)),
+            isinstance(self.rewind, str) and bool(REWIND.fullmatch(self.rewind)),
             "prune.rewind",
             f"init | epoch:K | iter:N | lr | finetune, got {short(self.rewind)}",
         )
@@ -189,4 +194,5 @@ def rounds_needed(target: float, rate: float) -> int:
         return 0
     if not 0 < rate < 1 or not target < 1:
         return MAX_ROUNDS + 1
-    return math.ceil(math.log(1.0 - target) / math.log(1.0 - rate) - 1e-9)
+    rounds = math.log1p(-target) / math.log1p(-rate)  # log1p: a rate of 1e-300 is not a division by zero
+    return math.ceil(rounds - 1e-9) if rounds <= MAX_ROUNDS else MAX_ROUNDS + 1

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.common.errors import UserError
+from prunekit.common.safe_text import load_json
 from prunekit.common.safety import atomic_write_text
 
 
@@ -24,10 +25,7 @@ def read_ratios(path: Path, limit: int = 1 << 20) -> dict[str, float]:
         raise UserError(f"prune.ratios_file {path}: no such file")
     if path.stat().st_size > limit:
         raise UserError(f"prune.ratios_file {path}: larger than {limit} bytes, not a ratios file")
-    try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"prune.ratios_file {path}: not valid JSON ({e})") from None
+    data = load_json(path, "prune.ratios_file", limit)  # bounded in size and depth (deep nesting is one line)
     if isinstance(data, dict) and isinstance(data.get("best"), dict):  # an AMC search log: its best policy
         data = data["best"]
     ratios = data.get("ratios", data) if isinstance(data, dict) else None

@@ -36,6 +36,7 @@ from prunekit.export.bitpack import (
     pack_mask,
     unpack_mask,
 )
+from prunekit.export.meta_checks import parse_meta_text
 from prunekit.pruning import lowbit
 
 FORMATS = ("dense", "sparse", "compact")  # compact: see prunekit.export.compact
@@ -325,10 +326,7 @@ def _opened(path: Path) -> Any:
 def _parse_meta(path: Path, header: dict[str, str] | None) -> dict:
     if not header or "prunekit" not in header:
         raise UserError(f"{path} has no prunekit metadata: it was not written by prunekit.export.save")
-    try:
-        meta = json.loads(header["prunekit"])
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} has unreadable prunekit metadata ({one_line(exc)}); export it again") from exc
+    meta = parse_meta_text(str(header["prunekit"]), path)  # bounded, numbers checked (export.meta_checks)
     if not isinstance(meta, dict):
         raise UserError(f"{path} has prunekit metadata that is not a JSON object; export it again")
     if meta.get("version") not in READS:

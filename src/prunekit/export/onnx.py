@@ -95,7 +95,14 @@ def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
     except Exception as exc:  # protobuf raises its own DecodeError types
         raise UserError(f"{path} is not a readable ONNX file ({type(exc).__name__}: {one_line(exc)})") from exc
     values = {p.key: p.value for p in proto.metadata_props}
-    return json.loads(values["prunekit"]) if "prunekit" in values else {}
+    if "prunekit" not in values:
+        return {}
+    from prunekit.export.meta_checks import parse_meta_text
+
+    meta = parse_meta_text(values["prunekit"], path)
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: its prunekit metadata is not a JSON object; export it again")
+    return meta
 
 
 def onnx_session(path: PathLike, threads: int | None = None) -> Any:

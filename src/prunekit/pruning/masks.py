@@ -143,12 +143,17 @@ def _units_first(mask: Tensor, layout: tuple[int, int]) -> Tensor:
 
 
 def units_without_inputs(mask: Tensor, layout: tuple[int, int] = (0, 1)) -> Tensor:
-    """Output units (rows / filters / ConvTranspose output channels) whose incoming weights are all pruned."""
+    """Output units (rows / filters / ConvTranspose output channels) whose incoming weights are all pruned; for a
+    1-D tensor (a bias, a scale: masks the API may hold) each entry is its own unit."""
+    if mask.dim() < 2:
+        return ~mask.reshape(-1)
     return ~_units_first(mask, layout).any(dim=1)
 
 
 def units_without_outputs(mask: Tensor, layout: tuple[int, int] = (0, 1)) -> Tensor:
     """Input units (columns / channels; ConvTranspose's dim 0) none of whose outgoing weights survive."""
+    if mask.dim() < 2:  # no input axis: each entry is its own unit
+        return ~mask.reshape(-1)
     if layout[0] == 1:
         return ~mask.reshape(mask.shape[0], -1).any(dim=1)
     return ~mask.transpose(0, 1).reshape(mask.shape[1], -1).any(dim=1)
@@ -168,7 +173,7 @@ def layer_report(masks: Masks, layouts: Mapping[str, tuple[int, int]] | None = N
                 "name": name,
                 "shape": list(mask.shape),
                 "numel": mask.numel(),
-                "sparsity": round(1.0 - kept / mask.numel(), 6),
+                "sparsity": round(1.0 - kept / mask.numel(), 6) if mask.numel() else 0.0,
                 "units_pruned": round(float(units_without_inputs(mask, layout).float().mean()), 6),
                 "inputs_unused": round(float(units_without_outputs(mask, layout).float().mean()), 6),
             }

@@ -20,7 +20,7 @@ from torch import Tensor
 from prunekit.common.errors import UserError
 from prunekit.pruning.masks import Masks
 
-PATTERN = re.compile(r"^(\d+):(\d+)$")
+PATTERN = re.compile(r"([0-9]{1,3}):([0-9]{1,3})")
 MAX_M = 16  # groups larger than this are not a hardware pattern; the sparse file's index also assumes it
 
 
@@ -28,7 +28,7 @@ def parse_pattern(pattern: str) -> tuple[int, int] | None:
     """ "unstructured" -> None; "2:4" -> (2, 4). Anything else is a UserError naming the accepted forms."""
     if pattern == "unstructured":
         return None
-    match = PATTERN.match(pattern)
+    match = PATTERN.fullmatch(pattern)
     if match:
         n, m = int(match.group(1)), int(match.group(2))
         if 1 <= n < m <= MAX_M:

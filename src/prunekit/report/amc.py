@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from prunekit.pruning.amc import log_file
 from prunekit.report.document import Figure, Section
 from prunekit.report.runs import RunInfo
 from prunekit.report.tables import Table, pct
+from prunekit.common.safe_text import finite
 
-LOG_NAME = "amc_search.json"
-LIMIT = 64 << 20  # a search log is a few MB at most; anything larger is not one
+LOG_NAME = log_file.LOG_NAME
 
 
 def load_log(run_dir: Path) -> dict[str, Any] | None:
+    """The run's checked search log (prunekit.pruning.amc.log_file); None when the run made none."""
     path = Path(run_dir) / LOG_NAME
-    if not path.is_file() or path.stat().st_size > LIMIT:
-        return None
-    try:
-        log = json.loads(path.read_text())
-    except ValueError:
-        return None
-    ok = isinstance(log, dict) and isinstance(log.get("history"), list) and isinstance(log.get("best"), dict)
-    return log if ok else None
+    return log_file.load_log(path) if path.exists() else None
 
 
 def reward_figure(logs: list[tuple[RunInfo, dict[str, Any]]]) -> bytes | None:
@@ -31,13 +25,19 @@ def reward_figure(logs: list[tuple[RunInfo, dict[str, Any]]]) -> bytes | None:
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for run, log in logs:
-        rows = [r for r in log["history"] if isinstance(r, dict) and "reward" in r]
+        rows = [r for r in log["history"] if finite(r.get("reward")) and r.get("episode") is not None]
         if not rows:
             continue
         (line,) = ax.plot([r["episode"] for r in rows], [r["reward"] for r in rows], lw=0.8, alpha=0.8, label=run.label)
         best = log["best"]
-        ax.plot([best.get("episode", 0)], [best.get("reward", 0)], marker="*", ms=12, color=line.get_color())
-        ax.axvline(log.get("warmup", 0) - 0.5, color=line.get_color(), ls=":", lw=1)
+        ax.plot(
+            [best.get("episode") or 0],
+            [best["reward"] if finite(best.get("reward")) else 0],
+            marker="*",
+            ms=12,
+            color=line.get_color(),
+        )
+        ax.axvline((log.get("warmup") or 0) - 0.5, color=line.get_color(), ls=":", lw=1)
     if not ax.lines:
         plt.close(fig)
         return None
@@ -50,13 +50,13 @@ def reward_figure(logs: list[tuple[RunInfo, dict[str, Any]]]) -> bytes | None:
 
 
 def ratio_table(run: RunInfo, log: dict[str, Any]) -> Table:
-    best, layers = log["best"], log.get("layers", [])
-    kept = best.get("kept", [])
+    best, layers = log["best"], log.get("layers") or []
+    kept = best.get("kept") or []
     rows = []
     for i, layer in enumerate(layers):
         name, size = layer.get("name", "?"), layer.get("size")
         k = kept[i] if i < len(kept) else None
-        ratio = best.get("ratios", {}).get(name)
+        ratio = best["ratios"].get(name)
         rows.append([name, f"{size}", "-" if k is None else f"{k}", pct(ratio, 1)])
     budget = log.get("budget") or {}
     what = f"{budget.get('kind')} budget {budget.get('fraction')} kept" if budget else "no budget (error x log FLOPs)"
@@ -65,7 +65,7 @@ def ratio_table(run: RunInfo, log: dict[str, Any]) -> Table:
         f"{log.get('structure')} pruning, {what}: met {met}; best of {log.get('episodes')} episodes "
         f"({log.get('warmup')} warm-up) at episode {best.get('episode')}, accuracy without fine-tuning "
         f"{pct(best.get('accuracy'))}% (dense {pct(log.get('dense_accuracy'))}%) on "
-        f"{log.get('reward_examples', '?')} validation examples; search {log.get('search_seconds', 0):.0f} s."
+        f"{log.get('reward_examples', '?')} validation examples; search {log.get('search_seconds') or 0:.0f} s."
     )
     unit = "channels" if log.get("structure") == "channel" else "weights"
     return Table(f"AMC best policy: {run.label}", ["layer", unit, "kept", "removed (%)"], rows, note)

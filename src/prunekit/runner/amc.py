@@ -15,6 +15,7 @@ import torch
 
 from prunekit.common.atomic import atomic_write_text
 from prunekit.common.errors import UserError
+from prunekit.pruning.amc.log_file import check_ratios, load_log
 from prunekit.pruning.amc.search import amc_search
 from prunekit.runner.checks import seed_for
 
@@ -25,7 +26,7 @@ def search_ratios(run: Any, plan: Any) -> dict[str, float]:
     """Per-layer ratios (fraction removed) of the best policy AMC finds for `run.model`; logged in the run directory."""
     path = run.out / LOG_NAME
     if path.is_file():
-        return dict(json.loads(path.read_text())["best"]["ratios"])
+        return check_ratios(load_log(path)["best"]["ratios"], path, "best.ratios")
     cfg, task = run.cfg, run.task
     p = cfg.prune
     if not task.has_split("val"):

@@ -38,6 +38,7 @@ from prunekit.pruning.prunable import Coverage, check_names, coverage_record, pr
 from prunekit.runner import agree
 from prunekit.runner.checks import check_config, pick_device, seed_for
 from prunekit.runner.controls import control_start, wants_control
+from prunekit.runner.memory import check_fits
 from prunekit.runner.prune import decide, pruned_score
 from prunekit.runner.records import round_record, with_learned
 from prunekit.runner.train import train_round
@@ -106,7 +107,9 @@ class Run:
         task.to(self.device)
         self.task = task
         torch.manual_seed(self.cfg.seed)
-        self.model = task.build_model().to(self.device)
+        self.model = task.build_model()
+        check_fits(self.model, self.device.type)  # before the copies a run makes (prunekit.runner.memory)
+        self.model = self.model.to(self.device)
         self.arch = getattr(self.model, "arch", None)
         self.base = self._unpruned()
         self.example = self._example()

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from prunekit import config as config_mod
-from prunekit.common.batches import Batch
+from prunekit.common.batches import Batch, call_model
 from prunekit.common.errors import UserError
+from prunekit.common.safe_text import clip
 from prunekit.config import Config, PruneConfig
 from prunekit.config.ratios_file import write_ratios
 from prunekit.pruning.budget import Budget
@@ -51,7 +52,10 @@ def trained_model(
     if source.is_dir():
         if not (source / "config.yaml").is_file():
             raise UserError(f"{source} is not a run directory (no config.yaml); pass a run directory or a config")
-        cfg = config_mod.load(source / "config.yaml", overrides)
+        from prunekit.store import run_config
+        from prunekit.store import summary as run_summary
+
+        cfg = run_config.load(source, overrides, run_summary.load(source))
         run_dir = source
     else:
         cfg = config_mod.load(source, overrides)
@@ -86,6 +90,7 @@ def run_command(
     device = pick_device(cfg.device)
     model = model.to(device)
     evaluate, batches, example = config_task(cfg, examples, device)
+    _check_fits(model, example, Path(source))
     structure = structure or cfg.prune.structure
     sens = scan(
         model,
@@ -129,6 +134,20 @@ def _write_budgeted(path: Path, alloc: Allocation, structure: str, spec: Budget,
     budget = {"kind": spec.kind, "fraction": spec.fraction, "unit": unit, "met": round(alloc.cost_fraction, 6)}
     extra = {"tolerance": alloc.tolerance} if alloc.tolerance is not None and "uniform" not in path.name else {}
     return write_ratios(path, alloc.ratios, structure, budget=budget, kept=alloc.kept, **extra, **about)
+
+
+def _check_fits(model: nn.Module, example: Any, source: Path) -> None:
+    """One forward pass on the config's data: a config.yaml that does not describe the checkpoint's network (another
+    run's, or edited) is one line here, not a shape mismatch deep in the scan."""
+    try:
+        with torch.no_grad():
+            call_model(model, example)
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        where = source / "config.yaml" if source.is_dir() else source
+        raise UserError(
+            f"{where} does not fit the network of the run's checkpoints ({type(exc).__name__}: "
+            f"{clip(str(exc), 120)}); the file is damaged or from another run"
+        ) from None
 
 
 def _grid(text: str | None) -> tuple[float, ...]:

@@ -11,15 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.common.errors import UserError
-from prunekit.common.safe_text import clip, finite, load_json, short
-
-FRACTION = "fraction"  # a number in [0, 1]
-COUNT = "count"  # an integer >= 0
-SECONDS = "seconds"  # a number >= 0
-TEXT = "text"
-FLAG = "flag"
-LOSS = "loss"  # any number, NaN and infinity included (a diverged training loss)
-AMOUNT = "non-negative number"
+from prunekit.common.fields import AMOUNT, COUNT, FLAG, FRACTION, LOSS, SECONDS, TEXT, check_fields, is_kind
+from prunekit.common.safe_text import clip, load_json, short
 
 SUMMARY_FIELDS = {
     "name": TEXT,
@@ -56,33 +49,6 @@ EPOCH_FIELDS = {"epoch": COUNT, "train_loss": LOSS, "val_accuracy": FRACTION, "l
 MAX_ROWS = 100_000  # rounds, layers, epochs of one round
 
 
-def _ok(value: Any, kind: str) -> bool:
-    if value is None:
-        return True
-    if kind == TEXT:
-        return isinstance(value, str)
-    if kind == FLAG:
-        return isinstance(value, bool)
-    if kind == COUNT:
-        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
-    if kind == LOSS:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if not finite(value):
-        return False
-    return 0.0 <= value <= 1.0 if kind == FRACTION else value >= 0
-
-
-def _fields(path: Path, where: str, entry: Any, fields: dict[str, str]) -> None:
-    if not isinstance(entry, dict):
-        raise UserError(f"{path} is damaged: {where} is {short(entry, 30)}, not an object; rerun or delete the run")
-    for key, kind in fields.items():
-        if not _ok(entry.get(key), kind):
-            raise UserError(
-                f"{path} is damaged: {where}{'.' if where else ''}{key} is {short(entry.get(key), 30)}, "
-                f"not a {kind}; rerun or delete the run"
-            )
-
-
 def _rows(path: Path, summary: dict[str, Any], key: str) -> list[Any]:
     rows = summary.get(key)
     if rows is None:
@@ -96,13 +62,13 @@ def check(summary: Any, path: Path) -> dict[str, Any]:
     """`summary` if every field the readers use has its documented type, else a UserError naming the field."""
     if not isinstance(summary, dict):
         raise UserError(f"{path} is damaged: expected a JSON object, found {type(summary).__name__}")
-    _fields(path, "", summary, SUMMARY_FIELDS)
+    check_fields(path, "", summary, SUMMARY_FIELDS)
     for i, row in enumerate(_rows(path, summary, "rounds")):
-        _fields(path, f"rounds[{i}]", row, ROUND_FIELDS)
+        check_fields(path, f"rounds[{i}]", row, ROUND_FIELDS)
     for i, layer in enumerate(_rows(path, summary, "layers")):
-        _fields(path, f"layers[{i}]", layer, LAYER_FIELDS)
+        check_fields(path, f"layers[{i}]", layer, LAYER_FIELDS)
         shape = layer.get("shape")
-        if shape is not None and not (isinstance(shape, list) and all(_ok(d, COUNT) for d in shape)):
+        if shape is not None and not (isinstance(shape, list) and all(is_kind(d, COUNT) for d in shape)):
             raise UserError(f"{path} is damaged: layers[{i}].shape is {short(shape, 30)}; rerun or delete the run")
     history = summary.get("history") or {}
     if not isinstance(history, dict) or len(history) > MAX_ROWS:
@@ -111,7 +77,7 @@ def check(summary: Any, path: Path) -> dict[str, Any]:
         if not isinstance(epochs, list) or len(epochs) > MAX_ROWS:
             raise UserError(f"{path} is damaged: history.{clip(k, 20)} is not a list of epochs; rerun the run")
         for j, entry in enumerate(epochs):
-            _fields(path, f"history.{clip(k, 20)}[{j}]", entry, EPOCH_FIELDS)
+            check_fields(path, f"history.{clip(k, 20)}[{j}]", entry, EPOCH_FIELDS)
     if summary.get("arch") is not None and not isinstance(summary["arch"], dict):
         raise UserError(f"{path} is damaged: arch is not an object; rerun or delete the run")
     return summary

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from prunekit.common.errors import UserError
+from prunekit.common.safe_text import clip
 from prunekit.sweep.point import run_point
 
 Report = Callable[[dict[str, Any]], None]
@@ -56,13 +58,22 @@ def run_local(jobs: list[dict[str, Any]], workers: int, report: Report) -> None:
                 job = pending.pop(0)
                 recv, send = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_child, args=(job, send, os.getpid()), name=f"prunekit {job['name']}")
-                proc.start()
+                try:
+                    proc.start()
+                except (EOFError, ConnectionError) as exc:  # the process server died: a full disk or /tmp, or no memory
+                    raise UserError(
+                        f"cannot start the process of sweep point {job['name']} ({type(exc).__name__}: "
+                        f"{clip(str(exc), 80) or 'the process server closed'}); is the disk or /tmp full?"
+                    ) from None
                 send.close()
                 running[proc.sentinel] = (proc, job, recv)
             for sentinel in wait(list(running)):
                 proc, job, recv = running.pop(sentinel)
                 proc.join()
-                outcome = recv.recv() if recv.poll() else None
+                try:
+                    outcome = recv.recv() if recv.poll() else None
+                except (EOFError, OSError):  # a half-sent outcome: the process died while sending it
+                    outcome = None
                 if outcome is None:
                     outcome = {
                         "name": job["name"],

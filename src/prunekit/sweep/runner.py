@@ -18,6 +18,7 @@ from prunekit import config as config_mod
 from prunekit.common.errors import UserError
 from prunekit.common.safety import atomic_write_text
 from prunekit.distributed import cores as machine_cores
+from prunekit.store import summary as run_summary
 from prunekit.store.directory import lock_directory, unlock
 from prunekit.sweep.spec import Point, Sweep
 
@@ -35,9 +36,11 @@ def finished(point: Point, run_dir: Path) -> bool:
             f"sweep point {point.name}: {run_dir} holds a run with a different config (differs in: "
             f"{', '.join(diff)}); delete it or change the sweep"
         )
-    try:
-        return bool(json.loads((run_dir / "summary.json").read_text()).get("complete"))
-    except (OSError, ValueError):
+    if not (run_dir / "summary.json").is_file():
+        return False
+    try:  # checked (prunekit.store.summary): a damaged summary is a run to resume, which rewrites it from checkpoints
+        return run_summary.load(run_dir).get("complete") is True
+    except UserError:
         return False
 
 

@@ -27,9 +27,10 @@ import yaml
 
 from prunekit import config as config_mod
 from prunekit.common.errors import UserError
+from prunekit.common.safe_text import clip, load_yaml, short
+from prunekit.config.checks import check_name
 
 MAX_POINTS = 10_000  # grid product x seeds + runs
-MAX_FILE_BYTES = 1 << 20
 MAX_NAME = 120
 KEYS = ("base", "set", "grid", "runs", "seeds", "name")
 UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
@@ -73,7 +74,7 @@ def _hash(overrides: dict[str, Any]) -> str:
 
 def _mapping(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise UserError(f"sweep {what} must be a mapping of dotted config keys, got {value!r}")
+        raise UserError(f"sweep {what} must be a mapping of dotted config keys, got {short(value)}")
     return value
 
 
@@ -83,7 +84,7 @@ def _base(value: Any, here: Path) -> tuple[dict[str, Any], str]:
         path = (here / value).resolve()
         if not path.is_file():
             raise UserError(f"sweep base: config file not found: {path}")
-        values = yaml.safe_load(path.read_text()) or {}
+        values = load_yaml(path, "sweep base config") or {}  # the bounded reader configs use (prunekit.common.safe_text)
         if not isinstance(values, dict):
             raise UserError(f"sweep base {path}: the config must be a YAML mapping")
         return values, str(values.get("name") or path.stem)
@@ -97,10 +98,10 @@ def _grid(spec: dict[str, Any], seeds: list[Any]) -> list[dict[str, Any]]:
     grid = _mapping(spec.get("grid") or {}, "grid")
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise UserError(f"sweep grid {key}: give a non-empty list of values, got {values!r}")
+            raise UserError(f"sweep grid {clip(key, 60)}: give a non-empty list of values, got {short(values)}")
     runs = spec.get("runs") or []
     if not isinstance(runs, list):
-        raise UserError(f"sweep runs must be a list of mappings, got {runs!r}")
+        raise UserError(f"sweep runs must be a list of mappings, got {short(runs)}")
     count = (math.prod(len(v) for v in grid.values()) if grid or not runs else 0) + len(runs)
     if count * max(len(seeds), 1) > MAX_POINTS:
         raise UserError(f"the sweep has {count * max(len(seeds), 1):,} points, more than {MAX_POINTS:,}: split it")
@@ -117,21 +118,14 @@ def _grid(spec: dict[str, Any], seeds: list[Any]) -> list[dict[str, Any]]:
 def load(path: str | Path) -> Sweep:
     """Read, expand and validate a sweep file (every point's config) without touching any run directory."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sweep file not found: {path}")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise UserError(f"sweep file {path} is larger than {MAX_FILE_BYTES >> 20} MiB")
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML: {e}") from None
+    spec = load_yaml(path, "sweep file") or {}  # bounded: no aliases or tags, size, depth and values limited
     spec = _mapping(spec, "file")
     unknown = sorted(set(spec) - set(KEYS))
     if unknown:
-        raise UserError(f"sweep file {path}: unknown keys {unknown} (known: {', '.join(KEYS)})")
+        raise UserError(f"sweep file {path}: unknown keys {clip(str(unknown), 120)} (known: {', '.join(KEYS)})")
     seeds = spec.get("seeds") or []
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise UserError(f"sweep seeds must be a list of integers, got {seeds!r}")
+        raise UserError(f"sweep seeds must be a list of integers, got {short(seeds)}")
     base, base_name = _base(spec.get("base"), path.parent)
     changed = _mapping(spec.get("set") or {}, "set")
     points = _grid(spec, seeds)
@@ -139,7 +133,10 @@ def load(path: str | Path) -> Sweep:
     if varied:
         raise UserError(f"sweep key {varied[0]} is both in set and in the grid or runs: give it in one place")
     base = config_mod._merge(base, changed)  # every point's base; run names show only what varies
-    name = str(spec.get("name") or path.stem)
+    name = spec.get("name") or path.stem
+    if not isinstance(name, str):
+        raise UserError(f"sweep file {path}: name must be text, got {short(name)}")
+    check_name(name, "sweep name")  # the default --out is runs/NAME: one plain path component
     return Sweep(name, expand(base, str(changed.get("name") or base_name), points, sweep_name=name))
 
 
