@@ -150,7 +150,7 @@ def _lottery(groups: list[Group]) -> Table | None:
             rows.append([str(k), f"{left:.1f}", "-", "-", "-"])
     note = (
         "the lottery-ticket report and Frankle & Carbin 2019: tickets (weights rewound to theta_0) match or "
-        "beat the dense accuracy down to 3.6% (the report: ~1.7% on MNIST); the paper trains ~55 epochs per "
+        "beat the dense accuracy down to 3.6%; the paper trains ~55 epochs per "
         "round, prunekit's runs the epochs of their config"
     )
     return Table("Lottery tickets on LeNet-300-100 (source schedule) beside prunekit", header, rows, note)
