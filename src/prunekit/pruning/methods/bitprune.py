@@ -1,5 +1,6 @@
-"""BitPruning (Nikolic et al. 2020, "Learning Bitlengths for Aggressive and Accurate Quantization"): every layer
-learns how many bits its weights need, while training.
+"""A reconstruction of BitPruning (Nikolic et al. 2020, "Learning Bitlengths for Aggressive and Accurate
+Quantization") from its abstract: every layer learns how many bits its weights need, while training. What the
+reconstruction chose (quantiser, interpolation, regulariser, fixed last epoch) is below.
 
 Each prunable tensor W gets a learnable bitlength n, a real number starting at `prune.bits_init`. The layer uses W
 quantised to n bits, interpolated between the two integer bitlengths around n:

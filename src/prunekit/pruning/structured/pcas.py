@@ -1,4 +1,5 @@
-"""PCAS (Yamamoto & Maeno 2018, "Pruning Channels with Attention Statistics"): learn which channels matter.
+"""A reconstruction of PCAS (Yamamoto & Maeno 2018, "Pruning Channels with Attention Statistics") from its abstract:
+learn which channels matter. What the reconstruction chose (the module, the sparsity term) is stated below.
 
 An attention module is attached (by a forward hook; the model itself is not modified) after every layer that
 produces a prunable group's channels, behind the BatchNorm that follows it when there is one. The module pools
