@@ -1,6 +1,6 @@
 """The source documents' own tables, each shown beside prunekit's numbers for the runs a report covers.
 
-The values are the documents' (docs REFERENCES.md): the AIMP poster, the course slides' results table, the
+The values are the documents' (docs/references.md): the AIMP poster, the course slides' results table, the
 lottery-ticket report with Frankle & Carbin's LeNet-300-100 schedule, and both tables of the PyTorch L1-unstructured
 evaluation. A table appears only when the report holds runs it can be compared with; its note says where
 prunekit's setting differs (dataset, network, epochs), since the sources' settings are not re-created here.
