@@ -15,7 +15,7 @@ def torchrun_command(*args: str, procs: int = 2) -> list[str]:
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
 
 
 def torchrun(*args: str, procs: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
