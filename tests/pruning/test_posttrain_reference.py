@@ -139,3 +139,33 @@ def test_held_out_errors_rank_sparsegpt_and_wanda_above_magnitude(pattern: str) 
     # measured (unstructured): sparsegpt 0.050, wanda 0.050, magnitude 0.265, random 0.728: both far below magnitude;
     # on held-out inputs SparseGPT's update is not ahead of Wanda here (256 calibration rows for 64 inputs)
     assert max(errors["sparsegpt"], errors["wanda"]) < 0.5 * errors["magnitude"] < errors["random"], errors
+
+
+class Conv1D(nn.Module):
+    """GPT-2's Conv1D as Hugging Face writes it: y = x @ W + b with W stored [in, out]."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.nf = weight.shape[1]
+        self.weight, self.bias = nn.Parameter(weight.clone()), nn.Parameter(bias.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).reshape(*x.shape[:-1], self.nf)
+
+
+@pytest.mark.parametrize(("criterion", "pattern"), [("wanda", "unstructured"), ("wanda", "2:4"), ("sparsegpt", "2:4")])
+def test_transposed_conv1d_is_scored_on_its_inputs_by_value(criterion: str, pattern: str) -> None:
+    """The Conv1D holding W^T is pruned exactly as the Linear holding W: its scores use the input norms along its
+    first axis (a stub that scores the stored [in, out] matrix as if it were [out, in] picks other weights)."""
+    net, calib, _ = setting(0)
+    dense = net[0].weight.detach().clone()  # [48, 64]
+    transposed = nn.Sequential(Conv1D(dense.T.contiguous(), net[0].bias.detach()), nn.ReLU(), net[2])
+    prunekit.prune(transposed, 0.5, criterion=criterion, batches=[(calib, None)], pattern=pattern)
+    n = 2 if pattern == "2:4" else 0
+    if criterion == "wanda":
+        ref = reference_wanda(dense, calib, 0.5, prunen=n, prunem=4 if n else 0)
+    else:
+        ref = reference_sparsegpt(dense, calib, 0.5, prunen=2, prunem=4)
+    ours = transposed[0].weight.detach().T
+    assert torch.equal(ours != 0, ref != 0)
+    torch.testing.assert_close(ours.double(), ref, rtol=1e-3, atol=1e-4)
