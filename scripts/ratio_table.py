@@ -1,6 +1,6 @@
 """Print the Markdown table comparing per-layer ratio sources (uniform, sensitivity, AMC) at one budget.
 
-Reads the run directories the commands in docs/results.md write:
+Reads the run directories the commands in docs/results/learned_ratios.md write:
     PREFIX_amc_sS            the AMC run (its round 1: AMC's ratios, fine-tuned)
     PREFIX_KIND_ftN_sS       ratios from a file, fine-tuned N epochs (KIND: uniform | sens | amc)
 and prints, per ratio source, the FLOPs and parameters kept and the test accuracy without and with fine-tuning,

@@ -19,7 +19,7 @@ METHOD_NAMES = {
     "at_init": "at-init",
     "str": "STR",
     "amc": "AMC",
-    "autoprune": "AutoPrune (reconstr.)",  # reconstructions from the papers' abstracts: docs/results.md
+    "autoprune": "AutoPrune (reconstr.)",  # reconstructions from the papers' abstracts: docs/results/criteria.md
     "bitprune": "BitPruning (reconstr.)",
 }
 SECTIONS = ("model", "data", "train", "prune")
