@@ -51,7 +51,7 @@ bench: setup
 	$(PY) benchmarks/channel_overhead.py --models resnet20,resnet18 --rounds 3
 	$(PY) benchmarks/channels_any_model.py --json
 
-# The language-model workload (docs/results.md): train the small GPT on the Python stdlib's bytes (CPU, about 15
+# The language-model workload (docs/results/language_models.md): train the small GPT on the Python stdlib's bytes (CPU, about 15
 # CPU-minutes), then prune it with magnitude, Wanda and SparseGPT at 50%, 2:4 and 4:8.
 llm: setup
 	nice -n 10 $(PY) scripts/train_gpt.py --out runs/llm/gpt.safetensors

@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--fraction", type=float, default=0.5)
-    parser.add_argument("--round-to", type=int, default=1, help="width multiple (1 = exact, as in docs/results.md)")
+    parser.add_argument("--round-to", type=int, default=1, help="width multiple (1 = exact, as in docs/results/)")
     parser.add_argument("--criteria", default="l1_filter,thinet")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=60)

@@ -1,4 +1,4 @@
-"""What a 90% prune covers on each hand-written network of the tests, as a Markdown table (docs/results.md).
+"""What a 90% prune covers on each hand-written network of the tests, as a Markdown table (docs/results/).
 
     PYTHONPATH=. .venv/bin/python scripts/coverage_table.py
 

@@ -54,7 +54,7 @@ def main() -> int:
     print(
         "The README's 2.99x is a bigger setting (configs/aimp_lenet300_wr.yaml: 5 epochs a round, 55 vs 19 epochs, "
         "both runs on an idle machine); here at most 33/15 = 2.2x is possible, and wall times also count dataset "
-        "loading, evaluation and whatever else runs on this machine meanwhile (docs/results.md, 'make demo')."
+        "loading, evaluation and whatever else runs on this machine meanwhile (docs/results/, 'make demo')."
     )
     print(
         f"\nreport: {report.with_suffix('.html')}  (runs in {out}; this demo took {time.perf_counter() - start:.0f} s)"

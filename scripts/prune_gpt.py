@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import prunekit
 import prunekit.export
 from prunekit.config import DataConfig
 from prunekit.data import load_dataset
+from prunekit.common.stats import mean_std
 from prunekit.tasks.metrics import perplexity
 
 
@@ -47,7 +47,8 @@ def prune_once(path: Path, criterion: str, sparsity: float, pattern: str, batche
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std}
 
 
 def main() -> None:

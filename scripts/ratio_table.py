@@ -1,11 +1,12 @@
 """Print the Markdown table comparing per-layer ratio sources (uniform, sensitivity, AMC) at one budget.
 
-Reads the run directories the commands in docs/results.md write:
+Reads the run directories the commands in docs/results/learned_ratios.md write:
     PREFIX_amc_sS            the AMC run (its round 1: AMC's ratios, fine-tuned)
     PREFIX_KIND_ftN_sS       ratios from a file, fine-tuned N epochs (KIND: uniform | sens | amc)
 and prints, per ratio source, the FLOPs and parameters kept and the test accuracy without and with fine-tuning,
-mean ± std over the seeds (population std), with every seed's value. With --widths, also the kept width of every
-channel group of each fine-tuned network (read from its last checkpoint; --input gives the example input shape).
+mean ± sample std over the seeds (`prunekit.common.stats.mean_std`), with every seed's value. With --widths, also the
+kept width of every channel group of each fine-tuned network (read from its last checkpoint; --input gives the
+example input shape).
 
     python scripts/ratio_table.py runs/learned/lenet5 --seeds 0 1 2 --ft 3
     python scripts/ratio_table.py runs/learned/resnet20_mnist --seeds 0 --ft 1 --widths
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
+
+from prunekit.common.stats import mean_std
 
 
 def final(run: Path) -> dict:
@@ -42,8 +44,7 @@ def widths(run: Path, input_shape: tuple[int, ...]) -> dict[str, int]:
 
 
 def cell(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
-    mean = statistics.fmean(values) * scale
-    spread = statistics.pstdev(values) * scale if len(values) > 1 else 0.0
+    mean, spread = (v * scale for v in mean_std(values))
     each = " / ".join(f"{v * scale:.{digits}f}" for v in values)
     return f"{mean:.{digits}f} ± {spread:.{digits}f} ({each})"
 

@@ -222,7 +222,7 @@ def test_sigkill_then_same_command_finishes_identically(tmp_path):
 
 
 def test_a_copied_round_0_is_in_summary_json_before_the_next_round_trains(tmp_path, monkeypatch):
-    """Round 0 copied into a new run directory (the ratio studies of docs/results.md share it this way) is readable
+    """Round 0 copied into a new run directory (the ratio studies in docs/results/ share it this way) is readable
     by `prunekit sensitivity`, `report` and `inspect` as soon as the run starts, not only after its next round."""
     import shutil
 

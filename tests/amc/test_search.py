@@ -61,8 +61,16 @@ def test_search_is_deterministic_and_the_seed_matters():
 
 
 def test_accuracy_guaranteed_mode_needs_no_budget():
-    result = search(TinyConv().eval(), budget=None, reward="error_log_flops")
-    assert result.log["budget"] is None and result.log["best"]["reward"] <= 0
+    import math
+
+    model = TinyConv().eval()
+    args = {"episodes": 8, "warmup": 4, "example_input": example(), "seed": 0, "reward": "error_log_flops"}
+    result = amc_search(model, lambda m: 0.7, **args)  # error 0.3 whatever is pruned: the FLOPs decide
+    assert result.log["budget"] is None and len({r["flops_fraction"] for r in result.log["history"]}) > 1
+    dense = example_flops(model, example())[0]
+    for row in result.log["history"]:  # every episode's reward is -error * log(FLOPs), from its own numbers
+        flops = row["flops_fraction"] * dense
+        assert row["reward"] == pytest.approx(-(1 - row["accuracy"]) * math.log(flops), abs=2e-6)
 
 
 def test_bad_searches_are_user_errors():

@@ -110,7 +110,7 @@ def test_committed_reports_layout_at_1280_px(committed: Path, tmp_path: Path) ->
     """The reports in docs/reports: no sideways scroll (legend placement is checked in tests/report)."""
     result = _probe(committed, tmp_path)
     if result["generator"] != GENERATOR:
-        pytest.skip(f"{committed} was built before these layout rules: rebuild it with the commands in docs/results.md")
+        pytest.skip(f"{committed} was built before these layout rules: rebuild it with the commands in docs/results/")
     _layout_rules(result)
 
 

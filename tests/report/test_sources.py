@@ -39,6 +39,19 @@ def test_torch_evaluation_rows_beside_the_no_retraining_and_retrained_accuracy(t
     assert (plain[3], plain[table.header.index("90%")], plain[4]) == ("97.99", "90.12", "")
     assert (tuned[2], tuned[3], tuned[table.header.index("90%")]) == ("98.00", "98.10", "97.50")
     assert not any(r[0].startswith("LeNet-5") for r in table.rows)  # no LeNet-5 run, no LeNet-5 source row
+    drops = _tables([run])["PyTorch L1-unstructured evaluation, MNIST (source): drop from dense, beside prunekit"]
+    by_run = {r[1]: r for r in drops.rows}
+    at90 = drops.header.index("90%")
+    # source: 97.91 dense -> 81.25 at 90%: 16.66 points; the run: 98.00 dense -> 90.12 without retraining: 7.88
+    assert by_run["source: torch prune, no retraining"][at90] == "16.66"
+    assert (
+        by_run["prunekit seed: no retraining"][2:4] == ["0.01", ""]
+        and by_run["prunekit seed: no retraining"][at90] == "7.88"
+    )
+    assert (
+        by_run["prunekit seed: + 3 epochs retraining"][2] == "-0.10"
+        and by_run["prunekit seed: + 3 epochs retraining"][at90] == "0.50"
+    )
 
 
 def test_poster_lottery_and_nothing_for_unrelated_runs(tmp_path: Path) -> None:
@@ -61,8 +74,9 @@ def test_poster_lottery_and_nothing_for_unrelated_runs(tmp_path: Path) -> None:
 def test_course_table_for_channel_runs(tmp_path: Path) -> None:
     run = make_run(tmp_path / "ch", "ch", [0.0, 0.5], [0.99, 0.985], prune={"structure": "channel"})
     course = _tables([run])["Course slides' results (source) beside prunekit"]
-    assert course.rows[0] == ["course slides", "PCAS", "ResNet-56", "CIFAR-10", "93.04", "93.58", "0.39", "53.7"]
-    assert course.rows[-1][0] == "prunekit" and course.rows[-1][4:] == ["99.00", "98.50", "0.133", "50.0"]
+    row = ["course slides", "PCAS", "ResNet-56", "CIFAR-10", "93.04", "93.58", "-0.54", "0.39", "53.7"]
+    assert course.rows[0] == row
+    assert course.rows[-1][0] == "prunekit" and course.rows[-1][4:] == ["99.00", "98.50", "0.50", "0.133", "50.0"]
 
 
 def test_lottery_table_keeps_its_width_with_many_runs(tmp_path: Path) -> None:

@@ -77,3 +77,45 @@ def test_pcas_through_the_config(tmp_path):
     )
     summary = experiment.run(cfg, tmp_path, log=lambda _: None)
     assert summary["criterion"] == "pcas" and summary["rounds"][1]["sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_scores_equal_a_transcription_of_the_training_and_the_statistic():
+    """PCAS by value: the attention modules trained here by hand (same seeded init, frozen eval-mode network, Adam on
+    loss + sparsity x mean attention, scaling each BatchNorm's output) give the criterion's scores: the mean
+    attention per channel over the batches. Any other statistic (filter norms, constants, random) differs."""
+    import torch.nn.functional as F
+
+    model = TinyConv().eval()
+    data = batches()
+    gen = torch.Generator().manual_seed(0)
+    ctx = ChannelContext(model, trace(model, (), example()).groups, data, gen)
+    scores = pcas_criterion(epochs=3, lr=0.05, sparsity=1.0)(ctx)
+
+    torch.manual_seed(int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(0))))
+    att = {"conv1": ChannelAttention(8), "conv2": ChannelAttention(12)}
+    optimizer = torch.optim.Adam([p for m in att.values() for p in m.parameters()], lr=0.05)
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    def forward(x):
+        h1 = model.bn1(model.conv1(x))
+        a1 = att["conv1"](h1)
+        h2 = model.bn2(model.conv2(F.relu(h1 * a1[:, :, None, None])))
+        a2 = att["conv2"](h2)
+        return model.fc(F.relu(h2 * a2[:, :, None, None]).mean((2, 3))), a1, a2
+
+    for _ in range(3):
+        for x, y in data:
+            optimizer.zero_grad()
+            out, a1, a2 = forward(x)
+            (F.cross_entropy(out, y) + 1.0 * torch.stack([a1.mean(), a2.mean()]).mean()).backward()
+            optimizer.step()
+    with torch.no_grad():
+        stats = [forward(x)[1:] for x, _ in data]
+    expected = {
+        "conv1": torch.cat([a for a, _ in stats]).mean(0),
+        "conv2": torch.cat([a for _, a in stats]).mean(0),
+    }
+    for name, value in expected.items():
+        torch.testing.assert_close(scores[name], value, rtol=1e-4, atol=1e-5)
+        assert float(value.max() - value.min()) > 1e-4  # trained: not flat

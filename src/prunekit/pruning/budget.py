@@ -79,9 +79,16 @@ def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
 
 
 def clip_count(
-    model: CostModel, target: float, decided: Sequence[int], want: int, lo: Sequence[int], hi: Sequence[int]
+    model: CostModel,
+    target: float,
+    decided: Sequence[int],
+    want: int,
+    lo: Sequence[int],
+    hi: Sequence[int],
+    use_up: bool = True,
 ) -> int:
-    """Layer t = len(decided): `want` clipped so that `target` stays reachable and is met after the last layer."""
+    """Layer t = len(decided): `want` clipped so that `target` stays reachable and is met after the last layer.
+    use_up=False caps from above only (the AMC reference's action bound): the budget holds but may be left unused."""
     t = len(decided)
     slack = TOLERANCE * max(abs(target), 1.0)
 
@@ -93,6 +100,8 @@ def clip_count(
         raise UserError(
             f"budget unreachable: {model.kind} stays above {target:.6g} even with every layer at its minimum"
         )
+    if not use_up:
+        return max(min(want, upper), lo[t])
     below = _largest(lo[t], hi[t], lambda c: cost(c, hi) < target - slack)  # keeping more than this is needed
     lower = lo[t] if below is None else min(below + 1, hi[t])
     return max(min(want, upper), min(lower, upper))

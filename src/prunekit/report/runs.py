@@ -19,8 +19,8 @@ METHOD_NAMES = {
     "at_init": "at-init",
     "str": "STR",
     "amc": "AMC",
-    "autoprune": "AutoPrune",
-    "bitprune": "BitPruning",
+    "autoprune": "AutoPrune (reconstr.)",  # reconstructions from the papers' abstracts: docs/results/criteria.md
+    "bitprune": "BitPruning (reconstr.)",
 }
 SECTIONS = ("model", "data", "train", "prune")
 MAX_LABEL = 48  # characters of a run's name in tables and legends

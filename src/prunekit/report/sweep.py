@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prunekit.report.runs import RunInfo, differing_labels, flat
+from prunekit.common.stats import mean_std
 
 IGNORED_KEYS = ("name", "seed")
 # matplotlib's tab10, then darker tones for an 11th-16th group
@@ -29,7 +29,7 @@ def stat(values: Iterable[float | None]) -> Stat | None:
     present = [float(v) for v in values if v is not None]
     if not present:
         return None
-    return Stat(statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0, len(present))
+    return Stat(*mean_std(present), len(present))
 
 
 def config_key(run: RunInfo) -> str:

@@ -2,8 +2,10 @@
 
 The search runs once, on the network the round starts from (round 0's trained weights), with the reward measured on
 the first `prune.reward_examples` images of the validation split (held out from training; the test split is never
-seen). Its log goes to RUN_DIR/amc_search.json; a resumed run reads the ratios back from there instead of searching
-again. This glue reads the runner's fields (config, data, model, run directory) and is the only AMC code that does.
+seen). In channel mode each candidate is evaluated after the least-squares refit of its pruned layers, on feature
+maps of REFIT_EXAMPLES training images (the reference samples 60 batches of 50). Its log goes to
+RUN_DIR/amc_search.json; a resumed run reads the ratios back from there instead of searching again. This glue
+reads the runner's fields (config, data, model, run directory) and is the only AMC code that does.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from prunekit.pruning.amc.search import amc_search
 from prunekit.runner.checks import seed_for
 
 LOG_NAME = "amc_search.json"
+REFIT_EXAMPLES = 3000
 
 
 def search_ratios(run: Any, plan: Any) -> dict[str, float]:
@@ -54,14 +57,25 @@ def search_ratios(run: Any, plan: Any) -> dict[str, float]:
         criterion=p.criterion,
         batches=task.score_batches(p.score_batches, cfg.train.batch_size, gen) if wants else None,
         seed=seed_for(cfg.seed, plan.index, 4242),
+        refit=refit_batches(cfg, task, plan) if run.channel else None,
         log=run.log,
     )
     size = getattr(task, "split_size", lambda _: None)("val")  # examples the reward saw, when the task knows
     result.log["reward_examples"] = n if size is None else size if n is None else min(n, size)
     atomic_write_text(path, json.dumps(result.log, indent=1) + "\n")
     best = result.log["best"]
+    refit = " after the least-squares refit" if result.log.get("refit") else ""
     run.log(
-        f"amc: best of {p.episodes} episodes: accuracy {best['accuracy']:.2%} without fine-tuning, "
-        f"{result.log['search_seconds']:.0f} s"
+        f"amc: best of {p.episodes} episodes ({result.log['rewards']['best_from']} phase): accuracy "
+        f"{best['accuracy']:.2%} without fine-tuning{refit}, {result.log['search_seconds']:.0f} s"
     )
     return result.ratios
+
+
+def refit_batches(cfg: Any, task: Any, plan: Any) -> list[Any]:
+    """About REFIT_EXAMPLES training images, at the training batch size, drawn by their own seeded generator."""
+    from prunekit.runner.checks import seed_for
+
+    n = -(-REFIT_EXAMPLES // cfg.train.batch_size)
+    gen = torch.Generator().manual_seed(seed_for(cfg.seed, plan.index, 4343))
+    return task.score_batches(n, cfg.train.batch_size, gen)

@@ -2,9 +2,11 @@
 
 State of layer t (He et al. 2018, section 3.1): its static features (index, n, c, h, w, stride, k, FLOPs), each
 normalised to [0, 1] over the layers, then the FLOPs removed so far and the FLOPs of the later layers (fractions of
-the dense FLOPs) and the previous action. In the resource-constrained mode every action is clipped by
-`prunekit.pruning.budget.clip_count`, so the budget stays reachable and is met after the last layer (see that
-module); the accuracy-guaranteed mode clips only to [lbound, 1]. The reward, at the end of an episode, is -error
+the dense FLOPs) and the previous action. In the resource-constrained mode every action is capped from above by
+`prunekit.pruning.budget.clip_count(use_up=False)`, as the reference's action wall does: a layer keeps at most the
+units that leave the budget reachable if every later layer shrinks to its minimum, so the budget always holds, and
+nothing forces it to be used up (the agent learns to spend it; `use_up=True` restores the older lower clip). The
+accuracy-guaranteed mode clips only to [lbound, 1]. The reward, at the end of an episode, is -error
 (error = 1 - accuracy of the pruned network without fine-tuning) or -error * log(FLOPs).
 """
 
@@ -39,13 +41,20 @@ class Episode:
 
 class PruningEnv:
     def __init__(
-        self, problem: Problem, budget: CostModel | None, target: float | None, lbound: float, reward: str
+        self,
+        problem: Problem,
+        budget: CostModel | None,
+        target: float | None,
+        lbound: float,
+        reward: str,
+        use_up: bool = False,
     ) -> None:
         if reward not in REWARDS:
             raise UserError(f"AMC reward {reward!r} unknown: known: {', '.join(REWARDS)}")
         if budget is None and reward == "error":
             raise UserError("AMC needs a budget (e.g. flops 0.5) unless the reward is error_log_flops")
         self.problem, self.budget, self.target, self.reward_kind = problem, budget, target, reward
+        self.use_up = use_up
         self.sizes = problem.sizes
         self.lo = minimum_counts(self.sizes, lbound, floor=1 if problem.structure == "channel" else 0)
         if budget is not None and budget.cost(self.lo) > target * (1 + 1e-9):
@@ -81,7 +90,9 @@ class PruningEnv:
         t = len(e.kept)
         size = self.sizes[t]
         want = min(max(round(float(action) * size), self.lo[t]), size)
-        count = want if self.budget is None else clip_count(self.budget, self.target, e.kept, want, self.lo, self.sizes)
+        if self.budget is not None:
+            want = clip_count(self.budget, self.target, e.kept, want, self.lo, self.sizes, self.use_up)
+        count = want
         e.kept.append(count)
         e.previous = count / size
         info: dict[str, Any] = {"action": e.previous}

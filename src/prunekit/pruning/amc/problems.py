@@ -3,7 +3,9 @@ models of a policy, and the accuracy of a policy without fine-tuning.
 
 Channel mode: one layer per prunable channel group (coupled channels, e.g. a residual stage, are one decision);
 a policy keeps `kept[g]` channels of group g, the lowest-ranked by the channel criterion dropped (rankings are
-computed once), evaluated by masking the consumers' inputs (no surgery, weights untouched). Fine-grained mode: one
+computed once), evaluated by masking the consumers' inputs (no surgery); given `refit` batches, each consumer that
+loses inputs is first refit by least squares on sampled feature maps (reconstruct.py, AMC's reward path) and
+restored after the evaluation. Fine-grained mode: one
 layer per prunable weight tensor; a policy keeps `kept[t]` weights of tensor t, the lowest-scored by the criterion
 zeroed in place and restored from a saved copy.
 """
@@ -35,6 +37,7 @@ class Problem:
     accuracy: Callable[[Sequence[int]], float]  # accuracy of a policy, without fine-tuning
     layer_flops: list[float] = field(default_factory=list)  # dense FLOPs of each layer's producing modules
     close: Callable[[], None] = lambda: None  # restore anything the evaluation touched
+    refit: dict[str, Any] | None = None  # the least-squares refit's layers (reconstruct.py), None when off
 
     def ratios(self, kept: Sequence[int]) -> dict[str, float]:
         """Fraction of each layer's units removed (the `prune.layer_ratio` form)."""
@@ -81,11 +84,13 @@ def channel_problem(
     batches: list[Batch] | None = None,
     objective: Objective = DEFAULT,
     generator: torch.Generator | None = None,
+    refit: list[Batch] | None = None,
 ) -> Problem:
+    from prunekit.pruning.amc.reconstruct import Reconstructor
     from prunekit.pruning.structured.costs import channel_costs
     from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext
     from prunekit.pruning.structured.groups import trace
-    from prunekit.pruning.structured.masking import channels_removed, dropped, lowest_first
+    from prunekit.pruning.structured.masking import channels_removed, dropped, input_masks, lowest_first
 
     groups = trace(model, ignore, example).groups
     ctx = ChannelContext(model, groups, list(batches or []), generator, objective=objective)
@@ -100,12 +105,27 @@ def channel_problem(
         rows.append(layer_features(i, layer, shapes.get(layer, (1, 1)), g.size, own))
         layer_flops.append(float(own))
 
+    recon = None
+    if refit:
+        consumers = {m.name: m.module for g in groups for m in g.role("in")}
+        recon = Reconstructor(model, consumers, refit, generator=generator, objective=objective)
+
     def accuracy(kept: Sequence[int]) -> float:
-        with channels_removed(groups, dropped(order, groups, kept)):
-            return float(evaluate(model))
+        drop = dropped(order, groups, kept)
+        if recon is not None:
+            recon.apply(input_masks(groups, drop))
+        try:
+            with channels_removed(groups, drop):
+                return float(evaluate(model))
+        finally:
+            if recon is not None:
+                recon.restore()
 
     names, sizes = [g.name for g in groups], [g.size for g in groups]
-    return Problem("channel", names, sizes, torch.tensor(rows, dtype=torch.float64), flops, accuracy, layer_flops)
+    rows_t = torch.tensor(rows, dtype=torch.float64)
+    problem = Problem("channel", names, sizes, rows_t, flops, accuracy, layer_flops)
+    problem.refit = None if recon is None else recon.summary()
+    return problem
 
 
 def tensor_problem(

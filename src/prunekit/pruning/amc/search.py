@@ -2,7 +2,10 @@
 
 Episodes 0 .. warmup-1 take uniformly random actions in [lbound, 1] (filling the replay memory); later episodes
 take the actor's action with truncated-normal noise of decaying sigma, and after each of them the agent learns
-from one replay batch per layer. Every transition of an episode carries that episode's final reward (AMC's choice).
+from one replay batch per layer. Every transition of an episode carries that episode's final reward (AMC's choice);
+the replay memory holds the action the agent took (the actor's output with its noise, or the random warm-up
+action), not the count the environment clipped it to, as in the reference. With `refit` batches, each candidate's
+pruned layers are refit by least squares before it is evaluated (reconstruct.py), the reference's reward path.
 The best policy is the episode with the highest reward. The model is left as it was (checked for fine-grained
 mode, where weights are zeroed and restored).
 """
@@ -47,7 +50,7 @@ def run_episodes(
         while not done:
             action = agent.random_action() if episode < warmup else agent.act(state, sigma)
             following, reward, done, info = env.step(action)
-            steps.append((state, info["action"], following, done))
+            steps.append((state, action, following, done))
             state = following
         for s, a, s2, d in steps:
             agent.remember(s, a, reward, s2, d)
@@ -82,6 +85,7 @@ def amc_search(
     lbound: float = 0.2,
     seed: int = 0,
     agent: AgentConfig | None = None,
+    refit: list[Batch] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> SearchResult:
     """Search per-layer ratios for `model` (trained) with AMC's DDPG agent; the model is not changed.
@@ -95,6 +99,9 @@ def amc_search(
     ignore: layers never pruned (default: the model's output layer); criterion: how channels / weights are ranked
         within a layer (default l1_filter / magnitude); batches + objective: data for data-driven criteria.
     lbound: no layer keeps less than this fraction of its units.
+    refit: training batches on which the dense network's feature maps are sampled; each candidate's pruned layers are
+        refit to them by least squares before it is evaluated (channel mode; None: evaluated without a refit).
+        The returned ratios are applied without the refit: `accuracy` is then the refit network's.
     """
     if structure not in ("channel", "unstructured"):
         raise UserError(f"AMC structure must be channel or unstructured, got {structure!r}")
@@ -107,7 +114,7 @@ def amc_search(
     bud = Budget.parse(budget)
     example = _example(model, example_input)
     gen = torch.Generator().manual_seed(seed)
-    problem = _problem(model, evaluate, example, structure, ignore, criterion, batches, objective, gen)
+    problem = _problem(model, evaluate, example, structure, ignore, criterion, batches, objective, gen, refit)
     try:
         cost = _cost_model(model, problem, example, bud, ignore)
         target = None if bud is None else bud.fraction * cost.dense
@@ -151,12 +158,40 @@ def amc_search(
         "layers": [
             {"name": n, "size": s, "min": m} for n, s, m in zip(problem.names, problem.sizes, env.lo, strict=True)
         ],
+        "refit": problem.refit,
         "best": {**best, "ratios": {k: round(v, 6) for k, v in ratios.items()}},
+        "rewards": reward_spread(history, warmup),
         "history": history,
         "setup_seconds": round(setup, 3),
         "search_seconds": round(seconds, 3),
     }
     return SearchResult(structure, ratios, best["accuracy"], result_log)
+
+
+def reward_spread(history: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
+    """The rewards' spread over all episodes, over the warm-up and the learned phase apart, and where the best is."""
+    from prunekit.common.stats import mean_std
+
+    def part(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        values = [r["reward"] for r in rows]
+        if not values:
+            return {"episodes": 0}
+        mean, std = mean_std(values)
+        return {
+            "episodes": len(values),
+            "mean": round(mean, 6),
+            "std": round(std, 6),
+            "min": min(values),
+            "max": max(values),
+        }
+
+    best = max(history, key=lambda r: r["reward"])
+    return {
+        "all": part(history),
+        "warmup": part(history[:warmup]),
+        "learned": part(history[warmup:]),
+        "best_from": "warmup" if best["episode"] < warmup else "learned",
+    }
 
 
 def _example(model: nn.Module, example_input: Any) -> Any:
@@ -175,6 +210,7 @@ def _problem(
     batches: list[Batch] | None,
     objective: Objective,
     gen: torch.Generator,
+    refit: list[Batch] | None = None,
 ) -> Problem:
     if structure == "channel":
         return channel_problem(
@@ -186,7 +222,10 @@ def _problem(
             batches=batches,
             objective=objective,
             generator=gen,
+            refit=refit,
         )
+    if refit:
+        raise UserError("AMC's least-squares refit is for channel pruning (structure: channel)")
     from prunekit.pruning.masks import prunable_names
 
     names = prunable_names(model, None if ignore is None else list(ignore))

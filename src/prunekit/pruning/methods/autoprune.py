@@ -1,4 +1,5 @@
-"""AutoPrune (Xiao, Wang & Rajasekaran, NeurIPS 2019): pruning by auxiliary parameters trained beside the weights.
+"""A reconstruction of AutoPrune (Xiao, Wang & Rajasekaran, NeurIPS 2019) from its abstract: pruning by auxiliary
+parameters trained beside the weights. What the reconstruction chose (gate, update rule, regulariser) is below.
 
 Every prunable tensor W gets an auxiliary tensor M of its shape; the layer uses T = W * h(M) with the gate
 h(m) = 1 if m > 0 else 0, so a weight is pruned while its m is not positive and comes back if m rises again. The

@@ -1,5 +1,6 @@
-"""BitPruning (Nikolic et al. 2020, "Learning Bitlengths for Aggressive and Accurate Quantization"): every layer
-learns how many bits its weights need, while training.
+"""A reconstruction of BitPruning (Nikolic et al. 2020, "Learning Bitlengths for Aggressive and Accurate
+Quantization") from its abstract: every layer learns how many bits its weights need, while training. What the
+reconstruction chose (quantiser, interpolation, regulariser, fixed last epoch) is below.
 
 Each prunable tensor W gets a learnable bitlength n, a real number starting at `prune.bits_init`. The layer uses W
 quantised to n bits, interpolated between the two integer bitlengths around n:
@@ -15,14 +16,14 @@ each n moves about one learning rate per step (`prune.bits_lr`, the training lr 
 Method "bitprune": round 0 trains the dense network; round 1 keeps training it with the hook "bitprune" for
 `prune.retrain_epochs` epochs, the last `prune.bits_fixed_epochs` of them (1 by default) with every n rounded up to
 an integer and fixed, so that the weights adapt to the grid they end on (an interpolated weight lies on neither
-grid, and rounding alone cost about 3 points on LeNet-300-100 at 3 bits, see docs/results.md); at the end W becomes
-q(W, bits), weights quantised to 0 leave the masks (they are 0 in the file), and the round record holds the bit
-lengths: "mean_bits" (per layer), "bits_per_weight" (weighted by size) and each layer's "bits". Masks of earlier
+grid, and rounding alone cost about 3 points on LeNet-300-100 at 3 bits, see docs/results/criteria.md); at the end
+W becomes q(W, bits), weights quantised to 0 leave the masks (they are 0 in the file), and the round record holds
+the bit lengths: "mean_bits" (per layer), "bits_per_weight" (weighted by size) and each layer's "bits". Masks of earlier
 pruning are kept (0 quantises to 0), so it composes with sparsity.
 
 Files: a sparse file of the result stores each quantised tensor as b-bit codes and one scale, bit-exact
 (prunekit.pruning.lowbit; `prunekit export RUN --format sparse` reads the bits from the round record). What it does
-not do (said in docs/results.md): activations stay in floating point (the paper learns their bitlengths too); there
+not do (said in docs/results/criteria.md): activations stay in floating point (the paper learns their bitlengths too); there
 are no low-bit kernels, so nothing runs faster. The paper's full text could not be read where this was written (its
 abstract could): the quantiser and the interpolation above are this implementation's reading of it, stated here so
 that they can be checked.

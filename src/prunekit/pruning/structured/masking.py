@@ -28,7 +28,7 @@ def dropped(order: Mapping[str, Tensor], groups: Sequence[ChannelGroup], kept: S
     return {g.name: order[g.name][: g.size - k] for g, k in zip(groups, kept, strict=True)}
 
 
-def _input_masks(groups: Sequence[ChannelGroup], drop: Mapping[str, Tensor]) -> dict[nn.Module, Tensor]:
+def input_masks(groups: Sequence[ChannelGroup], drop: Mapping[str, Tensor]) -> dict[nn.Module, Tensor]:
     """consumer module -> boolean mask over its input channels (False = removed)."""
     masks: dict[nn.Module, Tensor] = {}
     for g in groups:
@@ -48,7 +48,7 @@ def _input_masks(groups: Sequence[ChannelGroup], drop: Mapping[str, Tensor]) -> 
 @contextlib.contextmanager
 def channels_removed(groups: Sequence[ChannelGroup], drop: Mapping[str, Tensor]) -> Iterator[None]:
     """Within the block, the model computes as if `drop[group]` channels were cut from each group."""
-    masks = _input_masks(groups, drop)
+    masks = input_masks(groups, drop)
     cache: dict[tuple[nn.Module, torch.device, torch.dtype], Tensor] = {}
 
     def hook(module: nn.Module, args: tuple) -> tuple:

@@ -1,4 +1,5 @@
-"""PCAS (Yamamoto & Maeno 2018, "Pruning Channels with Attention Statistics"): learn which channels matter.
+"""A reconstruction of PCAS (Yamamoto & Maeno 2018, "Pruning Channels with Attention Statistics") from its abstract:
+learn which channels matter. What the reconstruction chose (the module, the sparsity term) is stated below.
 
 An attention module is attached (by a forward hook; the model itself is not modified) after every layer that
 produces a prunable group's channels, behind the BatchNorm that follows it when there is one. The module pools
@@ -14,7 +15,7 @@ ratio instead of per-layer ratios).
 
 Why the sparsity term: the network is trained, so the loss is already stationary in every channel's scale (scaling
 a channel is scaling its filter, whose gradient is ~0); attention trained on the loss alone stays at 1 up to noise.
-Measured on the trained LeNet-5 of docs/results.md, a softmax-normalised attention without the term scored conv1's
+Measured on the trained LeNet-5 of docs/results/, a softmax-normalised attention without the term scored conv1's
 channels 0.91-1.09 and ranked the channel whose removal costs most accuracy 5th of 6; pruning half the channels by
 it left 12% validation accuracy before fine-tuning (L1-filter: 90%). The term pushes every attention down at the
 same rate and the loss pushes back in proportion to how much it needs the channel, so the attention that survives

@@ -29,7 +29,7 @@ from prunekit.pruning.structured.transaction import Transaction
 from prunekit.pruning.structured.verify import cut_and_verify
 from prunekit.pruning.structured.widths import original_widths, output_widths, physical_params
 
-ROUND_TO = 8  # the default width multiple (prune.round_to): fast on CPU and GPU alike, see docs/results.md
+ROUND_TO = 8  # the default width multiple (prune.round_to): fast on CPU and GPU alike, see docs/results/speed_size.md
 
 
 def needs_batches(criterion: str | ChannelCriterion) -> bool:
