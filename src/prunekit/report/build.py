@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunekit.export.safety import atomic_write_bytes, atomic_write_text
-from prunekit.report import figures, sources, tables
+from prunekit.report import figures, run_tables, sources, tables
 from prunekit.report.amc import amc_section
 from prunekit.report.document import Document, Figure, Section, to_markdown
 from prunekit.report.html import to_html
@@ -60,7 +60,7 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
         ("accuracy_vs_flops.png", figures.accuracy_vs_flops(groups)),
     )
     sweep = tables.sweep_table(groups)
-    other = [t for t in [tables.metric_table(runs)] if t is not None]  # perplexity and other metrics, by round
+    other = [t for t in [run_tables.metric_table(runs)] if t is not None]  # perplexity and other metrics, by round
     controls = tables.control_table(groups)
     sections = [
         Section("Summary", [_intro(runs, groups), tables.runs_table(runs)]),
@@ -80,8 +80,8 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
     ]
     sections.append(amc_section(runs) or Section("AMC search"))  # empty sections are dropped below
     for r in runs:
-        blocks = [tables.rounds(r.summary)]
-        blocks += [tables.layers(r.summary)] if r.summary.get("layers") else []
+        blocks = [run_tables.rounds(r.summary)]
+        blocks += [run_tables.layers(r.summary)] if r.summary.get("layers") else []
         sections.append(Section(f"Run {r.label}", [f"{r.path} — {r.method_label}", *blocks], details=len(runs) > 1))
     return Document(title, [s for s in sections if s.blocks])
 

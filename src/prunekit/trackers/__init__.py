@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from prunekit.config import Config
 
 NUMERIC_FIELDS = ("sparsity", "test_accuracy", "val_accuracy", "test_metric", "val_metric", "params", "flops")
-NUMERIC_FIELDS += ("epochs", "wall_seconds", "latency_ms", "control_accuracy")
+NUMERIC_FIELDS += ("epochs", "wall_seconds", "latency_ms", "control_accuracy", "channel_fraction", "flops_removed")
 
 
 class Tracker(Protocol):
