@@ -41,7 +41,7 @@ from prunekit.config_checks import (  # noqa: F401  (the bounds and checks, impo
 )
 from prunekit.config_checks import bounded as _bounded
 from prunekit.config_checks import check as _check
-from prunekit.config_prune import REWIND, PruneConfig, rounds_needed  # noqa: F401
+from prunekit.config_prune import REWIND, STRUCTURE_DEFAULTS, PruneConfig, rounds_needed  # noqa: F401
 from prunekit.config_sections import DataConfig, LogConfig, ModelConfig, TrainConfig
 from prunekit.errors import UserError
 from prunekit.safe_text import clip, finite, load_yaml, parse_yaml, short
@@ -71,8 +71,16 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
     def replace(self, **overrides: Any) -> Config:
-        """A copy with dotted keys replaced, e.g. replace(**{"prune.sparsity": 0.5})."""
-        return from_dict(_merge(self.to_dict(), {k: v for k, v in overrides.items()}))
+        """A copy with dotted keys replaced, e.g. replace(**{"prune.sparsity": 0.5}). A criterion or scope that was
+        the old structure's default follows a new `prune.structure` (as it does in a config that leaves it out)."""
+        values = self.to_dict()
+        structure = overrides.get("prune.structure", self.prune.structure)
+        if structure != self.prune.structure:
+            old = dict(zip(("criterion", "scope"), STRUCTURE_DEFAULTS.get(self.prune.structure, ()), strict=False))
+            for key, default in old.items():
+                if values["prune"].get(key) == default and f"prune.{key}" not in overrides:
+                    values["prune"][key] = None
+        return from_dict(_merge(values, dict(overrides)))
 
 
 def _plain(value: Any) -> Any:
