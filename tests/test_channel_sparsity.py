@@ -78,8 +78,9 @@ def test_a_run_directory_written_before_still_reports(channel_run, tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     (old / "config.yaml").write_text((out / "config.yaml").read_text())
+    new_fields = ("channel_fraction", "flops_removed")
     rows = [
-        {k: v for k, v in r.items() if k not in ("channel_fraction", "flops_removed")} | {"sparsity": r["channel_fraction"]}
+        {k: v for k, v in r.items() if k not in new_fields} | {"sparsity": r["channel_fraction"]}
         for r in summary["rounds"]
     ]
     written = {k: v for k, v in summary.items() if k != "final_channel_fraction"} | {"rounds": rows}

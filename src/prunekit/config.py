@@ -161,14 +161,24 @@ def _name(hint: Any) -> str:
 def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in values.items():
-        if key not in known:
-            close = difflib.get_close_matches(str(key)[:MAX_NAME], known, n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(known)})"
-            raise UserError(f"unknown config key {prefix}{clip(str(key), 40)}{hint}")
-        kwargs[key] = _coerce(value, hints[key], prefix + key)
+    unknown = [key for key in values if key not in known]
+    if unknown:
+        raise UserError(_unknown_keys(unknown, known, prefix))
+    kwargs = {key: _coerce(value, hints[key], prefix + key) for key, value in values.items()}
     return cls(**kwargs)
+
+
+def _unknown_keys(unknown: list[Any], known: list[str], prefix: str) -> str:
+    """One line naming every unknown key of a section (at most 10), each with its closest known key."""
+    parts = []
+    for key in unknown[:10]:
+        close = difflib.get_close_matches(str(key)[:MAX_NAME], known, n=1)
+        parts.append(f"{prefix}{clip(str(key), 40)}" + (f" (did you mean {prefix}{close[0]}?)" if close else ""))
+    more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+    plural = "s" if len(unknown) > 1 else ""
+    guessed = all(difflib.get_close_matches(str(k)[:MAX_NAME], known, n=1) for k in unknown[:10])
+    tail = "" if guessed else f" (known: {', '.join(known)})"
+    return f"unknown config key{plural} {', '.join(parts)}{more}{tail}"
 
 
 def from_dict(values: dict[str, Any]) -> Config:

@@ -72,6 +72,8 @@ def record_bits(record: dict[str, Any]) -> dict[str, int]:
 def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtype: str = "float32") -> Path:
     if fmt == "onnx" and dtype != "float32":
         raise UserError("--dtype applies to dense and sparse files; ONNX export is float32")
+    if not source.exists():
+        raise UserError(f"{source}: no such run directory or model file")
     if source.is_dir():
         model, masks, record = round_model(source, round_index)
         cfg = config_mod.load(source / "config.yaml")

@@ -48,6 +48,8 @@ def trained_model(
     """The config and trained dense network of a run directory, or of a config (trained here into out/dense)."""
     from prunekit.inspection import round_model
 
+    if not source.exists():
+        raise UserError(f"{source}: no such run directory or config file")
     if source.is_dir():
         if not (source / "config.yaml").is_file():
             raise UserError(f"{source} is not a run directory (no config.yaml); pass a run directory or a config")
