@@ -256,20 +256,30 @@ def save(model: nn.Module, path: Any, **kwargs: Any) -> Any:
 
 
 def load(
-    path: Any, *, sparse_inference: bool = False, batch_sizes: Any = (1,), threads: int | None = None, **kwargs: Any
+    path: Any,
+    *,
+    sparse_inference: bool = False,
+    batch_sizes: Any = (1,),
+    threads: int | None = None,
+    example_inputs: Any = None,
+    **kwargs: Any,
 ) -> nn.Module:
     """A model from a prunekit file; `imports=["package.module"]` lets a file of a user's model (which records
     `package.module:factory`) be rebuilt, `builder=fn(arch)` builds it yourself. Files never import code.
     `semi_structured=True` (CUDA) backs its 2:4 Linear layers by sparse kernels. `sparse_inference=True` (CPU) swaps
     each layer that runs faster sparse, measured at `batch_sizes` with `threads` (see prunekit.sparse_inference);
-    the measurements are in `model.sparse_inference_report`, and the model is then for inference only."""
+    the measurements are in `model.sparse_inference_report`, and the model is then for inference only. It measures
+    on random inputs of a zoo model's input shape, one per batch size, or on `example_inputs` (a tensor, or a list
+    of tensors such as batch 1 and batch 64): a user's model needs them."""
     from prunekit.export import load as read
 
     model = read(path, **kwargs)
     if sparse_inference:
-        from prunekit.sparse_inference import accelerate, example_inputs
+        from prunekit.sparse_inference import accelerate
+        from prunekit.sparse_inference import example_inputs as made_up
 
-        model, report = accelerate(model, example_inputs(model, batch_sizes), threads=threads, inplace=True)
+        inputs = made_up(model, batch_sizes) if example_inputs is None else example_inputs
+        model, report = accelerate(model, inputs, threads=threads, inplace=True)
         model.sparse_inference_report = report
     return model
 
