@@ -118,4 +118,4 @@ def test_gradual_channel_pruning_with_a_data_driven_criterion(tmp_path):
         }
     )
     summary = run(cfg, tmp_path)
-    assert summary["final_sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert summary["final_channel_fraction"] == pytest.approx(0.5, abs=0.02)

@@ -13,7 +13,8 @@ from typing import Any
 
 from torch import nn
 
-from prunekit.flops import module_flops
+from prunekit.batches import to_device
+from prunekit.flops import is_shape, module_flops
 from prunekit.pruning.structured.widths import base_model
 
 
@@ -31,6 +32,9 @@ def dense_flops(model: nn.Module, example: Any, base: nn.Module | None = None) -
     base = base if base is not None else base_model(model)
     if base is None:
         return None
+    device = next((p.device for p in base.parameters()), None)
+    if device is not None and device.type == "meta" and not is_shape(example):
+        example = to_device(example, device)  # one example of real inputs, as meta tensors beside the meta weights
     return module_flops(base, example)[0]
 
 
