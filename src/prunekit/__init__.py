@@ -198,11 +198,59 @@ def prune_channels(
     )
 
 
-def amc_search(model: nn.Module, evaluate: Any, **kwargs: Any) -> Any:
-    """AMC's per-layer ratios for any nn.Module (see prunekit.pruning.amc.search.amc_search for the arguments)."""
+def amc_search(
+    model: nn.Module,
+    evaluate: Any,
+    *,
+    budget: dict[str, float] | Any = None,
+    structure: str = "channel",
+    episodes: int = 300,
+    warmup: int = 100,
+    reward: str = "error",
+    example_input: Any = None,
+    ignore: list[str] | None = None,
+    criterion: str | None = None,
+    batches: list[Any] | None = None,
+    objective: Any = None,
+    lbound: float = 0.2,
+    seed: int = 0,
+    agent: Any = None,
+    log: Any = print,
+) -> Any:
+    """AMC's per-layer ratios for any (trained) nn.Module, searched by a DDPG agent; the model is not changed.
+    Returns a SearchResult: `.ratios` (layer -> fraction removed, for prune_channels(model, 0, ratios=...) or
+    prunekit.prune), `.accuracy`, `.log`.
+
+    evaluate: model -> accuracy in [0, 1] on a small held-out subset (called once per episode).
+    budget: {"flops" | "params" | "latency": fraction kept}; required unless reward is "error_log_flops".
+    structure: "channel" or "unstructured" (fine-grained). episodes, warmup: search length and its random start.
+    example_input: one input batch (default zeros of `model.arch["input_shape"]`). ignore: layers never pruned
+    (default: the output layer). criterion: ranking within a layer (default l1_filter for channel, magnitude
+    otherwise); batches + objective (prunekit.batches.Objective) for data-driven ones. lbound: the smallest fraction
+    of a layer's units kept. agent: prunekit.pruning.amc.agent.AgentConfig. log: where progress lines go (default
+    print; None = quiet): the episodes at every tenth and at least every 30 s, with the time left.
+    """
+    from prunekit.batches import DEFAULT
     from prunekit.pruning.amc import amc_search as search
 
-    return search(model, evaluate, **kwargs)
+    return search(
+        model,
+        evaluate,
+        budget=budget,
+        structure=structure,
+        episodes=episodes,
+        warmup=warmup,
+        reward=reward,
+        example_input=example_input,
+        ignore=ignore,
+        criterion=criterion,
+        batches=batches,
+        objective=DEFAULT if objective is None else objective,
+        lbound=lbound,
+        seed=seed,
+        agent=agent,
+        log=log,
+    )
 
 
 def autoprune(

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
+from prunekit.progress import Ticker
 from prunekit.pruning.amc.agent import DDPG, AgentConfig
 from prunekit.pruning.amc.env import PruningEnv
 from prunekit.pruning.amc.problems import Evaluate, Problem, channel_problem, tensor_problem
@@ -95,6 +96,8 @@ def amc_search(
     ignore: layers never pruned (default: the model's output layer); criterion: how channels / weights are ranked
         within a layer (default l1_filter / magnitude); batches + objective: data for data-driven criteria.
     lbound: no layer keeps less than this fraction of its units.
+    log: where progress lines go (the episodes at every tenth and at least every 30 s, with the time left);
+        prunekit.amc_search prints them by default.
     """
     if structure not in ("channel", "unstructured"):
         raise UserError(f"AMC structure must be channel or unstructured, got {structure!r}")
@@ -104,6 +107,7 @@ def amc_search(
         raise UserError(f"AMC lbound must be in (0, 1], got {lbound}")
     say = log or (lambda _: None)
     start = time.perf_counter()
+    say(f"amc: {structure} search, {episodes} episodes ({warmup} warm-up)")
     bud = Budget.parse(budget)
     example = _example(model, example_input)
     gen = torch.Generator().manual_seed(seed)
@@ -116,6 +120,7 @@ def amc_search(
         ddpg = DDPG(env.state_size, env.layers, agent or AgentConfig(), seed, lbound)
         history: list[dict[str, Any]] = []
         setup = time.perf_counter() - start
+        ticker = Ticker(episodes, say)
 
         def record(episode: int, value: float, info: dict[str, Any]) -> None:
             row = {
@@ -128,9 +133,9 @@ def amc_search(
             if "cost" in info:
                 row["cost_fraction"] = round(info["cost"] / cost.dense, 6)
             history.append(row)
-            if (episode + 1) % max(1, episodes // 10) == 0:
-                best = max(history, key=lambda r: r["reward"])
-                say(f"amc: episode {episode + 1}/{episodes}, best reward {best['reward']:.4f} at {best['episode']}")
+            best = max(history, key=lambda r: r["reward"])
+            text = f"amc: episode {episode + 1}/{episodes}, best reward {best['reward']:.4f} at {best['episode']}"
+            ticker.tick(episode + 1, text)
 
         run_episodes(env, ddpg, episodes, warmup, record)
     finally:
