@@ -57,7 +57,7 @@ class DictForward(nn.Module):
 def test_prune_channels_says_how_to_pass_one_dict():
     net = DictForward()
     inputs = {"x": torch.randn(2, 8)}
-    with pytest.raises(UserError, match=r"keyword arguments .*in a tuple: example_inputs=\(inputs,\)"):
+    with pytest.raises(UserError, match=r"keyword arguments .*in a tuple .*example_inputs=\(inputs,\)"):
         prunekit.prune_channels(net, 0.5, example_inputs=inputs)
     prunekit.prune_channels(net, 0.5, example_inputs=(inputs,))
     assert net.a.out_features == 8
@@ -102,3 +102,10 @@ def test_a_usual_loss_on_token_logits_is_flattened():
     model = nn.Identity()
     loss = make_objective(F.cross_entropy).loss(model, (logits, labels))
     assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 7), labels.reshape(-1)))
+
+
+def test_prunekits_gpt_with_dict_batches_is_one_line():
+    llm = prunekit.create_model("gpt", 64, (16,))
+    calib = [{"input_ids": torch.randint(64, (2, 16))}]
+    with pytest.raises(UserError, match=r"GPT.forward cannot take the inputs \['input_ids'\] as keywords"):
+        prunekit.prune(llm, 0.5, criterion="sparsegpt", batches=calib)

@@ -28,10 +28,30 @@ InputsFn = Callable[[Batch], Any]
 def call_model(model: nn.Module, inputs: Any) -> Any:
     """model(**inputs) for a mapping, model(*inputs) for a tuple, model(inputs) otherwise."""
     if isinstance(inputs, Mapping):
+        _check_keywords(model, inputs)
         return model(**inputs)
     if isinstance(inputs, tuple):
         return model(*inputs)
     return model(inputs)
+
+
+def _check_keywords(model: nn.Module, inputs: Mapping) -> None:
+    """A one-line error when `model.forward` cannot take the mapping's keys as keyword arguments."""
+    import inspect
+
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):  # no signature to check: let the call decide
+        return
+    try:
+        signature.bind(**{str(k): None for k in inputs})
+    except TypeError as exc:
+        raise UserError(
+            f"{type(model).__name__}.forward cannot take the inputs {sorted(map(str, inputs))[:5]} as keywords "
+            f"({exc}): a dict of inputs is passed as keyword arguments (model(**inputs)); for a forward that takes "
+            "the dict as one argument, pass it in a tuple ((inputs,), example_inputs=(inputs,)); for one that takes "
+            "tensors, pass tensors"
+        ) from None
 
 
 def default_inputs(batch: Batch) -> Any:

@@ -79,6 +79,8 @@ def run_named(model: nn.Module, inputs: Any, when: str) -> Any:
     hooks += [m.register_forward_hook(leave) for m in model.modules()]
     try:
         return call_model(model, inputs)
+    except UserError:  # already one line that says what to do (a dict of inputs the forward cannot take)
+        raise
     except Exception as exc:  # any failure inside a user model; the user needs the module's name
         where = f"module {stack[-1]!r}" if stack and stack[-1] else f"{type(model).__name__}.forward"
         hint = "the layers feeding it lost channels it needs" if when == AFTER else "add that module to ignore"
