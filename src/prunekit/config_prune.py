@@ -27,8 +27,9 @@ class PruneConfig:
     scope: str | None = None
     pattern: str = "unstructured"  # unstructured | N:M such as 2:4 or 4:8 (then sparsity must be 1 - N/M)
     allocation: str = "uniform"  # layerwise split: uniform | erk | er | snip
-    sparsity: float | tuple[float, ...] = 0.9  # fraction of prunable weights removed; oneshot takes a list
-    rate: float = 0.2  # imp: fraction of the remaining weights removed each round
+    sparsity: float | tuple[float, ...] = 0.9  # fraction of prunable weights (channel runs: channels) removed;
+    # oneshot takes a list
+    rate: float = 0.2  # imp: fraction of the remaining weights (channel runs: channels) removed each round
     rounds: int | None = None  # imp: number of rounds; null = until `sparsity` is reached
     rewind: str = "init"  # imp: init | epoch:K | iter:N | lr | finetune
     retrain_epochs: int | None = None  # epochs of retraining after each prune; null = train.epochs
