@@ -205,7 +205,7 @@ def amc_search(
     budget: dict[str, float] | Any = None,
     structure: str = "channel",
     episodes: int = 300,
-    warmup: int = 100,
+    warmup: int | None = None,
     reward: str = "error",
     example_input: Any = None,
     ignore: list[str] | None = None,
@@ -223,7 +223,8 @@ def amc_search(
 
     evaluate: model -> accuracy in [0, 1] on a small held-out subset (called once per episode).
     budget: {"flops" | "params" | "latency": fraction kept}; required unless reward is "error_log_flops".
-    structure: "channel" or "unstructured" (fine-grained). episodes, warmup: search length and its random start.
+    structure: "channel" or "unstructured" (fine-grained). episodes: search length; warmup: its random start
+    (default: a third of the episodes, at most 100).
     example_input: one input batch (default zeros of `model.arch["input_shape"]`). ignore: layers never pruned
     (default: the output layer). criterion: ranking within a layer (default l1_filter for channel, magnitude
     otherwise); batches + objective (prunekit.batches.Objective) for data-driven ones. lbound: the smallest fraction

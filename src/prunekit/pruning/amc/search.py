@@ -73,7 +73,7 @@ def amc_search(
     budget: dict[str, float] | Budget | None = None,
     structure: str = "channel",
     episodes: int = 300,
-    warmup: int = 100,
+    warmup: int | None = None,
     reward: str = "error",
     example_input: Any = None,
     ignore: Sequence[str] | None = None,
@@ -96,11 +96,13 @@ def amc_search(
     ignore: layers never pruned (default: the model's output layer); criterion: how channels / weights are ranked
         within a layer (default l1_filter / magnitude); batches + objective: data for data-driven criteria.
     lbound: no layer keeps less than this fraction of its units.
+    warmup: episodes of random actions first (default: a third of `episodes`, at most 100).
     log: where progress lines go (the episodes at every tenth and at least every 30 s, with the time left);
         prunekit.amc_search prints them by default.
     """
     if structure not in ("channel", "unstructured"):
         raise UserError(f"AMC structure must be channel or unstructured, got {structure!r}")
+    warmup = min(100, episodes // 3) if warmup is None else warmup  # AMC's 100 of 300 warm-up episodes
     if not 0 <= warmup <= episodes:
         raise UserError(f"AMC warm-up episodes must be in [0, {episodes}], got {warmup}")
     if not 0.0 < lbound <= 1.0:
