@@ -4,9 +4,10 @@ How each block is exercised, by its fence's language:
 - python: run in a fresh interpreter, in an empty directory beside a copy of configs/, as written.
 - sh: every command is checked without running it: `prunekit ...` (also `.venv/bin/prunekit`, `python -m prunekit`
   and `torchrun ... -m prunekit ...`) parses with prunekit's own argument parser, and every config or sweep file of
-  the repository it names loads, with its `--set` overrides (so keys, values, methods and models are valid);
-  `make X` names a Makefile target; `python scripts/...` names a script that exists. Commands of other tools
-  (pip, mlflow, tensorboard, source) are left to those tools.
+  the repository it names loads, with its `--set` overrides (so keys, values, methods and models are valid; an
+  override naming a file under runs/, which an earlier command of the block writes, is left out); `make X`
+  names a Makefile target; `python scripts/...` names a script that exists. Commands of other tools (pip, mlflow,
+  tensorboard, source) are left to those tools.
 - yaml: a run config (or a section of one) must be accepted by prunekit's config reader; a sweep file by the sweep
   reader (placed where its `base` path resolves).
 A sketch (a fence without a language, or a block that uses names the reader supplies) carries a marker on the line
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md"] + sorted(p for p in (ROOT / "docs").glob("*.md") if not p.name.startswith("results"))
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 MARKER = re.compile(r"^<!-- test: (prelude|skip) (.+?) -->$")
-SKIPS = ("multi-node",)  # the only reasons a block may be left out
+SKIPS: tuple[str, ...] = ()  # the reasons a block may be left out: none so far
 OTHER_TOOLS = ("pip", "mlflow", "tensorboard", "source", "MLFLOW_ALLOW_FILE_STORE=true")
 
 PRELUDES = {
@@ -172,7 +173,8 @@ def _check_command(words: list[str], cwd: Path) -> None:
         parsed = build_parser().parse_args(args)
         source = getattr(parsed, "config", None) or getattr(parsed, "source", None)
         if parsed.command == "run" and source and str(source).startswith("configs/"):
-            config.load(cwd / source, list(getattr(parsed, "overrides", None) or []))
+            sets = [o for o in getattr(parsed, "overrides", None) or [] if "runs/" not in o.partition("=")[2]]
+            config.load(cwd / source, sets)  # overrides naming files an earlier command writes under runs/: not here
         if parsed.command == "sweep" and str(parsed.sweep).startswith("configs/"):
             spec.load(cwd / parsed.sweep)
         return
