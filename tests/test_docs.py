@@ -214,6 +214,8 @@ def test_block_runs(tmp_path: Path, where: str, language: str, code: str, kind: 
         return
     assert language, f"{where}: a sketch without a language needs a <!-- test: prelude NAME --> marker"
     if language == "python":
+        if "import transformers" in code:
+            pytest.importorskip("transformers")  # the llm extra
         _run_python(code, cwd)
     elif language in ("sh", "bash"):
         for words in _commands(code):

@@ -41,6 +41,10 @@ def test_every_unknown_key_is_named():
     assert "prune.sparsty" in message and "prune.methd" in message
     assert "did you mean prune.sparsity" in message and "did you mean prune.method" in message
     assert len(message.splitlines()) == 1
+    with pytest.raises(UserError) as info:
+        config.from_dict({"prune": {"sparsty": 0.5}, "train": {"epoch": 1}, "sed": 3})
+    message = str(info.value)
+    assert "prune.sparsty" in message and "train.epoch" in message and "sed (did you mean seed?)" in message
 
 
 class DictForward(nn.Module):

@@ -170,19 +170,41 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
 
 def _unknown_keys(unknown: list[Any], known: list[str], prefix: str) -> str:
     """One line naming every unknown key of a section (at most 10), each with its closest known key."""
-    parts = []
-    for key in unknown[:10]:
+    return _unknown_line([(prefix, key, known) for key in unknown])
+
+
+def _unknown_line(found: list[tuple[str, Any, list[str]]]) -> str:
+    """One line naming unknown keys (at most 10), each with the closest key of its section."""
+    parts, guessed = [], True
+    for prefix, key, known in found[:10]:
         close = difflib.get_close_matches(str(key)[:MAX_NAME], known, n=1)
+        guessed = guessed and bool(close)
         parts.append(f"{prefix}{clip(str(key), 40)}" + (f" (did you mean {prefix}{close[0]}?)" if close else ""))
-    more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-    plural = "s" if len(unknown) > 1 else ""
-    guessed = all(difflib.get_close_matches(str(k)[:MAX_NAME], known, n=1) for k in unknown[:10])
-    tail = "" if guessed else f" (known: {', '.join(known)})"
+    more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+    plural = "s" if len(found) > 1 else ""
+    sections = {prefix for prefix, _, _ in found[:10]}
+    tail = "" if guessed or len(sections) > 1 else f" (known: {', '.join(found[0][2])})"
     return f"unknown config key{plural} {', '.join(parts)}{more}{tail}"
+
+
+def _all_unknown(cls: type, values: Any, prefix: str = "") -> list[tuple[str, Any, list[str]]]:
+    """(section prefix, key, the section's keys) of every unknown key in `values`, in every section."""
+    if not isinstance(values, dict):
+        return []
+    known = [f.name for f in dataclasses.fields(cls)]
+    hints = typing.get_type_hints(cls)
+    found = [(prefix, key, known) for key in values if key not in known]
+    for key, value in values.items():
+        if key in known and dataclasses.is_dataclass(hints[key]):
+            found += _all_unknown(hints[key], value, f"{prefix}{key}.")
+    return found
 
 
 def from_dict(values: dict[str, Any]) -> Config:
     _check(isinstance(values, dict), "(top level)", "the config must be a YAML mapping")
+    unknown = _all_unknown(Config, values)
+    if unknown:  # every unknown key of every section in one line, not the first one found
+        raise UserError(_unknown_line(unknown))
     return _with_ratios_file(_build(Config, values))
 
 
