@@ -169,6 +169,8 @@ def prune_channels(
     before the first call (by layer name), so that repeated calls count `fraction` against them.
     verify: check the thinner network computes what the original does with the removed channels zeroed.
     ratios: per-layer fractions removed (a sensitivity scan's or AMC's), by layer name; `fraction` applies to the rest.
+    scope: "layerwise" (every coupled group loses `fraction`; the default, as in a config's channel run) or "global"
+    (one ranking of normalised scores across groups).
     On any error or refusal the model is exactly as it was. Build the optimizer after pruning.
     """
     import torch
