@@ -5,8 +5,8 @@ spatial size where ResNet-18 (CIFAR stem) has about that many channels, for ever
 centre; all widths of a window are timed interleaved. `gmacs_per_s` is the throughput: multiples of the kernel's
 vector width should stand out.
 Part 2, `networks`: ResNet-18 (3x32x32; --model, --input) with half of its channels removed by l1_filter, global
-scope (the runner's defaults), with round_to 1, 2, 4, 8, 16 and 32, all timed interleaved; latency, MACs and MACs
-per ms against round_to 1. Prints JSON.
+scope, with round_to 1, 2, 4, 8, 16 and 32, all timed interleaved; latency, MACs and MACs per ms against round_to 1.
+Prints JSON.
 
     python benchmarks/width_multiples.py [--part layers,networks] [--threads 1] [--batches 1,32] [--rounds 7]
                                          [--windows 64@16,128@8] [--half-window 8] [--step 1]

@@ -156,7 +156,8 @@ def main() -> None:
     except prunekit.UserError as e:  # e.g. a channel-pruning refusal: one line, as the CLI prints it
         raise SystemExit(f"transformer_lm: {e}") from None
     for r in summary["rounds"]:
-        print(f"round {r['round']}: sparsity {r['sparsity']:.2%}, test perplexity {r['test_metric']:.3f}")
+        channels = f" (channels {r['channel_fraction']:.2%})" if r.get("channel_fraction") is not None else ""
+        print(f"round {r['round']}: sparsity {r['sparsity']:.2%}{channels}, test perplexity {r['test_metric']:.3f}")
     bits = math.log2(summary["final_metric"])
     print(f"final: {bits:.3f} bits per byte; {time.perf_counter() - start:.0f} s in this call")
 

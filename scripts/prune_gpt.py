@@ -20,9 +20,9 @@ import torch
 
 import prunekit
 import prunekit.export
+from prunekit.common.stats import mean_std
 from prunekit.config import DataConfig
 from prunekit.data import load_dataset
-from prunekit.common.stats import mean_std
 from prunekit.tasks.metrics import perplexity
 
 

@@ -39,8 +39,10 @@ def test_transformer_language_model_loses_whole_heads(tmp_path, monkeypatch, cap
     out = run_example(
         "transformer_lm.py", ["--out", str(tmp_path / "lm"), "--tiny", "--structure", "channel"], monkeypatch, capsys
     )
-    assert "round 1: sparsity 50.00%" in out
-    layers = {row["name"]: row for row in json.loads((tmp_path / "lm" / "summary.json").read_text())["layers"]}
+    summary = json.loads((tmp_path / "lm" / "summary.json").read_text())
+    weights = summary["rounds"][1]["sparsity"]  # the fraction of prunable weights removed; half the channels
+    assert f"round 1: sparsity {weights:.2%} (channels 50.00%)" in out
+    layers = {row["name"]: row for row in summary["layers"]}
     for name in ("q", "k", "v"):
         assert layers[f"blocks.0.attn.{name}.weight"]["shape"] == [8, 16]  # one head of two (head_dim 8) left
     assert layers["blocks.0.attn.proj.weight"]["shape"] == [16, 8]

@@ -30,7 +30,7 @@ def test_channel_imp_thins_the_network_each_round(tmp_path):
     params = [r["params"] for r in summary["rounds"]]
     assert params[0] > params[1] > params[2]
     assert [r["sparsity"] for r in summary["rounds"]][0] == 0.0
-    assert summary["rounds"][2]["sparsity"] == pytest.approx(0.51, abs=0.05)
+    assert summary["rounds"][2]["channel_fraction"] == pytest.approx(0.51, abs=0.05)
     assert all(r["latency_ms"] > 0 for r in summary["rounds"])
     assert summary["structure"] == "channel"
     assert summary["layers"][0]["shape"][0] < summary["layers"][0]["original_shape"][0]
@@ -89,7 +89,7 @@ def gradual_cfg(**overrides):
 def test_gradual_channel_pruning_thins_while_training(tmp_path):
     summary = run(gradual_cfg(), tmp_path)
     dense, pruned = summary["rounds"]
-    assert pruned["sparsity"] == pytest.approx(0.5, abs=0.03)
+    assert pruned["channel_fraction"] == pytest.approx(0.5, abs=0.03)
     assert pruned["params"] < 0.5 * dense["params"]
     model, _, _ = round_model(tmp_path, 1)
     x = torch.randn(2, 1, 16, 16)
@@ -119,4 +119,4 @@ def test_gradual_channel_pruning_with_a_data_driven_criterion(tmp_path):
         }
     )
     summary = run(cfg, tmp_path)
-    assert summary["final_sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert summary["final_channel_fraction"] == pytest.approx(0.5, abs=0.02)

@@ -48,7 +48,7 @@ def test_imp_channel_rounds_on_a_user_language_model(tmp_path, factory, vocab):
     exp = prunekit.Experiment(CFG, model=factory, train=data, val=data[:1], test=data[:1], metric="perplexity")
     summary = exp.run(tmp_path, log=lambda _: None)
     rounds = summary["rounds"]
-    assert [r["sparsity"] for r in rounds] == [0.0, 0.5, 0.75]
+    assert [r["channel_fraction"] for r in rounds] == [0.0, 0.5, 0.75]
     assert rounds[0]["params"] > rounds[1]["params"] > rounds[2]["params"]
     assert all(r["test_metric"] > 1.0 for r in rounds)  # perplexity
     layers = {row["name"]: row for row in summary["layers"]}

@@ -67,7 +67,7 @@ def test_each_layer_is_scored_on_the_network_pruned_below_it(tmp_path, monkeypat
         model, _, _ = round_model(tmp_path, k)
         widths = output_widths(model)
         assert [widths[n] for n in order] == [halves[n] if j < k else LENET5[n] for j, n in enumerate(order)]
-    sparsities = [r["sparsity"] for r in summary["rounds"]]
+    sparsities = [r["channel_fraction"] for r in summary["rounds"]]
     assert sparsities == sorted(sparsities) and sparsities[-1] == pytest.approx(0.5, abs=0.01)
     assert [r["epochs"] for r in summary["rounds"]] == [2, 1, 1, 1, 2]
 

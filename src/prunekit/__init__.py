@@ -169,6 +169,8 @@ def prune_channels(
     before the first call (by layer name), so that repeated calls count `fraction` against them.
     verify: check the thinner network computes what the original does with the removed channels zeroed.
     ratios: per-layer fractions removed (a sensitivity scan's or AMC's), by layer name; `fraction` applies to the rest.
+    scope: "layerwise" (every coupled group loses `fraction`; the default, as in a config's channel run) or "global"
+    (one ranking of normalised scores across groups).
     On any error or refusal the model is exactly as it was. Build the optimizer after pruning.
     """
     import torch
@@ -198,11 +200,64 @@ def prune_channels(
     )
 
 
-def amc_search(model: nn.Module, evaluate: Any, **kwargs: Any) -> Any:
-    """AMC's per-layer ratios for any nn.Module (see prunekit.pruning.amc.search.amc_search for the arguments)."""
+def amc_search(
+    model: nn.Module,
+    evaluate: Any,
+    *,
+    budget: dict[str, float] | Any = None,
+    structure: str = "channel",
+    episodes: int = 300,
+    warmup: int | None = None,
+    reward: str = "error",
+    example_input: Any = None,
+    ignore: list[str] | None = None,
+    criterion: str | None = None,
+    batches: list[Any] | None = None,
+    objective: Any = None,
+    lbound: float = 0.2,
+    seed: int = 0,
+    agent: Any = None,
+    refit: list[Any] | None = None,
+    log: Any = print,
+) -> Any:
+    """AMC's per-layer ratios for any (trained) nn.Module, searched by a DDPG agent; the model is not changed.
+    Returns a SearchResult: `.ratios` (layer -> fraction removed, for prune_channels(model, 0, ratios=...) or
+    prunekit.prune), `.accuracy`, `.log`.
+
+    evaluate: model -> accuracy in [0, 1] on a small held-out subset (called once per episode).
+    budget: {"flops" | "params" | "latency": fraction kept}; required unless reward is "error_log_flops".
+    structure: "channel" or "unstructured" (fine-grained). episodes: search length; warmup: its random start
+    (default: a third of the episodes, at most 100).
+    example_input: one input batch (default zeros of `model.arch["input_shape"]`). ignore: layers never pruned
+    (default: the output layer). criterion: ranking within a layer (default l1_filter for channel, magnitude
+    otherwise); batches + objective (prunekit.common.batches.Objective) for data-driven ones. lbound: the smallest
+    fraction of a layer's units kept. agent: prunekit.pruning.amc.agent.AgentConfig. refit: training batches whose dense
+    feature maps each candidate's pruned layers are refit to by least squares before it is evaluated (as AMC's
+    reference; channel mode; None: no refit). log: where progress lines go (default
+    print; None = quiet): the episodes at every tenth and at least every 30 s, with the time left.
+    """
+    from prunekit.common.batches import DEFAULT
     from prunekit.pruning.amc import amc_search as search
 
-    return search(model, evaluate, **kwargs)
+    return search(
+        model,
+        evaluate,
+        budget=budget,
+        structure=structure,
+        episodes=episodes,
+        warmup=warmup,
+        reward=reward,
+        example_input=example_input,
+        ignore=ignore,
+        criterion=criterion,
+        batches=batches,
+        objective=DEFAULT if objective is None else objective,
+        lbound=lbound,
+        seed=seed,
+        agent=agent,
+        refit=refit,
+        log=log,
+    )
 
 
 def autoprune(
@@ -256,20 +311,30 @@ def save(model: nn.Module, path: Any, **kwargs: Any) -> Any:
 
 
 def load(
-    path: Any, *, sparse_inference: bool = False, batch_sizes: Any = (1,), threads: int | None = None, **kwargs: Any
+    path: Any,
+    *,
+    sparse_inference: bool = False,
+    batch_sizes: Any = (1,),
+    threads: int | None = None,
+    example_inputs: Any = None,
+    **kwargs: Any,
 ) -> nn.Module:
     """A model from a prunekit file; `imports=["package.module"]` lets a file of a user's model (which records
     `package.module:factory`) be rebuilt, `builder=fn(arch)` builds it yourself. Files never import code.
     `semi_structured=True` (CUDA) backs its 2:4 Linear layers by sparse kernels. `sparse_inference=True` (CPU) swaps
     each layer that runs faster sparse, measured at `batch_sizes` with `threads` (see prunekit.sparse_inference);
-    the measurements are in `model.sparse_inference_report`, and the model is then for inference only."""
+    the measurements are in `model.sparse_inference_report`, and the model is then for inference only. It measures
+    on random inputs of a zoo model's input shape, one per batch size, or on `example_inputs` (a tensor, or a list
+    of tensors such as batch 1 and batch 64): a user's model needs them."""
     from prunekit.export import load as read
 
     model = read(path, **kwargs)
     if sparse_inference:
-        from prunekit.sparse_inference import accelerate, example_inputs
+        from prunekit.sparse_inference import accelerate
+        from prunekit.sparse_inference import example_inputs as made_up
 
-        model, report = accelerate(model, example_inputs(model, batch_sizes), threads=threads, inplace=True)
+        inputs = made_up(model, batch_sizes) if example_inputs is None else example_inputs
+        model, report = accelerate(model, inputs, threads=threads, inplace=True)
         model.sparse_inference_report = report
     return model
 

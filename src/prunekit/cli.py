@@ -148,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run(cfg, out, log=lambda line: print(line, file=sys.stderr, flush=True))
     if not _rank0():  # torchrun: rank 0 speaks for the run
         return 0
-    from prunekit.report.tables import rounds_table
+    from prunekit.report.run_tables import rounds_table
 
     print(rounds_table(summary))
     print(f"\nrun directory: {out}\nreport: {out / 'report.html'} ({out / 'report.md'})")

@@ -75,6 +75,8 @@ def record_bits(record: dict[str, Any]) -> dict[str, int]:
 def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtype: str = "float32") -> Path:
     if fmt == "onnx" and dtype != "float32":
         raise UserError("--dtype applies to dense and sparse files; ONNX export is float32")
+    if not source.exists():
+        raise UserError(f"{source}: no such run directory or model file")
     if source.is_dir():
         model, masks, record = round_model(source, round_index)
         cfg = config_mod.load(source / "config.yaml")
@@ -105,6 +107,8 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         kind, size, meta = "run", None, {"round": record["round"], "test_accuracy": record["test_accuracy"]}
         if record.get("latency_ms") is not None:  # measured by the run (channel pruning: CPU, batch 32)
             meta["latency_ms"] = record["latency_ms"]
+        if record.get("channel_fraction") is not None:  # channel runs: the channels removed, beside the weights
+            meta["channel_fraction"] = record["channel_fraction"]
     else:
         model = export.load(source)
         masks = getattr(model, "masks", None) or export.zero_masks(model)
@@ -165,6 +169,8 @@ def render(info: dict[str, Any]) -> str:
         if info["flops"] is not None
         else "FLOPs unknown (no recorded input shape)",
     ]
+    if info.get("channel_fraction") is not None:
+        lines.append(f"channels removed {info['channel_fraction']:.2%} (sparsity counts the weights removed)")
     if info.get("latency_ms") is not None:
         lines.append(f"latency measured by the run: {info['latency_ms']:.2f} ms (CPU, batch 32)")
     if info["file_bytes"] is not None:

@@ -167,7 +167,7 @@ def test_bitprune_through_the_config_records_and_applies_the_bits(tmp_path):
     rows = list(csv.DictReader((tmp_path / "rounds.csv").open()))
     assert float(rows[1]["mean_bits"]) == last["mean_bits"] and rows[0]["mean_bits"] == ""
     from prunekit.cli import main
-    from prunekit.report.tables import layers_table, rounds_table
+    from prunekit.report.run_tables import layers_table, rounds_table
 
     assert f"| {last['bits_per_weight']:.2f} |" in rounds_table(summary)
     assert "| bits |" in layers_table(summary)

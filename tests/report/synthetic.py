@@ -43,6 +43,8 @@ def make_run(
     complete: bool = True,
     flops: list[int] | None = None,
     config: bool = True,
+    model: str = "lenet_300_100",
+    dataset: str = "synthetic",
 ) -> Path:
     """A run whose round k has sparsity[k] and accuracy[k]; round 0 must be the dense network (sparsity 0)."""
     n = len(sparsities)
@@ -65,8 +67,8 @@ def make_run(
     final = sparsities[-1]
     summary = {
         "name": name,
-        "model": "lenet_300_100",
-        "dataset": "synthetic",
+        "model": model,
+        "dataset": dataset,
         "method": method,
         "criterion": "magnitude",
         "complete": complete,
@@ -93,13 +95,16 @@ def make_run(
     if config:
         cfg = copy.deepcopy(BASE_CONFIG)
         cfg.update(name=name, seed=seed)
+        cfg["model"] = {"name": model}
+        cfg["data"] = {**cfg["data"], "name": dataset}
         cfg["prune"].update(method=method, **(prune or {}))
         (path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
-def imp_and_oneshot_sweep(root: Path) -> dict[str, Path]:
-    """An IMP run, an AIMP run and a one-shot sweep over two seeds, with made-up but distinct numbers."""
+def imp_and_oneshot_sweep(root: Path, **where: str) -> dict[str, Path]:
+    """An IMP run, an AIMP run and a one-shot sweep over two seeds, with made-up but distinct numbers; `where`:
+    model= and dataset= of every run (default LeNet-300-100 on synthetic data)."""
     imp_s = [0.0, 0.2, 0.36, 0.488]
     return {
         "imp": make_run(
@@ -111,6 +116,7 @@ def imp_and_oneshot_sweep(root: Path) -> dict[str, Path]:
             prune={"rounds": 3},
             epochs=[4, 4, 4, 4],
             seconds=[8.0, 8.0, 8.0, 8.0],
+            **where,
         ),
         "aimp": make_run(
             root / "aimp",
@@ -121,7 +127,12 @@ def imp_and_oneshot_sweep(root: Path) -> dict[str, Path]:
             prune={"rounds": 3, "tau": 1},
             epochs=[4, 1, 1, 4],
             seconds=[8.0, 2.0, 2.0, 8.0],
+            **where,
         ),
-        "oneshot0": make_run(root / "sweep" / "s0", "lenet-oneshot", [0.0, 0.5, 0.9], [0.9712, 0.9650, 0.8123], seed=0),
-        "oneshot1": make_run(root / "sweep" / "s1", "lenet-oneshot", [0.0, 0.5, 0.9], [0.9690, 0.9630, 0.8321], seed=1),
+        "oneshot0": make_run(
+            root / "sweep" / "s0", "lenet-oneshot", [0.0, 0.5, 0.9], [0.9712, 0.9650, 0.8123], seed=0, **where
+        ),
+        "oneshot1": make_run(
+            root / "sweep" / "s1", "lenet-oneshot", [0.0, 0.5, 0.9], [0.9690, 0.9630, 0.8321], seed=1, **where
+        ),
     }

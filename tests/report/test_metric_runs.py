@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prunekit.report.run_tables import metric_table, rounds
 from prunekit.report.runs import RunInfo
-from prunekit.report.tables import metric_table, rounds
 
 PERPLEXITY = {
     "metric": {"name": "perplexity", "higher_is_better": False},

@@ -25,7 +25,7 @@ def _with_pruned(path: Path, pruned: list[float | None]) -> Path:
 
 def test_torch_evaluation_rows_beside_the_no_retraining_and_retrained_accuracy(tmp_path: Path) -> None:
     run = make_run(
-        tmp_path / "seed", "seed", [0.0, 0.25, 0.9], [0.98, 0.981, 0.975], prune={"retrain_epochs": 3}
+        tmp_path / "seed", "seed", [0.0, 0.25, 0.9], [0.98, 0.981, 0.975], prune={"retrain_epochs": 3}, dataset="mnist"
     )  # lenet_300_100, oneshot
     table = _tables([_with_pruned(run, [None, 0.9799, 0.9012])])[
         "PyTorch L1-unstructured evaluation, MNIST (source) beside prunekit"
@@ -35,7 +35,9 @@ def test_torch_evaluation_rows_beside_the_no_retraining_and_retrained_accuracy(t
     assert source[:5] == ["LeNet-300-100 (MNIST)", "source: torch prune, no retraining", "97.91", "97.93", "97.90"]
     assert source[table.header.index("90%")] == "81.25" and source[-1] == "9.75"
     plain, tuned = rows["prunekit seed: no retraining"], rows["prunekit seed: + 3 epochs retraining"]
-    assert plain[0] == "LeNet-300-100 (synthetic)"  # the dataset differs from the source's, visibly
+    assert plain[0] == "LeNet-300-100 (MNIST)"
+    other = make_run(tmp_path / "syn", "syn", [0.0, 0.25, 0.9], [0.98, 0.981, 0.975])  # synthetic data: not MNIST
+    assert _tables([_with_pruned(other, [None, 0.9799, 0.9012])]) == {}
     assert (plain[3], plain[table.header.index("90%")], plain[4]) == ("97.99", "90.12", "")
     assert (tuned[2], tuned[3], tuned[table.header.index("90%")]) == ("98.00", "98.10", "97.50")
     assert not any(r[0].startswith("LeNet-5") for r in table.rows)  # no LeNet-5 run, no LeNet-5 source row
@@ -55,8 +57,12 @@ def test_torch_evaluation_rows_beside_the_no_retraining_and_retrained_accuracy(t
 
 
 def test_poster_lottery_and_nothing_for_unrelated_runs(tmp_path: Path) -> None:
-    tables = _tables(list(imp_and_oneshot_sweep(tmp_path).values()))
-    poster = tables["AIMP poster (source) beside prunekit"]
+    assert _tables(list(imp_and_oneshot_sweep(tmp_path / "synthetic").values())) == {}  # no source's model and data
+    cifar = _tables(list(imp_and_oneshot_sweep(tmp_path / "cifar", model="conv4", dataset="cifar10").values()))
+    assert list(cifar) == ["AIMP poster (source) beside prunekit"]  # a CNN on CIFAR-10, as the poster's
+    tables = _tables(list(imp_and_oneshot_sweep(tmp_path / "mnist", dataset="mnist").values()))
+    assert "AIMP poster (source) beside prunekit" not in tables  # LeNet-300-100 on MNIST is not the poster's CNN
+    poster = cifar["AIMP poster (source) beside prunekit"]
     rows = {(r[0], r[1]): r for r in poster.rows}
     assert rows[("AIMP poster", "AIMP τ=40 (WR)")][3:] == ["90.82", "98.85", "", "3.47x"]
     assert rows[("AIMP poster", "IMP+LRR")][3] == "93.68"
@@ -68,15 +74,36 @@ def test_poster_lottery_and_nothing_for_unrelated_runs(tmp_path: Path) -> None:
     assert lottery.rows[1][3:] == ["51.20", "96.98"]  # and of the AIMP run
     assert lottery.rows[2][2:] == ["-", "-", "-"]  # no run reaches round 7: the source's value alone
     assert "Course slides' results (source) beside prunekit" not in tables  # no channel-pruned run
-    assert _tables([make_run(tmp_path / "at", "at", [0.0, 0.9], [0.9, 0.9], method="at_init")]) == {}
+    at_init = make_run(tmp_path / "at", "at", [0.0, 0.9], [0.9, 0.9], method="at_init", dataset="mnist")
+    assert _tables([at_init]) == {}
 
 
-def test_course_table_for_channel_runs(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "ch", "ch", [0.0, 0.5], [0.99, 0.985], prune={"structure": "channel"})
-    course = _tables([run])["Course slides' results (source) beside prunekit"]
-    row = ["course slides", "PCAS", "ResNet-56", "CIFAR-10", "93.04", "93.58", "-0.54", "0.39", "53.7"]
-    assert course.rows[0] == row
-    assert course.rows[-1][0] == "prunekit" and course.rows[-1][4:] == ["99.00", "98.50", "0.50", "0.133", "50.0"]
+def test_course_table_for_channel_runs_of_its_networks_only(tmp_path: Path) -> None:
+    toy = make_run(tmp_path / "toy", "toy", [0.0, 0.5], [0.99, 0.985], prune={"structure": "channel"}, dataset="mnist")
+    assert _tables([toy]) == {}  # an MNIST toy network is set beside no ResNet on CIFAR or ImageNet
+    run = make_run(
+        tmp_path / "ch",
+        "ch",
+        [0.0, 0.5],
+        [0.99, 0.985],
+        prune={"structure": "channel"},
+        model="resnet56",
+        dataset="cifar10",
+    )
+    course = _tables([run, toy])["Course slides' results (source) beside prunekit"]
+    assert course.rows[0] == [
+        "course slides",
+        "PCAS",
+        "ResNet-56",
+        "CIFAR-10",
+        "93.04",
+        "93.58",
+        "-0.54",
+        "0.39",
+        "53.7",
+    ]
+    assert [r[0] for r in course.rows] == ["course slides", "prunekit"]  # only the source row of its network
+    assert course.rows[-1][2] == "resnet56" and course.rows[-1][4:] == ["99.00", "98.50", "0.50", "0.133", "50.0"]
 
 
 def test_lottery_table_keeps_its_width_with_many_runs(tmp_path: Path) -> None:
@@ -91,6 +118,7 @@ def test_lottery_table_keeps_its_width_with_many_runs(tmp_path: Path) -> None:
             [0.97, 0.971, 0.972, 0.96 + i / 1000],
             method="imp",
             prune={"retrain_epochs": i + 1},  # six configs, not six seeds of one
+            dataset="mnist",
         )
         for i in range(6)
     ]

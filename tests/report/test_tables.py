@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunekit.report import tables
+from prunekit.report import run_tables, tables
 from prunekit.report.runs import load_runs
 from prunekit.report.sweep import group_runs, speedups
 from prunekit.report.tables import Table
@@ -60,7 +60,7 @@ def test_cost_table_shows_speedup_beside_epoch_ratio(tmp_path: Path) -> None:
 
 
 def test_rounds_table_tolerates_missing_fields_and_markdown_escapes() -> None:
-    text = tables.rounds_table({"rounds": [{"round": 0, "sparsity": 0.0, "test_accuracy": 0.9}, {"sparsity": 0.5}]})
+    text = run_tables.rounds_table({"rounds": [{"round": 0, "sparsity": 0.0, "test_accuracy": 0.9}, {"sparsity": 0.5}]})
     lines = text.splitlines()
     assert len(lines) == 4 and lines[2].startswith("| 0 | 0.00 | 100.00 | 90.00 | - |")
     assert lines[1] == "|:---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -73,10 +73,10 @@ def test_rounds_table_shows_macs_and_latency_of_channel_runs() -> None:
         {"round": 0, "sparsity": 0.0, "flops": 2_000_000, "latency_ms": 3.25},
         {"round": 1, "sparsity": 0.5, "flops": 500_000, "latency_ms": 1.5},
     ]
-    table = tables.rounds({"rounds": rounds})
+    table = run_tables.rounds({"rounds": rounds})
     assert table.header[-2:] == ["MMACs", "latency ms (CPU, batch 32)"]
     assert table.rows[1][-2:] == ["0.250", "1.50"]  # half a million FLOPs are 0.25 million multiply-adds
-    plain = tables.rounds({"rounds": [{k: v for k, v in r.items() if k != "latency_ms"} for r in rounds]})
+    plain = run_tables.rounds({"rounds": [{k: v for k, v in r.items() if k != "latency_ms"} for r in rounds]})
     assert "MMACs" not in plain.header  # unstructured runs: sparse FLOPs are a count, not a latency
 
 

@@ -28,10 +28,30 @@ InputsFn = Callable[[Batch], Any]
 def call_model(model: nn.Module, inputs: Any) -> Any:
     """model(**inputs) for a mapping, model(*inputs) for a tuple, model(inputs) otherwise."""
     if isinstance(inputs, Mapping):
+        _check_keywords(model, inputs)
         return model(**inputs)
     if isinstance(inputs, tuple):
         return model(*inputs)
     return model(inputs)
+
+
+def _check_keywords(model: nn.Module, inputs: Mapping) -> None:
+    """A one-line error when `model.forward` cannot take the mapping's keys as keyword arguments."""
+    import inspect
+
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):  # no signature to check: let the call decide
+        return
+    try:
+        signature.bind(**{str(k): None for k in inputs})
+    except TypeError as exc:
+        raise UserError(
+            f"{type(model).__name__}.forward cannot take the inputs {sorted(map(str, inputs))[:5]} as keywords "
+            f"({exc}): a dict of inputs is passed as keyword arguments (model(**inputs)); for a forward that takes "
+            "the dict as one argument, pass it in a tuple ((inputs,), example_inputs=(inputs,)); for one that takes "
+            "tensors, pass tensors"
+        ) from None
 
 
 def default_inputs(batch: Batch) -> Any:
@@ -78,7 +98,63 @@ DEFAULT = Objective()
 
 
 def make_objective(loss_fn: LossFn | None = None, inputs_fn: InputsFn | None = None) -> Objective:
-    return Objective(loss=loss_fn or classification_loss, inputs=inputs_fn or default_inputs)
+    """The objective of a loss and an inputs function; a loss in PyTorch's usual form `loss(outputs, targets)`
+    (`F.cross_entropy`, `nn.MSELoss()`) is accepted beside prunekit's `loss(model, batch)`."""
+    inputs = inputs_fn or default_inputs
+    if loss_fn is not None and takes_outputs(loss_fn):
+        return Objective(loss=OutputsLoss(loss_fn, inputs), inputs=inputs)
+    return Objective(loss=loss_fn or classification_loss, inputs=inputs)
+
+
+OUTPUT_NAMES = {"input", "inputs", "logits", "output", "outputs", "pred", "preds", "prediction", "predictions"}
+OUTPUT_NAMES |= {"y_pred", "y_hat", "yhat", "scores", "x", "out"}
+TARGET_KEYS = ("labels", "label", "targets", "target", "y")  # where a mapping batch keeps its targets
+
+
+def takes_outputs(fn: Any) -> bool:
+    """Whether `fn` is a loss of (outputs, targets), as torch's losses are, rather than of (model, batch): an
+    nn.Module (nn.CrossEntropyLoss()), a function of torch, or one whose first argument is named like outputs."""
+    import inspect
+
+    if isinstance(fn, nn.Module):
+        return True
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not positional or positional[0].name.lower() in ("model", "net", "module", "network"):
+        return False
+    return positional[0].name.lower() in OUTPUT_NAMES or str(getattr(fn, "__module__", "")).startswith("torch")
+
+
+@dataclass(frozen=True)
+class OutputsLoss:
+    """A loss(outputs, targets) as a loss(model, batch): outputs of the model on the batch's inputs (a Hugging
+    Face output's `.logits`), targets from `(x, y)` or a mapping's labels; per-token logits [..., V] with class
+    indices [...] are flattened, as cross-entropy needs."""
+
+    fn: Callable[[Any, Any], Tensor]
+    inputs: InputsFn
+
+    def __call__(self, model: nn.Module, batch: Batch) -> Tensor:
+        if isinstance(batch, Mapping):
+            key = next((k for k in TARGET_KEYS if k in batch), None)
+            if key is None:
+                raise UserError(
+                    f"a loss(outputs, targets) needs targets: mapping batches hold none of {', '.join(TARGET_KEYS)}"
+                )
+            y = batch[key]
+        elif isinstance(batch, Sequence) and not isinstance(batch, str | bytes) and len(batch) >= 2:
+            y = batch[1]
+        else:
+            raise UserError(f"a loss(outputs, targets) needs (inputs, targets) batches, got {type(batch).__name__}")
+        out = call_model(model, self.inputs(batch))
+        out = getattr(out, "logits", out)
+        per_position = isinstance(out, Tensor) and isinstance(y, Tensor) and out.dim() > 2
+        if per_position and y.shape == out.shape[:-1] and not y.is_floating_point():  # class indices per position
+            return self.fn(out.reshape(-1, out.shape[-1]), y.reshape(-1))  # [N*T, V] against [N*T]
+        return self.fn(out, y)
 
 
 def to_device(batch: Batch, device: torch.device | str) -> Batch:

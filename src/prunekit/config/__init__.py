@@ -43,7 +43,12 @@ from prunekit.config.checks import (  # noqa: F401  (the bounds and checks, impo
 )
 from prunekit.config.checks import bounded as _bounded
 from prunekit.config.checks import check as _check
-from prunekit.config.prune import REWIND, PruneConfig, rounds_needed  # noqa: F401
+from prunekit.config.prune import (  # noqa: F401
+    REWIND,
+    STRUCTURE_DEFAULTS,  # noqa: F401
+    PruneConfig,
+    rounds_needed,
+)
 from prunekit.config.sections import DataConfig, LogConfig, ModelConfig, TrainConfig
 
 
@@ -52,7 +57,7 @@ class Config:
     name: str = "run"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # CPU threads for PyTorch; null = common.threads.choose_threads: the physical cores
+    threads: int | None = None  # CPU threads for PyTorch; null = prunekit.common.threads.choose_threads: physical cores
     # (at most torch's default), 1 when the load average says the machine is busy, with a warning. 2 threads fighting
     # other processes for 2 cores can run 10x slower than 1. Part of the config as it changes float sums.
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -71,8 +76,16 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
     def replace(self, **overrides: Any) -> Config:
-        """A copy with dotted keys replaced, e.g. replace(**{"prune.sparsity": 0.5})."""
-        return from_dict(_merge(self.to_dict(), {k: v for k, v in overrides.items()}))
+        """A copy with dotted keys replaced, e.g. replace(**{"prune.sparsity": 0.5}). A criterion or scope that was
+        the old structure's default follows a new `prune.structure` (as it does in a config that leaves it out)."""
+        values = self.to_dict()
+        structure = overrides.get("prune.structure", self.prune.structure)
+        if structure != self.prune.structure:
+            old = dict(zip(("criterion", "scope"), STRUCTURE_DEFAULTS.get(self.prune.structure, ()), strict=False))
+            for key, default in old.items():
+                if values["prune"].get(key) == default and f"prune.{key}" not in overrides:
+                    values["prune"][key] = None
+        return from_dict(_merge(values, dict(overrides)))
 
 
 def _plain(value: Any) -> Any:
@@ -153,18 +166,50 @@ def _name(hint: Any) -> str:
 def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in values.items():
-        if key not in known:
-            close = difflib.get_close_matches(str(key)[:MAX_NAME], known, n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(known)})"
-            raise UserError(f"unknown config key {prefix}{clip(str(key), 40)}{hint}")
-        kwargs[key] = _coerce(value, hints[key], prefix + key)
+    unknown = [key for key in values if key not in known]
+    if unknown:
+        raise UserError(_unknown_keys(unknown, known, prefix))
+    kwargs = {key: _coerce(value, hints[key], prefix + key) for key, value in values.items()}
     return cls(**kwargs)
+
+
+def _unknown_keys(unknown: list[Any], known: list[str], prefix: str) -> str:
+    """One line naming every unknown key of a section (at most 10), each with its closest known key."""
+    return _unknown_line([(prefix, key, known) for key in unknown])
+
+
+def _unknown_line(found: list[tuple[str, Any, list[str]]]) -> str:
+    """One line naming unknown keys (at most 10), each with the closest key of its section."""
+    parts, guessed = [], True
+    for prefix, key, known in found[:10]:
+        close = difflib.get_close_matches(str(key)[:MAX_NAME], known, n=1)
+        guessed = guessed and bool(close)
+        parts.append(f"{prefix}{clip(str(key), 40)}" + (f" (did you mean {prefix}{close[0]}?)" if close else ""))
+    more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+    plural = "s" if len(found) > 1 else ""
+    sections = {prefix for prefix, _, _ in found[:10]}
+    tail = "" if guessed or len(sections) > 1 else f" (known: {', '.join(found[0][2])})"
+    return f"unknown config key{plural} {', '.join(parts)}{more}{tail}"
+
+
+def _all_unknown(cls: type, values: Any, prefix: str = "") -> list[tuple[str, Any, list[str]]]:
+    """(section prefix, key, the section's keys) of every unknown key in `values`, in every section."""
+    if not isinstance(values, dict):
+        return []
+    known = [f.name for f in dataclasses.fields(cls)]
+    hints = typing.get_type_hints(cls)
+    found = [(prefix, key, known) for key in values if key not in known]
+    for key, value in values.items():
+        if key in known and dataclasses.is_dataclass(hints[key]):
+            found += _all_unknown(hints[key], value, f"{prefix}{key}.")
+    return found
 
 
 def from_dict(values: dict[str, Any]) -> Config:
     _check(isinstance(values, dict), "(top level)", "the config must be a YAML mapping")
+    unknown = _all_unknown(Config, values)
+    if unknown:  # every unknown key of every section in one line, not the first one found
+        raise UserError(_unknown_line(unknown))
     return _with_ratios_file(_build(Config, values))
 
 

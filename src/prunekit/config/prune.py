@@ -10,18 +10,26 @@ from prunekit.common.safe_text import clip, short
 from prunekit.config.checks import MAX_CLASSES, MAX_EPOCHS, MAX_LIST, MAX_ROUNDS, MAX_STEPS, bounded, check
 
 REWIND = re.compile(r"(init|lr|finetune|epoch:[0-9]{1,9}|iter:[0-9]{1,9})")  # fullmatch: "init\n" is not init
+# prune.criterion and prune.scope when the config leaves them out: they follow prune.structure, and prunekit.prune /
+# prunekit.prune_channels have the same defaults
+STRUCTURE_DEFAULTS = {"unstructured": ("magnitude", "global"), "channel": ("l1_filter", "layerwise")}
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     method: str = "none"  # none | oneshot | imp | gradual | at_init | str | autoprune | bitprune | amc | sequential
     structure: str = "unstructured"  # unstructured | channel
-    criterion: str = "magnitude"  # also wanda | sparsegpt: post-training, from calibration batches, layer by layer
-    scope: str = "global"  # global | layerwise (wanda and sparsegpt always compare within a layer: each at the target)
+    # null = the structure's (STRUCTURE_DEFAULTS): magnitude for unstructured, l1_filter for channel; also wanda |
+    # sparsegpt: post-training, from calibration batches, layer by layer
+    criterion: str | None = None
+    # global | layerwise; null = the structure's: global for unstructured, layerwise for channel (every layer loses
+    # the same fraction, as prunekit.prune_channels does). wanda and sparsegpt always compare within a layer.
+    scope: str | None = None
     pattern: str = "unstructured"  # unstructured | N:M such as 2:4 or 4:8 (then sparsity must be 1 - N/M)
     allocation: str = "uniform"  # layerwise split: uniform | erk | er | snip
-    sparsity: float | tuple[float, ...] = 0.9  # fraction of prunable weights removed; oneshot takes a list
-    rate: float = 0.2  # imp: fraction of the remaining weights removed each round
+    sparsity: float | tuple[float, ...] = 0.9  # fraction of prunable weights (channel runs: channels) removed;
+    # oneshot takes a list
+    rate: float = 0.2  # imp: fraction of the remaining weights (channel runs: channels) removed each round
     rounds: int | None = None  # imp: number of rounds; null = until `sparsity` is reached
     rewind: str = "init"  # imp: init | epoch:K | iter:N | lr | finetune
     retrain_epochs: int | None = None  # epochs of retraining after each prune; null = train.epochs
@@ -81,6 +89,11 @@ class PruneConfig:
     bits_fixed_epochs: int = 1  # bitprune: last epochs of the round trained at the learned bits, rounded up and fixed
 
     def __post_init__(self) -> None:
+        criterion, scope = STRUCTURE_DEFAULTS.get(self.structure, STRUCTURE_DEFAULTS["unstructured"])
+        if self.criterion is None:  # frozen: the defaults that follow the structure are filled in once, here
+            object.__setattr__(self, "criterion", criterion)
+        if self.scope is None:
+            object.__setattr__(self, "scope", scope)
         check(1 <= len(self.sparsities) <= MAX_LIST, "prune.sparsity", f"a number or a list of 1 to {MAX_LIST}")
         check(
             len(self.sparsities) <= MAX_ROUNDS,

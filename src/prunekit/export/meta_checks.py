@@ -2,7 +2,7 @@
 
 The metadata is JSON inside the safetensors header, so it is as hostile as the file. Before parsing: at most
 MAX_BYTES of text and MAX_CONTAINERS objects and lists (13 million empty objects in a 39 MB header took 10 s and
-2.2 GB to parse). While parsing: at most 32 levels of nesting (prunekit.common.safe_text). After: every number outside the
+2.2 GB to parse). While parsing: at most 32 levels of nesting (common.safe_text). After: every number outside the
 user's free-form `extra` is finite and within MAX_INT (an `Infinity` width used to end in an OverflowError), and every
 shape is a short list of integral sizes whose product stays within MAX_NUMEL.
 """

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prunekit.common.safe_text import finite
 from prunekit.pruning.amc import log_file
 from prunekit.report.document import Figure, Section
 from prunekit.report.runs import RunInfo
 from prunekit.report.tables import Table, pct
-from prunekit.common.safe_text import finite
 
 LOG_NAME = log_file.LOG_NAME
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunekit.common.safety import atomic_write_bytes, atomic_write_text
-from prunekit.report import figures, sources, tables
+from prunekit.report import figures, run_tables, sources, tables
 from prunekit.report.amc import amc_section
 from prunekit.report.document import Document, Figure, Section, to_markdown
 from prunekit.report.html import to_html
@@ -38,8 +38,17 @@ CAPTIONS = {
 }
 
 
-def _figures(*named: tuple[str, bytes | None]) -> list[Figure]:
-    return [Figure(name, png, CAPTIONS[name]) for name, png in named if png]
+SINGLE_SEED = {  # the captions of reports whose every group is one run: no band, no std, nothing over seeds
+    "accuracy_vs_sparsity.png": "Test accuracy vs weights remaining (log scale); dotted lines: each run's dense "
+    "accuracy",
+    "cost.png": "Epochs and wall time per run",
+}
+
+
+def _figures(*named: tuple[str, bytes | None], seeds: bool = True) -> list[Figure]:
+    """The figures that were drawn, captioned; `seeds`: whether some group averages several runs."""
+    captions = CAPTIONS if seeds else {**CAPTIONS, **SINGLE_SEED}
+    return [Figure(name, png, captions[name]) for name, png in named if png]
 
 
 def _layer_figures(groups: list[Group]) -> list[Figure]:
@@ -55,12 +64,14 @@ def _layer_figures(groups: list[Group]) -> list[Figure]:
 
 def build_document(runs: list[RunInfo], title: str) -> Document:
     groups = group_runs(runs)
+    seeds = any(g.n > 1 for g in groups)
     accuracy = _figures(
         ("accuracy_vs_sparsity.png", figures.accuracy_vs_weights(groups)),
         ("accuracy_vs_flops.png", figures.accuracy_vs_flops(groups)),
+        seeds=seeds,
     )
     sweep = tables.sweep_table(groups)
-    other = [t for t in [tables.metric_table(runs)] if t is not None]  # perplexity and other metrics, by round
+    other = [t for t in [run_tables.metric_table(runs)] if t is not None]  # perplexity and other metrics, by round
     controls = tables.control_table(groups)
     sections = [
         Section("Summary", [_intro(runs, groups), tables.runs_table(runs)]),
@@ -75,13 +86,17 @@ def build_document(runs: list[RunInfo], title: str) -> Document:
         Section("Per-layer sparsity", _layer_figures(groups)),
         Section("Training curves", _figures(("training.png", figures.training_curves(groups)))),
         Section(
-            "Cost", [tables.cost_table(groups, speedups(groups)), *_figures(("cost.png", figures.cost_bars(groups)))]
+            "Cost",
+            [
+                tables.cost_table(groups, speedups(groups)),
+                *_figures(("cost.png", figures.cost_bars(groups)), seeds=seeds),
+            ],
         ),
     ]
     sections.append(amc_section(runs) or Section("AMC search"))  # empty sections are dropped below
     for r in runs:
-        blocks = [tables.rounds(r.summary)]
-        blocks += [tables.layers(r.summary)] if r.summary.get("layers") else []
+        blocks = [run_tables.rounds(r.summary)]
+        blocks += [run_tables.layers(r.summary)] if r.summary.get("layers") else []
         sections.append(Section(f"Run {r.label}", [f"{r.path} — {r.method_label}", *blocks], details=len(runs) > 1))
     return Document(title, [s for s in sections if s.blocks])
 

@@ -90,8 +90,8 @@ def _accuracy_plot(
                 ax.axhline(dense, color=g.color, ls=":", lw=1)
         ax.set_xscale("log")
         lo, hi = min(drawn), max(drawn)
-        ax.set_xticks([t for t in LOG_TICKS if lo / 1.5 <= t <= hi * 1.5] or [lo, hi])
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xticks(x_ticks(drawn))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(hi * 1.15, lo / 1.15)  # decreasing: pruning goes to the right
         ax.set_ylabel("test accuracy (%)")
@@ -105,6 +105,22 @@ def _accuracy_plot(
         axes[1, 0].set_title(what, fontsize=9)
     _legend_outside(fig, axes[0, 0])
     return _png(fig)
+
+
+MAX_POINT_TICKS = 12  # up to this many distinct x values, every point gets its own tick
+
+
+def x_ticks(values: list[float]) -> list[float]:
+    """A tick at every drawn x value (values within 6% of a larger one share its tick, so labels do not collide),
+    or the round LOG_TICKS in the range when there are more than MAX_POINT_TICKS of them."""
+    kept: list[float] = []
+    for v in sorted({round(v, 4) for v in values}, reverse=True):
+        if all(k / v > 1.06 for k in kept):
+            kept.append(v)
+    if len(kept) <= MAX_POINT_TICKS:
+        return kept
+    lo, hi = min(values), max(values)
+    return [t for t in LOG_TICKS if lo / 1.5 <= t <= hi * 1.5] or [lo, hi]
 
 
 def _zoom_range(ys: list[float], dense: list[float]) -> tuple[float, float] | None:

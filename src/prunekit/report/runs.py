@@ -10,6 +10,7 @@ from typing import Any
 from prunekit import config as config_mod
 from prunekit.common.errors import UserError
 from prunekit.common.safe_text import clip, load_yaml
+from prunekit.report import legacy
 from prunekit.store import summary as run_summary
 
 REWIND_NAMES = {"init": "WR", "lr": "LRR", "finetune": "FT"}
@@ -212,7 +213,10 @@ def differing_labels(names: list[str], configs: list[dict[str, Any]], ignore: tu
 
 def load_runs(run_dirs: list[Path]) -> list[RunInfo]:
     """RunInfo for each directory, each with a label that is unique within the list and says what differs."""
-    runs = [RunInfo(Path(d), load_summary(d), load_config(d)) for d in run_dirs]
+    runs = []
+    for d in run_dirs:
+        config = load_config(d)
+        runs.append(RunInfo(Path(d), legacy.upgrade(load_summary(d), config), config))
     for r, label in zip(runs, differing_labels([r.name for r in runs], [r.config for r in runs]), strict=True):
         r.label = label
     names = [r.label for r in runs]

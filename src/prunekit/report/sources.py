@@ -2,8 +2,9 @@
 
 The values are the documents' (docs/references.md): the AIMP poster, the course slides' results table, the
 lottery-ticket report with Frankle & Carbin's LeNet-300-100 schedule, and both tables of the PyTorch L1-unstructured
-evaluation. A table appears only when the report holds runs it can be compared with; its note says where
-prunekit's setting differs (dataset, network, epochs), since the sources' settings are not re-created here.
+evaluation. A table appears only when the report holds runs of the source's network on the source's dataset (an
+MNIST toy CNN is set beside no ResNet-50 on ImageNet); its note says where prunekit's setting differs (epochs,
+recipe), since the sources' settings are not re-created here.
 """
 
 from __future__ import annotations
@@ -63,10 +64,21 @@ def _drop(dense: float | None, value: float | None) -> str:
     return "" if dense is None or value is None else f"{100 * (dense - value):.2f}"
 
 
+def _matches(g: Group, model: str, dataset: str) -> bool:
+    """Whether a group's runs are the source's network on the source's data (only then is a source shown)."""
+    return g.first.model == model and _dataset(g.first.dataset) == dataset
+
+
 def _torch_eval(groups: list[Group], models: tuple[str, ...], title: str) -> list[Table]:
     """The source's table beside the runs, and the same rows as drops from each network's own dense accuracy (the
     source's dense networks are less accurate than prunekit's, so absolute accuracies alone flatter prunekit)."""
-    ours = [g for g in groups if g.first.method == "oneshot" and g.first.model in models and not g.first.structured]
+    ours = [
+        g
+        for g in groups
+        if g.first.method == "oneshot"
+        and not g.first.structured
+        and any(_matches(g, m, TORCH_EVAL[m][1]) for m in models if m == g.first.model)
+    ]
     if not ours:
         return []
     header = ["network", "run", "dense", *[f"{100 * s:g}%" for s in SPARSITIES]]
@@ -112,12 +124,30 @@ def _dataset(name: str) -> str:
     return DATASETS.get(name, name)
 
 
+NETWORKS = {"resnet56": "ResNet-56", "resnet50": "ResNet-50"}  # the course's networks, by prunekit's model names
+
+
+def _network(model: str) -> str:
+    return NETWORKS.get(model, model)
+
+
 def _two(value: float) -> str:
     return f"{value:.2f}"
 
 
+POSTER_MODELS = ("conv2", "conv4", "conv6", "vgg11", "vgg16", "vgg19", "resnet20", "resnet32", "resnet56", "resnet18")
+
+
 def _poster(groups: list[Group]) -> Table | None:
-    ours = [g for g in groups if g.first.method == "imp" and not g.first.structured]
+    """The poster's CIFAR-10 CNN: shown beside IMP runs of a CNN on CIFAR-10."""
+    ours = [
+        g
+        for g in groups
+        if g.first.method == "imp"
+        and not g.first.structured
+        and g.first.model in POSTER_MODELS
+        and _dataset(g.first.dataset) == "CIFAR-10"
+    ]
     if not ours:
         return None
     header = ["source", "method", "setting", "final acc %", "final sparsity %", "epochs", "speedup vs IMP"]
@@ -151,7 +181,7 @@ def _lottery(groups: list[Group]) -> Table | None:
     ours = [
         g
         for g in groups
-        if g.first.method == "imp" and g.first.prune.get("rewind") == "init" and g.first.model == "lenet_300_100"
+        if g.first.method == "imp" and g.first.prune.get("rewind") == "init" and _matches(g, "lenet_300_100", "MNIST")
     ]
     if not ours:
         return None
@@ -175,9 +205,12 @@ def _lottery(groups: list[Group]) -> Table | None:
 
 
 def _course(groups: list[Group]) -> Table | None:
-    ours = [g for g in groups if g.first.structured]
+    """The course's rows whose network and dataset a channel-pruned run of the report shares, beside those runs."""
+    pairs = {(n, d) for _, n, d, *_ in COURSE}
+    ours = [g for g in groups if g.first.structured and (_network(g.first.model), _dataset(g.first.dataset)) in pairs]
     if not ours:
         return None
+    shared = {(_network(g.first.model), _dataset(g.first.dataset)) for g in ours}
     header = [
         "source",
         "method",
@@ -192,6 +225,7 @@ def _course(groups: list[Group]) -> Table | None:
     rows = [
         ["course slides", m, n, d, f"{b:.2f}", f"{a:.2f}", f"{b - a:.2f}", "-" if p is None else f"{p:.2f}", f"{r:.1f}"]
         for m, n, d, b, a, p, r in COURSE
+        if (n, d) in shared
     ]
     for g in ours:
         curve = g.curve()

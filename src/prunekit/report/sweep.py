@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from prunekit.report.runs import RunInfo, differing_labels, flat
 from prunekit.common.stats import mean_std
+from prunekit.report.runs import RunInfo, differing_labels, flat
 
 IGNORED_KEYS = ("name", "seed")
 # matplotlib's tab10, then darker tones for an 11th-16th group

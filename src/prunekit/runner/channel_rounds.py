@@ -17,6 +17,7 @@ from prunekit.common.latency import measure_latency
 from prunekit.export.compact import narrow, narrowed_modules
 from prunekit.models import create_model
 from prunekit.pruning.flops import is_shape, module_flops
+from prunekit.pruning.structured.removed import dense_flops, flops_removed, weight_sparsity
 from prunekit.pruning.structured.widths import channel_sparsity, layer_report, original_widths, physical_params
 
 
@@ -40,7 +41,8 @@ def rebuild(arch: dict[str, Any], shape: dict[str, Any] | None, device: torch.de
 
 
 def measure(model: nn.Module, example: Any, ignore: tuple[str, ...], base: nn.Module | None = None) -> dict[str, Any]:
-    """Round-record fields of a channel-pruned network: channels removed, params present, FLOPs, CPU latency.
+    """Round-record fields of a channel-pruned network: the fraction of prunable weights removed (`sparsity`), of
+    channels (`channel_fraction`) and of FLOPs (`flops_removed`), params present, FLOPs, CPU latency.
 
     example: the input shape of one sample (latency at batch 32), or one sample of model inputs (timed as it is).
     base: the unpruned model (default: rebuilt from `model.arch`)."""
@@ -49,15 +51,17 @@ def measure(model: nn.Module, example: Any, ignore: tuple[str, ...], base: nn.Mo
         latency = measure_latency(model, example, 32, warmup=3, repeats=10)
     else:
         latency = measure_latency(model, (), 1, warmup=3, repeats=10, inputs=example)
+    layers = layer_report(model, base)
+    flops = module_flops(model, example)[0]
+    channels = channel_sparsity(
+        model, ignore=ignore, example_input=None if shape else example, original=original_widths(model, base)
+    )
     return {
-        "sparsity": round(
-            channel_sparsity(
-                model, ignore=ignore, example_input=None if shape else example, original=original_widths(model, base)
-            ),
-            6,
-        ),
+        "sparsity": round(weight_sparsity(layers), 6),
+        "channel_fraction": round(channels, 6),
+        "flops_removed": flops_removed(flops, dense_flops(model, example, base)),
         "params": physical_params(model),
-        "flops": module_flops(model, example)[0],
+        "flops": flops,
         "latency_ms": round(latency["median_ms"], 4),
-        "layers": layer_report(model, base),
+        "layers": layers,
     }

@@ -285,10 +285,19 @@ class Run:
         self.store.discard(epoch_path)
         self.write_summary()
         self.log(
-            f"round {plan.index}/{len(self.plans) - 1}: sparsity {record['sparsity']:.2%}  test "
+            f"round {plan.index}/{len(self.plans) - 1}: sparsity {record['sparsity']:.2%}{self._channels(record)}  "
+            "test "
             f"{self.task.metric.name} {self.task.metric.format(self._score(record))}  "
             f"({plural(record['epochs'], 'epoch')}, {record['wall_seconds']:.1f} s)"
         )
+
+    @staticmethod
+    def _channels(record: dict[str, Any]) -> str:
+        """Channel runs: the channel and FLOP fractions removed, beside the weights' sparsity in the round's line."""
+        if record.get("channel_fraction") is None:
+            return ""
+        flops = record.get("flops_removed")
+        return f" (channels {record['channel_fraction']:.2%}" + ("" if flops is None else f", FLOPs {flops:.2%}") + ")"
 
     def shape(self) -> dict[str, Any] | None:
         """Channel runs: the architecture record of the model as thin as it is now (None for unstructured runs)."""

@@ -49,11 +49,13 @@ def trained_model(
     """The config and trained dense network of a run directory, or of a config (trained here into out/dense)."""
     from prunekit.inspection import round_model
 
+    if not source.exists():
+        raise UserError(f"{source}: no such run directory or config file")
     if source.is_dir():
         if not (source / "config.yaml").is_file():
             raise UserError(f"{source} is not a run directory (no config.yaml); pass a run directory or a config")
-        from prunekit.store import run_config
         from prunekit.store import summary as run_summary
+        from prunekit.store.directory import run_config
 
         cfg = run_config.load(source, overrides, run_summary.load(source))
         run_dir = source

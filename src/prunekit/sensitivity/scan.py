@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from prunekit.common.batches import DEFAULT, Batch, Objective
 from prunekit.common.errors import UserError
+from prunekit.common.progress import Ticker
 
 Evaluate = Callable[[nn.Module], float]
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -81,7 +82,7 @@ def scan(
     batches: list[Batch] | None = None,
     objective: Objective = DEFAULT,
     seed: int = 0,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = print,
 ) -> Sensitivity:
     """Accuracy of `model` with each prunable layer alone pruned at each ratio, without retraining.
 
@@ -90,6 +91,7 @@ def scan(
         scores by `criterion`, default magnitude). ignore: layers never pruned (default: the output layer).
     example_input: one input batch for tracing channel groups (default zeros of `model.arch["input_shape"]`).
     batches + objective: data for data-driven criteria (taylor, thinet, snip, ...).
+    log: where progress lines go (a line per layer, with the time left; default print, None = quiet).
     """
     if structure not in ("channel", "unstructured"):
         raise UserError(f"sensitivity structure must be channel or unstructured, got {structure!r}")
@@ -109,13 +111,16 @@ def scan(
         crit = criterion or "magnitude"
         names, sizes, apply = _tensor_points(model, example_input, ignore, crit, batches, objective, gen, saved)
     result = Sensitivity(structure, crit, grid, dense, names, sizes)
+    say(f"sensitivity: {len(names)} layers x {len(grid)} ratios, dense {100 * dense:.1f}")
+    ticker = Ticker(len(names), say)
     for i, name in enumerate(names):
         accuracy = []
         for r in grid:
             accuracy.append(float(apply(i, r, evaluate)))
             _check_unchanged(model, saved, f"pruning {name} at {r}")
         result.accuracy[name] = accuracy
-        say(f"sensitivity: {name} ({i + 1}/{len(names)}): " + " ".join(f"{100 * a:.1f}" for a in accuracy))
+        text = f"sensitivity: {name} ({i + 1}/{len(names)}): " + " ".join(f"{100 * a:.1f}" for a in accuracy)
+        ticker.tick(i + 1, text, force=True)  # a line per layer, with the time left
     result.seconds = time.perf_counter() - start
     return result
 

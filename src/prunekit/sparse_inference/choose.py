@@ -113,7 +113,9 @@ def example_inputs(model: nn.Module, batch_sizes: Sequence[int] = (1,)) -> list[
         return [model.example_input(int(b)) for b in batch_sizes]
     arch = getattr(model, "arch", None)
     if not isinstance(arch, dict) or "input_shape" not in arch:
-        raise UserError(f"{type(model).__name__} records no input shape: call accelerate with example inputs")
+        raise UserError(
+            f"{type(model).__name__} records no input shape: pass example_inputs= (to prunekit.load or accelerate)"
+        )
     gen = torch.Generator().manual_seed(0)
     return [torch.randn(int(b), *arch["input_shape"], generator=gen) for b in batch_sizes]
 

@@ -31,6 +31,10 @@ ROUND_FIELDS = [
 ]  # val_metric/test_metric: the task's metric when it is not accuracy (e.g. perplexity); empty otherwise.
 # pruned_*: the test metric right after the round pruned, before rewinding or retraining (no-retraining accuracy)
 LEARNED_FIELDS = ["mean_bits", "bits_per_weight"]  # in the rows (and rounds.csv) of runs whose method learns them
+# channel runs: `sparsity` is the fraction of prunable weights physically removed, these the fractions of channels
+# and of FLOPs removed (rows of channel runs written before they existed hold the channel fraction as `sparsity`)
+CHANNEL_FIELDS = ["channel_fraction", "flops_removed"]
+OPTIONAL_FIELDS = CHANNEL_FIELDS + LEARNED_FIELDS
 
 
 def collect(ck: Path, indices: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
@@ -45,7 +49,7 @@ def collect(ck: Path, indices: list[int]) -> tuple[list[dict[str, Any]], dict[st
         layers = record.get("layers", [])
         control = ck / f"round_{index}.control.safetensors"
         record["control_accuracy"] = checkpoint.read_record(control)["test_accuracy"] if control.exists() else None
-        rows.append({k: record.get(k) for k in ROUND_FIELDS} | {k: record[k] for k in LEARNED_FIELDS if k in record})
+        rows.append({k: record.get(k) for k in ROUND_FIELDS} | {k: record[k] for k in OPTIONAL_FIELDS if k in record})
     return rows, histories, layers
 
 
@@ -79,6 +83,7 @@ def write(
         "metric": metric,
         "dense_accuracy": rows[0]["test_accuracy"] if rows else None,
         "final_sparsity": rows[-1]["sparsity"] if rows else None,
+        **({"final_channel_fraction": rows[-1]["channel_fraction"]} if rows and "channel_fraction" in rows[-1] else {}),
         "final_accuracy": rows[-1]["test_accuracy"] if rows else None,
         "dense_metric": rows[0][key] if rows else None,
         "final_metric": rows[-1][key] if rows else None,
@@ -93,7 +98,7 @@ def write(
         return summary
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     buf = io.StringIO()
-    learned = [k for k in LEARNED_FIELDS if any(k in row for row in rows)]
+    learned = [k for k in OPTIONAL_FIELDS if any(k in row for row in rows)]
     writer = csv.DictWriter(buf, fieldnames=ROUND_FIELDS + learned, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)

@@ -26,6 +26,7 @@ SUMMARY_FIELDS = {
     "complete": FLAG,
     "dense_accuracy": FRACTION,
     "final_sparsity": FRACTION,
+    "final_channel_fraction": FRACTION,
     "final_accuracy": FRACTION,
     "total_epochs": COUNT,
     "wall_seconds": SECONDS,
@@ -33,6 +34,8 @@ SUMMARY_FIELDS = {
 ROUND_FIELDS = {
     "round": COUNT,
     "sparsity": FRACTION,
+    "channel_fraction": FRACTION,
+    "flops_removed": FRACTION,
     "test_accuracy": FRACTION,
     "val_accuracy": FRACTION,
     "control_accuracy": FRACTION,

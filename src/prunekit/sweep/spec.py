@@ -84,7 +84,7 @@ def _base(value: Any, here: Path) -> tuple[dict[str, Any], str]:
         path = (here / value).resolve()
         if not path.is_file():
             raise UserError(f"sweep base: config file not found: {path}")
-        values = load_yaml(path, "sweep base config") or {}  # the bounded reader configs use (prunekit.common.safe_text)
+        values = load_yaml(path, "sweep base config") or {}  # the bounded reader configs use
         if not isinstance(values, dict):
             raise UserError(f"sweep base {path}: the config must be a YAML mapping")
         return values, str(values.get("name") or path.stem)

@@ -12,16 +12,15 @@ runs on rank 0 over every batch and its value is shared.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from prunekit.common.batches import Batch, Objective, to_device
 from prunekit.common.errors import UserError
+from prunekit.common.progress import StepBar
 from prunekit.distributed import DDPModel, all_reduce_sum, average_outside_grads, current, rank_seed, share
 from prunekit.tasks.base import LrAt, Metric
 from prunekit.tasks.metrics import MetricFn, batch_totals, evaluate_batches, finish, resolve
@@ -143,9 +142,9 @@ class LoaderTask:
             net, handle = self._ddp(model, world), average_outside_grads(optimizer, model, world)
         model.train()
         total, count = torch.zeros((), device=self.device), 0
-        quiet = not sys.stderr.isatty() or not world.main
+        quiet = not world.main
         try:
-            with tqdm(total=steps, desc=desc, leave=False, disable=quiet, mininterval=0.5) as bar:
+            with StepBar(steps, desc, enabled=not quiet) as bar:
                 for step, batch in enumerate(batches):
                     lr = lr_at(epoch + min(step / steps, 1.0))
                     set_lr(optimizer, lr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 NUMERIC_FIELDS = ("sparsity", "test_accuracy", "val_accuracy", "test_metric", "val_metric", "params", "flops")
-NUMERIC_FIELDS += ("epochs", "wall_seconds", "latency_ms", "control_accuracy")
+NUMERIC_FIELDS += ("epochs", "wall_seconds", "latency_ms", "control_accuracy", "channel_fraction", "flops_removed")
 
 
 def round_metrics(row: dict[str, Any]) -> dict[str, float]:

@@ -30,7 +30,7 @@ class TensorBoardTracker:
         self.writer.flush()
 
     def finish(self, out: Path, summary: dict[str, Any]) -> None:
-        from prunekit.report.tables import rounds_table
+        from prunekit.report.run_tables import rounds_table
 
         self.writer.add_text("summary", rounds_table(summary), len(summary["rounds"]))
         self.writer.flush()

@@ -10,14 +10,13 @@ from the position in the epoch, as in one process. Dropout draws from a per-rank
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from prunekit.common.batches import DEFAULT, Objective
+from prunekit.common.progress import StepBar
 from prunekit.data import augment_batch
 from prunekit.distributed import DDPModel, World, all_reduce_sum, average_outside_grads, rank_seed
 from prunekit.train.optim import set_lr
@@ -48,9 +47,9 @@ def train_epoch_ddp(
     total = torch.zeros((), device=x.device)
     lr = lr_at(float(epoch))
     handle = average_outside_grads(optimizer, model, world)
-    quiet = not sys.stderr.isatty() or not world.main
+    quiet = not world.main
     try:
-        with tqdm(total=steps, desc=desc, leave=False, disable=quiet, mininterval=0.5) as bar:
+        with StepBar(steps, desc, enabled=not quiet) as bar:
             for step in range(steps):
                 lr = lr_at(epoch + step / steps)
                 set_lr(optimizer, lr)

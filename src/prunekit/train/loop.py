@@ -6,16 +6,15 @@ so an epoch replays identically after a resume without saving any RNG state.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from prunekit.common.batches import DEFAULT, Objective
+from prunekit.common.progress import StepBar
 from prunekit.data import augment_batch
 from prunekit.train.optim import set_lr
 
@@ -64,9 +63,8 @@ def train_epoch(
     steps = (n + batch_size - 1) // batch_size
     order = torch.randperm(n, generator=generator).to(x.device)
     total = torch.zeros((), device=x.device)
-    quiet = not sys.stderr.isatty()
     lr = lr_at(float(epoch))
-    with tqdm(total=steps, desc=desc, leave=False, disable=quiet, mininterval=0.5) as bar:
+    with StepBar(steps, desc) as bar:
         for step in range(steps):
             lr = lr_at(epoch + step / steps)
             set_lr(optimizer, lr)

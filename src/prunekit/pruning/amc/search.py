@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from prunekit.common.batches import DEFAULT, Batch, Objective
 from prunekit.common.errors import UserError
+from prunekit.common.progress import Ticker
 from prunekit.pruning.amc.agent import DDPG, AgentConfig
 from prunekit.pruning.amc.env import PruningEnv
 from prunekit.pruning.amc.problems import Evaluate, Problem, channel_problem, tensor_problem
@@ -75,7 +76,7 @@ def amc_search(
     budget: dict[str, float] | Budget | None = None,
     structure: str = "channel",
     episodes: int = 300,
-    warmup: int = 100,
+    warmup: int | None = None,
     reward: str = "error",
     example_input: Any = None,
     ignore: Sequence[str] | None = None,
@@ -102,15 +103,20 @@ def amc_search(
     refit: training batches on which the dense network's feature maps are sampled; each candidate's pruned layers are
         refit to them by least squares before it is evaluated (channel mode; None: evaluated without a refit).
         The returned ratios are applied without the refit: `accuracy` is then the refit network's.
+    warmup: episodes of random actions first (default: a third of `episodes`, at most 100).
+    log: where progress lines go (the episodes at every tenth and at least every 30 s, with the time left);
+        prunekit.amc_search prints them by default.
     """
     if structure not in ("channel", "unstructured"):
         raise UserError(f"AMC structure must be channel or unstructured, got {structure!r}")
+    warmup = min(100, episodes // 3) if warmup is None else warmup  # AMC's 100 of 300 warm-up episodes
     if not 0 <= warmup <= episodes:
         raise UserError(f"AMC warm-up episodes must be in [0, {episodes}], got {warmup}")
     if not 0.0 < lbound <= 1.0:
         raise UserError(f"AMC lbound must be in (0, 1], got {lbound}")
     say = log or (lambda _: None)
     start = time.perf_counter()
+    say(f"amc: {structure} search, {episodes} episodes ({warmup} warm-up)")
     bud = Budget.parse(budget)
     example = _example(model, example_input)
     gen = torch.Generator().manual_seed(seed)
@@ -123,6 +129,7 @@ def amc_search(
         ddpg = DDPG(env.state_size, env.layers, agent or AgentConfig(), seed, lbound)
         history: list[dict[str, Any]] = []
         setup = time.perf_counter() - start
+        ticker = Ticker(episodes, say)
 
         def record(episode: int, value: float, info: dict[str, Any]) -> None:
             row = {
@@ -135,9 +142,9 @@ def amc_search(
             if "cost" in info:
                 row["cost_fraction"] = round(info["cost"] / cost.dense, 6)
             history.append(row)
-            if (episode + 1) % max(1, episodes // 10) == 0:
-                best = max(history, key=lambda r: r["reward"])
-                say(f"amc: episode {episode + 1}/{episodes}, best reward {best['reward']:.4f} at {best['episode']}")
+            best = max(history, key=lambda r: r["reward"])
+            text = f"amc: episode {episode + 1}/{episodes}, best reward {best['reward']:.4f} at {best['episode']}"
+            ticker.tick(episode + 1, text)
 
         run_episodes(env, ddpg, episodes, warmup, record)
     finally:

@@ -23,7 +23,7 @@ pruning are kept (0 quantises to 0), so it composes with sparsity.
 
 Files: a sparse file of the result stores each quantised tensor as b-bit codes and one scale, bit-exact
 (prunekit.pruning.lowbit; `prunekit export RUN --format sparse` reads the bits from the round record). What it does
-not do (said in docs/results/criteria.md): activations stay in floating point (the paper learns their bitlengths too); there
+not do (docs/results/criteria.md): activations stay in floating point (the paper learns their bitlengths too); there
 are no low-bit kernels, so nothing runs faster. The paper's full text could not be read where this was written (its
 abstract could): the quantiser and the interpolation above are this implementation's reading of it, stated here so
 that they can be checked.

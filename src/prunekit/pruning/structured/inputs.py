@@ -79,9 +79,16 @@ def run_named(model: nn.Module, inputs: Any, when: str) -> Any:
     hooks += [m.register_forward_hook(leave) for m in model.modules()]
     try:
         return call_model(model, inputs)
+    except UserError:  # already one line that says what to do (a dict of inputs the forward cannot take)
+        raise
     except Exception as exc:  # any failure inside a user model; the user needs the module's name
         where = f"module {stack[-1]!r}" if stack and stack[-1] else f"{type(model).__name__}.forward"
         hint = "the layers feeding it lost channels it needs" if when == AFTER else "add that module to ignore"
+        if isinstance(inputs, Mapping) and isinstance(exc, TypeError) and not any(stack):  # failed calling forward
+            hint = (
+                "a dict of inputs is passed as keyword arguments (model(**inputs)); for a forward that takes the "
+                "dict as one argument, pass it in a tuple: example_inputs=(inputs,)"
+            )
         raise UserError(
             f"channel pruning: {type(model).__name__} fails {when} in {where}: {one_line(exc)}; {hint}"
         ) from exc
