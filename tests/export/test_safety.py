@@ -141,7 +141,7 @@ def test_bad_metadata(tmp_path):
     safetensors.torch.save_file({"w": torch.ones(2)}, path)
     refused(read_metadata, path, "no prunekit metadata")
     safetensors.torch.save_file({"w": torch.ones(2)}, path, metadata={"prunekit": "{oops"})
-    refused(load_state_dict, path, "unreadable prunekit metadata")
+    refused(load_state_dict, path, "prunekit metadata is not valid JSON")
 
 
 def test_tampered_tensor_table(tmp_path):
@@ -153,9 +153,9 @@ def test_tampered_tensor_table(tmp_path):
     refused(load_state_dict, path, "not described by the header: extra")
     path = small_file(tmp_path)
     rewrite_meta(path, lambda meta, _: meta["tensors"]["0.weight"].update(shape=[10**12, 64]))
-    with pytest.raises(UserError, match=r"does not fit .*0\.weight is \[1000000000000, 64\] in the file"):
+    with pytest.raises(UserError, match=r"0\.weight\.shape is \[1000000000000, 64\], not a tensor shape"):
         load(path, builder=lambda arch: nn.Sequential(nn.Linear(64, 32), nn.Linear(32, 4)))
-    refused(load_state_dict, path, "corrupted: tensor '0.weight': bitmask has 256 bytes")
+    refused(load_state_dict, path, "not a tensor shape")  # refused with the metadata, before any decoding
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from prunekit.common.errors import UserError
+from prunekit.common.example_spec import DTYPES as REAL_DTYPES
 from prunekit.common.safety import atomic_write_bytes, one_line, require_safetensors
 from prunekit.export import arch
 from prunekit.export.bitpack import (
@@ -259,9 +260,9 @@ def _read(path: PathLike) -> tuple[dict[str, Tensor], dict[str, Tensor], dict]:
 def _decode(name: str, entry: dict, stored: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
     """One dense tensor and its mask (None when the tensor was not masked) from the stored pieces."""
     shape = tuple(int(n) for n in entry["shape"])
-    dtype = getattr(torch, str(entry["dtype"]), None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown dtype {entry['dtype']!r}")
+    dtype = getattr(torch, str(entry["dtype"]), None) if entry["dtype"] in REAL_DTYPES else None
+    if not isinstance(dtype, torch.dtype):  # complex dtypes would double the decoded size and never come from prunekit
+        raise ValueError(f"unknown dtype {str(entry['dtype'])[:20]!r}")
     encoding = entry["encoding"]
     if encoding == "dense" and "bits" in entry:
         tensor = lowbit.unpack_tensor(name, entry, stored, math.prod(shape)).reshape(shape).to(dtype)

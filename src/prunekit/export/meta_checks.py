@@ -21,6 +21,7 @@ MAX_CONTAINERS = 500_000  # objects and lists (a tensor table entry holds 2-3)
 MAX_INT = 2**53  # larger integers are no size, count or width of a real network
 MAX_NUMEL = 2**40  # values of one tensor
 MAX_RANK = 16
+ENCODINGS = ("dense", "alias", "bitmask", "gaps8", "gaps16", "nm")
 
 
 def parse_meta_text(text: str, source: str | os.PathLike[str]) -> Any:
@@ -36,7 +37,31 @@ def parse_meta_text(text: str, source: str | os.PathLike[str]) -> Any:
     meta = parse_json(text, f"{source}: prunekit metadata", allow_nan=True)
     if isinstance(meta, dict):
         check_numbers({k: v for k, v in meta.items() if k != "extra"}, source)
+        if isinstance(meta.get("tensors"), dict):
+            check_entries(meta["tensors"], source)
     return meta
+
+
+def check_entries(tensors: dict[str, Any], source: str | os.PathLike[str]) -> None:
+    """The tensor table's dtypes, encodings and counts, checked before any network is built for the file (a complex
+    dtype, say, was refused only after the network's memory was spent)."""
+    from prunekit.common.example_spec import DTYPES
+
+    for name, entry in tensors.items():
+        where = f"{source}: tensor {clip(str(name), 60)!r}"
+        if not isinstance(entry, dict):
+            raise UserError(f"{where}: its entry is {short(entry, 30)}, not an object; the file is damaged")
+        for key in ("dtype", "stored_dtype"):
+            if key in entry and entry[key] not in DTYPES:
+                raise UserError(f"{where}: {key} {short(entry[key], 30)} is not one prunekit writes; damaged file")
+        if entry.get("encoding") not in ENCODINGS:
+            raise UserError(f"{where}: encoding {short(entry.get('encoding'), 30)} is unknown; the file is damaged")
+        shape = check_shape(entry.get("shape"), source, f"tensors.{clip(str(name), 60)}.shape")
+        nnz = entry.get("nnz")
+        if nnz is not None and not (
+            isinstance(nnz, int) and not isinstance(nnz, bool) and 0 <= nnz <= math.prod(shape)
+        ):
+            raise UserError(f"{where}: nnz {short(nnz, 30)} is not a count of its values; the file is damaged")
 
 
 def check_numbers(value: Any, source: str | os.PathLike[str]) -> None:
