@@ -4,7 +4,6 @@ sequential order through blocks, the block finder and layer groups, and the memo
 from __future__ import annotations
 
 import copy
-
 import weakref
 
 import numpy as np

@@ -95,16 +95,17 @@ class Wrapped:  # WrappedGPT / SparseGPT.add_batch: running means, as the source
         self.H += inp.matmul(inp.t())
 
 
+def adder(wrapped: Wrapped):  # noqa: ANN201
+    return lambda _, inp, out: wrapped.add_batch(inp[0].data)
+
+
 @torch.no_grad()
 def reference_prune(model: nn.Module, xs: list[torch.Tensor], method: str, sparsity: float, n: int, m: int) -> None:
     inps = [model.wte(x) + model.wpe(torch.arange(x.shape[1])) for x in xs]
     for layer in model.blocks:
         subset = {name: mod for name, mod in layer.named_modules() if isinstance(mod, nn.Linear)}
         wrapped = {name: Wrapped(mod) for name, mod in subset.items()}
-        handles = [
-            subset[name].register_forward_hook(lambda _, inp, out, name=name: wrapped[name].add_batch(inp[0].data))
-            for name in subset
-        ]
+        handles = [subset[name].register_forward_hook(adder(wrapped[name])) for name in subset]
         for x in inps:
             layer(x)
         for h in handles:
