@@ -26,13 +26,13 @@ from prunekit.models import create_model
 from prunekit.tasks.metrics import perplexity
 
 # (label, criterion, sparsity, pattern, allocation, calibration)
-ROWS = [
+ROWS = [  # in the order they run: the rows the comparisons need first
     ("dense", None, 0.0, "unstructured", "uniform", "block"),
     ("magnitude 50%", "magnitude", 0.5, "unstructured", "uniform", "block"),
     ("wanda 50%", "wanda", 0.5, "unstructured", "uniform", "block"),
-    ("sparsegpt 50%", "sparsegpt", 0.5, "unstructured", "uniform", "block"),
     ("magnitude 2:4", "magnitude", 0.5, "2:4", "uniform", "block"),
     ("wanda 2:4", "wanda", 0.5, "2:4", "uniform", "block"),
+    ("sparsegpt 50%", "sparsegpt", 0.5, "unstructured", "uniform", "block"),
     ("sparsegpt 2:4", "sparsegpt", 0.5, "2:4", "uniform", "block"),
     ("wanda 70%", "wanda", 0.7, "unstructured", "uniform", "block"),
     ("owl+wanda 70%", "wanda", 0.7, "unstructured", "owl", "block"),
@@ -51,9 +51,9 @@ ROWS = [
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--calib", type=int, default=16, help="calibration windows")
+    parser.add_argument("--calib", type=int, default=8, help="calibration windows")
     parser.add_argument("--seq-len", type=int, default=512)
-    parser.add_argument("--eval-windows", type=int, default=20)
+    parser.add_argument("--eval-windows", type=int, default=10)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", help="comma-separated row labels (default: all)")
