@@ -32,7 +32,7 @@ def _path(text: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     from prunekit import __version__
 
-    about = "Neural-network pruning: run, sweep, report, export, inspect, sensitivity."
+    about = "Neural-network pruning: run, sweep, report, export, inspect, sensitivity, fetch."
     parser = _Parser(prog="prunekit", description=about)
     parser.add_argument("--version", action="version", version=f"prunekit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")

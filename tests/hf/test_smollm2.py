@@ -165,3 +165,20 @@ def test_runner_prunes_the_model_entry_on_prose(monkeypatch, tmp_path, allocatio
     assert len(summary["layers"]) == 21  # 7 Linear layers in each of 3 blocks; embedding and tied head not pruned
     spread = {round(layer["sparsity"], 2) for layer in summary["layers"]}
     assert (len(spread) > 1) == (allocation == "owl")  # OWL gives the blocks different sparsities
+
+
+def test_fetch_command_leaves_a_finished_conversion_alone(tmp_path):
+    done = tmp_path / "smollm2-135m"
+    done.mkdir()
+    (done / "config.json").write_text("{}")
+    (done / "model.safetensors").write_bytes(b"")
+    env = {"PRUNEKIT_CACHE": str(tmp_path), "PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "prunekit", "fetch", "smollm2"], env=env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"already converted in {done}" in out.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "prunekit", "fetch", "gpt9"], env=env, capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
