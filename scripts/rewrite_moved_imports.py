@@ -29,6 +29,7 @@ MOVED = {
     "prunekit.user_code": "prunekit.common.user_code",
     "prunekit.example_spec": "prunekit.common.example_spec",
     "prunekit.latency": "prunekit.common.latency",
+    "prunekit.hf_cache": "prunekit.common.hf_cache",
     "prunekit.export.safety": "prunekit.common.safety",
     "prunekit.export.atomic": "prunekit.common.atomic",
     "prunekit.config_sections": "prunekit.config.sections",

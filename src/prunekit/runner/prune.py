@@ -58,6 +58,8 @@ def decide(run: RunState, plan: RoundPlan, masks: Masks, target: float | None) -
         fixed=fixed,
         min_density=p.min_density,
         pattern=p.pattern,
+        calibration=p.calibration,
+        owl=(p.owl_m, p.owl_lambda),
     )
 
 
