@@ -16,6 +16,7 @@ Imports are deferred so `import prunekit` stays light.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def prune(
-    model: nn.Module,
+    model: nn.Module | str | os.PathLike[str],
     sparsity: float,
     *,
     criterion: str = "magnitude",
@@ -77,7 +78,9 @@ def prune(
     masks: dict[str, torch.Tensor] | None = None,
     seed: int = 0,
     pattern: str = "unstructured",
-) -> dict[str, torch.Tensor]:
+    out: str | os.PathLike[str] | None = None,
+    activations: str = "auto",
+) -> dict[str, Any]:
     """Prune `model` in place to `sparsity` of its covered weights; returns the boolean masks (a dict) whose
     `.report` says what was covered, what was left out and why, and the sparsity over the covered tensors.
 
@@ -93,7 +96,34 @@ def prune(
     `inputs_fn(batch)`), block by block; each covered layer is pruned to `sparsity` (these criteria compare within a
     layer, so `scope` "global" means per layer too) and SparseGPT updates the weights it keeps.
     pattern: "unstructured", or "N:M" such as "2:4" or "4:8" for any criterion (then `sparsity` must be 1 - N/M).
+
+    A Hugging Face checkpoint directory (safetensors) instead of a model is pruned block by block into the new
+    directory `out`, one block in memory at a time, bit for bit as in memory (magnitude needs scope="layerwise");
+    `activations` "disk" keeps the calibration hidden states memory-mapped ("auto": when they are large); a rerun
+    after a kill resumes. Returns the summary (also out/prune_summary.json) instead of masks.
     """
+    if isinstance(model, str | os.PathLike):
+        return _prune_checkpoint(
+            model,
+            sparsity,
+            criterion,
+            scope,
+            allocation,
+            min_density,
+            ignore,
+            batches,
+            inputs_fn,
+            pattern,
+            out,
+            activations,
+            loss_fn,
+            masks,
+            iterations,
+            include_embeddings,
+            include_output,
+        )
+    if out is not None:
+        raise UserError("out= is for a checkpoint directory: a model is pruned in place")
     from prunekit.pruning.prune_model import prune_model
 
     return prune_model(
@@ -114,6 +144,47 @@ def prune(
         masks=masks,
         seed=seed,
         pattern=pattern,
+    )
+
+
+def _prune_checkpoint(
+    source: Any,
+    sparsity: float,
+    criterion: str,
+    scope: str,
+    allocation: str,
+    min_density: float,
+    ignore: Any,
+    batches: Any,
+    inputs_fn: Any,
+    pattern: str,
+    out: Any,
+    activations: str,
+    *unsupported: Any,
+) -> dict[str, Any]:
+    """`prune` of a checkpoint directory (see prunekit.streaming)."""
+    if out is None:
+        raise UserError("pruning a checkpoint directory needs out=, the new directory to write")
+    if any(x not in (None, False) for x in unsupported):
+        raise UserError(
+            "a checkpoint directory takes no loss_fn, masks, iterations, include_embeddings or "
+            "include_output: it is pruned once, block by block"
+        )
+    from prunekit.streaming import prune_checkpoint
+
+    return prune_checkpoint(
+        source,
+        out,
+        sparsity,
+        criterion=criterion,
+        batches=batches,
+        inputs_fn=inputs_fn,
+        scope=scope,
+        allocation=allocation,
+        min_density=min_density,
+        ignore=ignore,
+        pattern=pattern,
+        activations=activations,
     )
 
 
