@@ -78,6 +78,8 @@ def prune(
     masks: dict[str, torch.Tensor] | None = None,
     seed: int = 0,
     pattern: str = "unstructured",
+    calibration: str = "block",
+    owl: tuple[float, float] = (5.0, 0.08),
     out: str | os.PathLike[str] | None = None,
     activations: str = "auto",
 ) -> dict[str, Any]:
@@ -96,6 +98,9 @@ def prune(
     `inputs_fn(batch)`), block by block; each covered layer is pruned to `sparsity` (these criteria compare within a
     layer, so `scope` "global" means per layer too) and SparseGPT updates the weights it keeps.
     pattern: "unstructured", or "N:M" such as "2:4" or "4:8" for any criterion (then `sparsity` must be 1 - N/M).
+    calibration (wanda, sparsegpt): "block" calibrates every layer of a block from one pass of its dense inputs (the
+    papers' order), "sequential" layer group after layer group. allocation "owl" (wanda, sparsegpt): each block's
+    sparsity from its outlier ratio (Yin et al. 2024), `owl` = (M, lambda), the paper's (5, 0.08) by default.
 
     A Hugging Face checkpoint directory (safetensors) instead of a model is pruned block by block into the new
     directory `out`, one block in memory at a time, bit for bit as in memory (magnitude needs scope="layerwise");
@@ -103,25 +108,24 @@ def prune(
     after a kill resumes. Returns the summary (also out/prune_summary.json) instead of masks.
     """
     if isinstance(model, str | os.PathLike):
-        return _prune_checkpoint(
-            model,
-            sparsity,
-            criterion,
-            scope,
-            allocation,
-            min_density,
-            ignore,
-            batches,
-            inputs_fn,
-            pattern,
-            out,
-            activations,
-            loss_fn,
-            masks,
-            iterations,
-            include_embeddings,
-            include_output,
-        )
+        if out is None:
+            raise UserError("pruning a checkpoint directory needs out=, the new directory to write")
+        if (
+            loss_fn is not None
+            or masks is not None
+            or iterations not in (None, 1)
+            or include_embeddings
+            or include_output
+        ):
+            raise UserError(
+                "a checkpoint directory takes no loss_fn, masks, iterations, include_embeddings or include_output: "
+                "it is pruned once, block by block"
+            )
+        from prunekit.streaming import prune_checkpoint
+
+        options = {"scope": scope, "allocation": allocation, "min_density": min_density, "ignore": ignore}
+        options |= {"batches": batches, "inputs_fn": inputs_fn, "pattern": pattern, "calibration": calibration}
+        return prune_checkpoint(model, out, sparsity, criterion=criterion, owl=owl, activations=activations, **options)
     if out is not None:
         raise UserError("out= is for a checkpoint directory: a model is pruned in place")
     from prunekit.pruning.prune_model import prune_model
@@ -144,47 +148,8 @@ def prune(
         masks=masks,
         seed=seed,
         pattern=pattern,
-    )
-
-
-def _prune_checkpoint(
-    source: Any,
-    sparsity: float,
-    criterion: str,
-    scope: str,
-    allocation: str,
-    min_density: float,
-    ignore: Any,
-    batches: Any,
-    inputs_fn: Any,
-    pattern: str,
-    out: Any,
-    activations: str,
-    *unsupported: Any,
-) -> dict[str, Any]:
-    """`prune` of a checkpoint directory (see prunekit.streaming)."""
-    if out is None:
-        raise UserError("pruning a checkpoint directory needs out=, the new directory to write")
-    if any(x not in (None, False) for x in unsupported):
-        raise UserError(
-            "a checkpoint directory takes no loss_fn, masks, iterations, include_embeddings or "
-            "include_output: it is pruned once, block by block"
-        )
-    from prunekit.streaming import prune_checkpoint
-
-    return prune_checkpoint(
-        source,
-        out,
-        sparsity,
-        criterion=criterion,
-        batches=batches,
-        inputs_fn=inputs_fn,
-        scope=scope,
-        allocation=allocation,
-        min_density=min_density,
-        ignore=ignore,
-        pattern=pattern,
-        activations=activations,
+        calibration=calibration,
+        owl=owl,
     )
 
 

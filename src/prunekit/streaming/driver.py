@@ -15,6 +15,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,12 @@ from prunekit.progress import Progress
 from prunekit.pruning.masks import transposed_names
 from prunekit.pruning.posttrain.blocks import Call, find_blocks, next_call
 from prunekit.pruning.posttrain.driver import calibrating
+from prunekit.pruning.posttrain.owl import OWL_DEFAULTS, targets_from_ratios
 from prunekit.pruning.prunable import check_names, prunable
 from prunekit.streaming.checkpoint import Checkpoint, check_shapes, empty_tree, fill_tree, open_checkpoint, skeleton
 from prunekit.streaming.inputs import first_block_calls, hidden_of, with_hidden
 from prunekit.streaming.output import copy_side_files, shard_name, write_index, write_shard
+from prunekit.streaming.owl_pass import outlier_ratios
 from prunekit.streaming.plan import Plan, make_plan, prune_block
 from prunekit.streaming.summary import SUMMARY, finished, peak_rss, write_summary
 from prunekit.streaming.workdir import WorkDir, partial_dir
@@ -49,6 +52,8 @@ def prune_checkpoint(
     min_density: float = 0.0,
     ignore: Iterable[str] | None = None,
     pattern: str = "unstructured",
+    calibration: str = "block",
+    owl: tuple[float, float] = OWL_DEFAULTS,
     activations: str = "auto",
     log: Callable[[str], None] = print,
     after_block: Callable[[int], None] | None = None,
@@ -80,6 +85,7 @@ def prune_checkpoint(
         allocation=allocation,
         min_density=min_density,
         pattern=pattern,
+        calibration=calibration,
     )
     objective = make_objective(None, inputs_fn)
     batches = list(batches or [])
@@ -96,6 +102,8 @@ def prune_checkpoint(
         "min_density": float(min_density),
         "ignore": sorted(ignore) if ignore else None,
         "calibration": _fingerprint_batches(batches, objective) if plan.calibrated else None,
+        "calibration_order": calibration if plan.calibrated else None,
+        "owl": list(owl) if allocation == "owl" else None,
     }
     if out.exists():
         done_before = finished(out, settings)
@@ -108,6 +116,10 @@ def prune_checkpoint(
     run = _Stream(model, ckpt, blocks, per_block, plan, work, settings, log)
     with calibrating(model):
         calls = run.first_calls(batches, objective, done, activations)
+        if allocation == "owl":
+            calls = run.owl_targets(
+                calls, float(sparsity), owl, lambda: run.first_calls(batches, objective, 0, "memory")
+            )
         run.prune_blocks(calls, done, after_block)
     return run.finish(started, done, len(batches))
 
@@ -134,6 +146,7 @@ class _Stream:
         self.count = len(blocks) + 1  # shard 1: everything outside the blocks; shard k + 2: block k
         self.on_disk = False
         self.tokens = 0
+        self.owl_ratios: dict[str, float] | None = None
         record = work.progress()
         self.seconds: list[float] = record.get("block_seconds", [])
         self.layers: list[dict[str, Any]] = record.get("layers", [])
@@ -151,6 +164,25 @@ class _Stream:
             calls = [with_hidden(c, h) for c, h in zip(calls, loaded, strict=True)]
         return calls
 
+    def owl_targets(
+        self, calls: list[Call], sparsity: float, owl: tuple[float, float], fresh: Callable[[], list[Call]]
+    ) -> list[Call]:
+        """Set the plan's targets from the blocks' outlier ratios (measured once, then kept in the progress record);
+        returns the calls to prune with (the first block's again when the measuring pass consumed them)."""
+        ratios = self.work.progress().get("owl_ratios")
+        if ratios is None:
+            ratios = outlier_ratios(
+                self.model, self.blocks, self.per_block, self.ckpt, calls, self.plan.transposed, owl[0]
+            )
+            self.work.record(0, self.settings, owl_ratios=ratios)
+            calls = fresh()
+        self.owl_ratios = ratios
+        shapes = {n: self.model.get_parameter(n).shape for group in self.per_block for n in group}
+        masks = {n: torch.ones((), dtype=torch.bool).expand(shape) for n, shape in shapes.items()}
+        targets, _ = targets_from_ratios(ratios, masks, sparsity, owl[1])
+        self.plan = replace(self.plan, targets=targets)
+        return calls
+
     def prune_blocks(self, calls: list[Call], done: int, after_block: Callable[[int], None] | None) -> None:
         progress = Progress(len(self.blocks), self.log)
         progress.skip(done)
@@ -166,7 +198,7 @@ class _Stream:
             kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
             self.layers += [{"name": n, "shape": list(m.shape), "kept": int(m.sum())} for n, m in masks.items()]
             self.seconds.append(round(time.perf_counter() - tick, 3))
-            self.work.record(k + 1, self.settings, self.seconds, self.layers)
+            self.work.record(k + 1, self.settings, self.seconds, self.layers, self.owl_ratios)
             self.work.forget_hidden(k)
             empty_tree(block)
             del changed
@@ -209,6 +241,7 @@ class _Stream:
             "resumed_after_block": done,
             "blocks_computed": list(range(done, len(self.blocks))),
             "calibration": {"batches": batches, "tokens": self.tokens} if self.plan.calibrated else None,
+            "owl_ratios": self.owl_ratios,
             "activations": "disk" if self.on_disk else "memory",
             "shards": self.count,
             "copied": copied,

@@ -20,7 +20,8 @@ from prunekit.pruning.masks import Masks, apply_masks, dense_masks
 from prunekit.pruning.patterns import check_divisible, check_sparsity, parse_pattern, select_nm
 from prunekit.pruning.posttrain import POSTTRAIN, Target
 from prunekit.pruning.posttrain.blocks import Call
-from prunekit.pruning.posttrain.driver import _LayerPruner
+from prunekit.pruning.posttrain.driver import check_calibration
+from prunekit.pruning.posttrain.driver import prune_block as prune_layers
 from prunekit.pruning.posttrain.layers import check_supported
 
 STREAMED = ("magnitude", *POSTTRAIN.names())
@@ -33,6 +34,7 @@ class Plan:
     criterion: str
     targets: dict[str, Target]
     transposed: frozenset[str]
+    calibration: str = "block"
 
     @property
     def calibrated(self) -> bool:
@@ -49,7 +51,10 @@ def make_plan(
     allocation: str,
     min_density: float,
     pattern: str,
+    calibration: str = "block",
 ) -> Plan:
+    """Each tensor's target; for allocation "owl" only the criterion (the targets come from `owl_plan`)."""
+    check_calibration(calibration)
     if criterion not in STREAMED:
         raise UserError(f"a checkpoint is pruned block by block with {', '.join(STREAMED)}; got {criterion!r}")
     if scope not in ("global", "layerwise"):
@@ -59,17 +64,23 @@ def make_plan(
     if nm is not None:
         check_sparsity(sparsity, nm)
         check_divisible(masks, nm[1], transposed)
-        return Plan(criterion, {n: Target(nm=nm) for n in shapes}, transposed)
+        if allocation == "owl":
+            raise UserError(f"allocation owl sets a sparsity per block: it does not apply to pattern {pattern}")
+        return Plan(criterion, {n: Target(nm=nm) for n in shapes}, transposed, calibration)
     if criterion == "magnitude" and scope == "global":
         raise UserError(
             "a checkpoint is pruned one block at a time, so magnitude cannot rank weights across the whole model: "
             "use scope='layerwise' (each layer to the sparsity, or split by allocation)"
         )
+    if allocation == "owl":
+        if criterion not in POSTTRAIN:
+            raise UserError(f"allocation owl sets block sparsities for wanda and sparsegpt, not criterion {criterion}")
+        return Plan(criterion, {}, transposed, calibration)
     split = allocation if scope == "layerwise" else "uniform"
     if split == "snip":
         raise UserError("allocation snip needs gradients of the whole model: not available when streaming")
     counts = alloc.layer_counts(masks, sparsity, allocation=split, min_density=min_density)
-    return Plan(criterion, {n: Target(keep=k) for n, k in counts.items()}, transposed)
+    return Plan(criterion, {n: Target(keep=k) for n, k in counts.items()}, transposed, calibration)
 
 
 def prune_block(model: nn.Module, block: nn.Module, names: list[str], calls: list[Call], plan: Plan) -> Masks:
@@ -79,9 +90,8 @@ def prune_block(model: nn.Module, block: nn.Module, names: list[str], calls: lis
         modules = {n: model.get_submodule(n.rpartition(".")[0]) for n in names}
         for name, module in modules.items():
             check_supported(name, module)
-        pruner = _LayerPruner(modules, masks, POSTTRAIN.get(plan.criterion)(), plan.targets, plan.transposed)
-        pruner.run(block, calls, names)
-        masks = {n: pruner.masks[n] for n in names}
+        method = POSTTRAIN.get(plan.criterion)()
+        masks = prune_layers(block, calls, modules, masks, method, plan.targets, plan.transposed, plan.calibration)
     else:
         scores = CRITERIA.get("magnitude")(ScoreContext(model, masks))
         nm = plan.targets[names[0]].nm

@@ -79,11 +79,17 @@ class WorkDir:
             raise UserError(f"another process is writing {self.path}: wait for it to end") from None
 
     def record(
-        self, blocks_done: int, settings: dict[str, Any], seconds: list[float] = (), layers: list[dict] = ()
+        self,
+        blocks_done: int,
+        settings: dict[str, Any],
+        seconds: list[float] = (),
+        layers: list[dict] = (),
+        owl_ratios: dict[str, float] | None = None,
     ) -> None:
-        """The progress record: blocks done, settings, and each done block's seconds and layer counts."""
+        """The progress record: blocks done, settings, each done block's seconds and layer counts, OWL's ratios."""
         record = {"blocks_done": blocks_done, "settings": settings, "block_seconds": list(seconds)}
-        atomic_write_text(self.state / "progress.json", json.dumps({**record, "layers": list(layers)}))
+        record |= {"layers": list(layers), "owl_ratios": owl_ratios}
+        atomic_write_text(self.state / "progress.json", json.dumps(record))
 
     def progress(self) -> dict[str, Any]:
         with contextlib.suppress(OSError, ValueError):
