@@ -27,24 +27,30 @@ def after(k):
     if k == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)
 prune_checkpoint(sys.argv[1], sys.argv[2], 0.5, criterion=sys.argv[4], batches=calibration(), after_block=after,
-                 activations=sys.argv[5])
+                 activations=sys.argv[5], allocation=sys.argv[6])
 """
 
 
-def killed_after(block: int, source: Path, out: Path, criterion: str, activations: str) -> int:
+def killed_after(
+    block: int, source: Path, out: Path, criterion: str, activations: str, allocation: str = "uniform"
+) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    args = [sys.executable, "-c", KILLED, str(source), str(out), str(block), criterion, activations]
+    args = [sys.executable, "-c", KILLED, str(source), str(out), str(block), criterion, activations, allocation]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, timeout=600).returncode
 
 
-@pytest.mark.parametrize(("criterion", "activations"), [("sparsegpt", "memory"), ("wanda", "disk")])
-def test_kill_after_block_then_resume_is_identical_and_redoes_nothing(tmp_path, criterion, activations):
+@pytest.mark.parametrize(
+    ("criterion", "activations", "allocation"),
+    [("sparsegpt", "memory", "uniform"), ("wanda", "disk", "uniform"), ("sparsegpt", "memory", "owl")],
+)
+def test_kill_after_block_then_resume_is_identical_and_redoes_nothing(tmp_path, criterion, activations, allocation):
     source = save(tmp_path / "dense", layers=4)
-    whole = prunekit.prune(source, 0.5, criterion=criterion, batches=calibration(), out=tmp_path / "whole")
+    options = {"criterion": criterion, "batches": calibration(), "allocation": allocation}
+    whole = prunekit.prune(source, 0.5, out=tmp_path / "whole", **options)
     assert whole["blocks_computed"] == [0, 1, 2, 3]
 
     out = tmp_path / "resumed"
-    assert killed_after(1, source, out, criterion, activations) == -signal.SIGKILL
+    assert killed_after(1, source, out, criterion, activations, allocation) == -signal.SIGKILL
     partial = partial_dir(out)
     assert not out.exists() and partial.is_dir()
     assert json.loads((partial / "stream" / "progress.json").read_text())["blocks_done"] == 2
@@ -54,8 +60,9 @@ def test_kill_after_block_then_resume_is_identical_and_redoes_nothing(tmp_path, 
     }
     assert not (partial / "model-00004-of-00005.safetensors").exists()
 
-    summary = prunekit.prune(source, 0.5, criterion=criterion, batches=calibration(), out=out, activations=activations)
+    summary = prunekit.prune(source, 0.5, out=out, activations=activations, **options)
     assert summary["resumed_after_block"] == 2 and summary["blocks_computed"] == [2, 3]
+    assert summary["owl_ratios"] == whole["owl_ratios"] and (allocation == "owl") == (whole["owl_ratios"] is not None)
     assert {name: (out / name).stat().st_mtime_ns for name in done} == done  # not rewritten
     assert file_bytes(out) == file_bytes(tmp_path / "whole")
     assert not partial.exists() and not (out / "stream").exists()

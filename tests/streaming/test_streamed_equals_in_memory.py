@@ -53,6 +53,25 @@ def test_streamed_prune_equals_in_memory_bit_for_bit(dense, tmp_path, criterion,
         assert torch.equal(reloaded(ids).logits, model(ids).logits)
 
 
+@pytest.mark.parametrize(
+    "options", [{"calibration": "sequential"}, {"allocation": "owl"}, {"allocation": "owl", "owl": (2.0, 0.2)}]
+)
+@pytest.mark.parametrize("criterion", ["wanda", "sparsegpt"])
+def test_calibration_orders_and_owl_equal_in_memory(dense, tmp_path, criterion, options):
+    batches = calibration()
+    summary = prunekit.prune(dense, 0.5, criterion=criterion, batches=batches, out=tmp_path / "o", **options)
+    model = transformers.AutoModelForCausalLM.from_pretrained(dense)
+    prunekit.prune(model, 0.5, criterion=criterion, batches=batches, **options)
+    reference, got = model.state_dict(), tensors(tmp_path / "o")
+    assert all(torch.equal(got[n], reference[n]) for n in got)
+    default = in_memory(dense, criterion, "unstructured", batches).state_dict()  # the option changes the result
+    assert not all(torch.equal(got[n], default[n]) for n in got if n.endswith("proj.weight"))
+    if options.get("allocation") == "owl":
+        assert len(summary["owl_ratios"]) == 3
+        kept = {x["name"].split(".")[2]: x["sparsity"] for x in summary["layers"]}
+        assert len(set(kept.values())) > 1  # blocks get different sparsities
+
+
 def test_single_file_checkpoint_and_summary(tmp_path):
     root = save(tmp_path / "dense", shard=None)
     assert (root / "model.safetensors").is_file() and not (root / "model.safetensors.index.json").exists()
