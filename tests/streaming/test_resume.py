@@ -88,3 +88,13 @@ def test_an_unfinished_prune_with_other_settings_is_refused(tmp_path):
         prunekit.prune(source, 0.5, criterion="sparsegpt", batches=calibration(), out=out)
     with pytest.raises(prunekit.UserError, match="calibration differ"):
         prunekit.prune(source, 0.5, criterion="wanda", batches=calibration()[:2], out=out)
+
+
+def test_killed_after_the_last_block_finishes_without_recomputing(tmp_path):
+    source = save(tmp_path / "dense")
+    whole = prunekit.prune(source, 0.5, criterion="wanda", batches=calibration(), out=tmp_path / "whole")
+    out = tmp_path / "o"
+    assert killed_after(2, source, out, "wanda", "memory") == -signal.SIGKILL
+    summary = prunekit.prune(source, 0.5, criterion="wanda", batches=calibration(), out=out)
+    assert summary["blocks_computed"] == [] and whole["blocks_computed"] == [0, 1, 2]
+    assert file_bytes(out) == file_bytes(tmp_path / "whole")

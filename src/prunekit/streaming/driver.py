@@ -1,17 +1,20 @@
 """Post-training pruning of a checkpoint directory one block at a time: memory bounded by one block.
 
-Read the checkpoint's headers and build its model on the meta device; plan every layer's target from shapes; read
-what precedes the first block and capture the first block's calibration inputs; then for each block: read its
-tensors, prune it with the in-memory code (same statistics, same selection, same SparseGPT update), write its shard,
-run it once more to make the next block's inputs, record the progress, and empty it. Memory: one block's weights,
-its method's statistics (SparseGPT's Hessians) and the calibration hidden states, which `activations="disk"` keeps
-in a memory-mapped file instead (`"auto"`: when they would take more than a quarter of the available memory).
-A rerun after a kill continues after the last recorded block (see `workdir`), with identical bytes.
+Read the checkpoint's headers and build its model on the meta device; plan every layer's target from shapes (for
+allocation "owl", from the outlier ratios of one dense streamed pass, see `owl_pass`); read what precedes the first
+block and capture the first block's calibration inputs; then for each block: read its tensors, prune it with the
+in-memory per-block routine (`posttrain.driver.prune_block`: the same statistics in the same calibration order, the
+same selection, the same SparseGPT update; magnitude through the magnitude criterion), write its shard, run it once
+more to make the next block's inputs, record the progress, and empty it. Memory: one block's weights, its method's
+statistics (SparseGPT's Hessians) and the calibration hidden states, which `activations="disk"` keeps in a
+memory-mapped file instead (`"auto"`: when they would take more than a quarter of the available memory).
+A rerun after a kill continues after the last recorded block (see `workdir`). The output equals the in-memory
+prune bit for bit, and a resumed run the uninterrupted one, given the same torch thread count (kernels' sums
+depend on it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from prunekit.batches import Batch, InputsFn, Objective, make_objective
 from prunekit.errors import UserError
@@ -35,6 +38,7 @@ from prunekit.streaming.inputs import first_block_calls, hidden_of, with_hidden
 from prunekit.streaming.output import copy_side_files, shard_name, write_index, write_shard
 from prunekit.streaming.owl_pass import outlier_ratios
 from prunekit.streaming.plan import Plan, make_plan, prune_block
+from prunekit.streaming.settings import available_memory, fingerprint_batches, fingerprint_checkpoint
 from prunekit.streaming.summary import SUMMARY, finished, peak_rss, write_summary
 from prunekit.streaming.workdir import WorkDir, partial_dir
 
@@ -93,7 +97,7 @@ def prune_checkpoint(
         raise UserError(f"criterion {criterion} needs calibration batches: pass batches")
     settings = {
         "source": str(source.resolve()),
-        "checkpoint": _fingerprint_checkpoint(ckpt),
+        "checkpoint": fingerprint_checkpoint(ckpt),
         "criterion": criterion,
         "sparsity": float(sparsity),
         "pattern": pattern,
@@ -101,7 +105,7 @@ def prune_checkpoint(
         "allocation": allocation,
         "min_density": float(min_density),
         "ignore": sorted(ignore) if ignore else None,
-        "calibration": _fingerprint_batches(batches, objective) if plan.calibrated else None,
+        "calibration": fingerprint_batches(batches, objective) if plan.calibrated else None,
         "calibration_order": calibration if plan.calibrated else None,
         "owl": list(owl) if allocation == "owl" else None,
     }
@@ -158,8 +162,8 @@ class _Stream:
         hidden = [hidden_of(c) for c in calls]
         self.tokens = sum(h.numel() // h.shape[-1] for h in hidden)
         size = sum(h.numel() * h.element_size() for h in hidden)
-        self.on_disk = activations == "disk" or (activations == "auto" and size > _available() / 4)
-        if done:
+        self.on_disk = activations == "disk" or (activations == "auto" and size > available_memory() / 4)
+        if 0 < done < len(self.blocks):  # (all done: killed while finishing, nothing left to run)
             loaded = self.work.load_hidden(done, self.on_disk)
             calls = [with_hidden(c, h) for c, h in zip(calls, loaded, strict=True)]
         return calls
@@ -265,44 +269,3 @@ def _check_paths(source: Path, out: Path) -> None:
         raise UserError(f"the output {out} is the input directory or inside it: write the pruned checkpoint elsewhere")
     if dst in src.parents or dst == partial_dir(src):
         raise UserError(f"the output {out} contains the input directory: write the pruned checkpoint elsewhere")
-
-
-def _available() -> int:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def _fingerprint_checkpoint(ckpt: Checkpoint) -> str:
-    digest = hashlib.sha256()
-    for name, e in ckpt.entries.items():
-        digest.update(
-            f"{name}|{e.path.name}|{e.offset}|{e.nbytes}|{e.dtype}|{e.shape}|{e.path.stat().st_size}\n".encode()
-        )
-    return digest.hexdigest()[:16]
-
-
-def _fingerprint_batches(batches: list[Batch], objective: Objective) -> str:
-    digest = hashlib.sha256()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, Tensor):
-            digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
-            digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        elif isinstance(value, dict):
-            for key in sorted(value, key=str):
-                digest.update(str(key).encode())
-                walk(value[key])
-        elif isinstance(value, tuple | list):
-            for item in value:
-                walk(item)
-        else:
-            digest.update(repr(value).encode())
-
-    for batch in batches:
-        walk(objective.inputs(batch))
-    return digest.hexdigest()[:16]
