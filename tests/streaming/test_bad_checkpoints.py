@@ -84,21 +84,11 @@ def test_output_in_or_at_the_input_is_refused(tmp_path, capsys):
 
 def test_flags_and_yaml_config_give_the_same_checkpoint(tmp_path, capsys):
     root = save(tmp_path / "dense")
-    code, _ = run(
-        capsys,
-        root,
-        "--out",
-        tmp_path / "a",
-        "--criterion",
-        "sparsegpt",
-        "--pattern",
-        "2:4",
-        "--batches",
-        "2",
-        "--seq-len",
-        "8",
-    )
+    flags = ["--criterion", "sparsegpt", "--pattern", "2:4", "--batches", "2", "--seq-len", "8"]
+    code, err = run(capsys, root, "--out", tmp_path / "a", *flags)
     assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("block ")]
+    assert len(lines) == 3 and all("ETA" in line and "peak memory" in line for line in lines)
     config = tmp_path / "stream.yaml"
     config.write_text(
         f"source: {root}\nout: {tmp_path / 'b'}\ncriterion: sparsegpt\npattern: '2:4'\n"
