@@ -10,7 +10,7 @@ the fixed part of the memory. The per-block arithmetic (block weights + method s
 the baseline) is checked against the measurement and extrapolated to Llama-2-7B and Llama-2-70B shapes.
 
     nice -n 10 python benchmarks/stream_prune.py --dir /tmp/prunekit-stream-bench [--batches 4 --seq-len 128]
-        [--runs wanda:unstructured,wanda:2:4,sparsegpt:unstructured,sparsegpt:2:4] [--blocks 0,6,3,3] [--keep]
+        [--runs wanda:unstructured,wanda:2:4,sparsegpt:unstructured,sparsegpt:2:4] [--blocks 4,4,3,3] [--keep]
 """
 
 from __future__ import annotations
@@ -166,22 +166,34 @@ print("{}")
 
 
 def predicted(shape: tuple[int, ...], criterion: str, tokens: int, baseline: float) -> dict:
-    """Peak bytes by the per-block arithmetic (fp32 weights and activations)."""
+    """Peak bytes by the per-block arithmetic, fp32 weights and activations (h = hidden, i = intermediate):
+    baseline + block weights (4 B each) + the block's masks (1 B each) + calibration hidden states (tokens x h x 4 B)
+    + the method's state: Wanda 48 B per weight of the largest layer (the float64 weight and its |.|, the score, its
+    masked copy, argsort's int64 indices and the stable sort's buffer); SparseGPT, calibrating a block in one pass,
+    holds every layer's fp32 Hessian (6 h^2 + i^2 for a Llama block) and, pruning down_proj, 4 i^2 more floats
+    (the scaled Hessian, the damped copy, its Cholesky factor and inverse) and 3 fp32 copies of the weight."""
     hidden, inter, _, heads, kv, vocab = shape
-    weights = _block_params(shape) * 4
+    weights = _block_params(shape) * 5  # 4 B per weight, and 1 B for its mask
     activations = tokens * hidden * 4  # the hidden states entering the block (each replaced by its output in turn)
-    widest = max(hidden, inter)
     largest = hidden * inter
-    # Wanda: the float64 score of the largest layer and its temporary. SparseGPT: the Hessian of the widest input,
-    # its copy, the Cholesky factor and the inverse (fp32), and the working copy of the weight and w * mask.
-    method = 2 * 8 * largest if criterion == "wanda" else 4 * 4 * widest * widest + 2 * 4 * largest
+    if criterion == "wanda":
+        method = 48 * largest
+    else:
+        method = 4 * (6 * hidden * hidden + inter * inter) + 4 * 4 * inter * inter + 3 * 4 * largest
     embedding = vocab * hidden * 4  # read once to make block 0's inputs, emptied before block 0
-    terms = {"block_weights": weights, "method_state": method, "activations": activations, "baseline": baseline}
-    return {
-        **terms,
-        "embedding_phase": baseline + embedding + activations,
-        "peak": max(sum(terms.values()), baseline + embedding + activations),
-    }
+    terms = {"block": weights, "method": method, "activations": activations, "baseline": baseline}
+    return {**terms, "peak": max(sum(terms.values()), baseline + embedding + activations)}
+
+
+def predictions(baseline: float, tokens: int) -> dict:
+    """Predicted peaks (GB) of every shape and method, with `tokens` calibration tokens, and with 128 x 2048."""
+    table = {}
+    for name, shape in SHAPES.items():
+        for criterion in ("wanda", "sparsegpt"):
+            for count in (tokens, 128 * 2048):
+                terms = predicted(shape, criterion, count, baseline)
+                table[f"{name} {criterion} {count} tokens"] = {k: round(v / GB, 2) for k, v in terms.items()}
+    return table
 
 
 def main() -> None:
@@ -191,9 +203,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--runs", default="wanda:unstructured,wanda:2:4,sparsegpt:unstructured,sparsegpt:2:4")
-    parser.add_argument("--blocks", default="0,6,3,3", help="per run: stop after K blocks (0: all)")
+    parser.add_argument("--blocks", default="4,4,3,3", help="per run: stop after K blocks (0: all)")
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint (default: deleted at the end)")
+    parser.add_argument("--predict", type=float, metavar="BASELINE_GB", help="only print the per-block arithmetic")
     args = parser.parse_args()
+    if args.predict is not None:
+        print(json.dumps(predictions(args.predict * GB, args.batches * args.seq_len), indent=1))
+        return
     shape = SHAPES["bench-2b"]
     src = args.dir / "dense"
     started = time.perf_counter()
@@ -241,14 +257,6 @@ def main() -> None:
             shutil.rmtree(stale, ignore_errors=True)
     if not args.keep:
         shutil.rmtree(args.dir, ignore_errors=True)
-    extrapolated = {
-        name: {c: round(predicted(s, c, tokens, base_rss)["peak"] / GB, 2) for c in ("wanda", "sparsegpt")}
-        for name, s in SHAPES.items()
-    }
-    calib_2048 = {
-        name: {c: round(predicted(s, c, 128 * 2048, base_rss)["peak"] / GB, 2) for c in ("wanda", "sparsegpt")}
-        for name, s in SHAPES.items()
-    }
     print(
         json.dumps(
             {
@@ -262,8 +270,7 @@ def main() -> None:
                 "baseline_rss_gb": round(base_rss / GB, 3),
                 "torch_threads": torch.get_num_threads(),
                 "runs": runs,
-                "predicted_peak_gb": extrapolated,
-                "predicted_peak_gb_128x2048_tokens_in_memory": calib_2048,
+                "predicted_gb": predictions(base_rss, tokens),
                 "targets_gb": {"wanda": 2.5, "sparsegpt": 4.0},
             },
             indent=1,
