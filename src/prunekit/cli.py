@@ -119,7 +119,8 @@ def _prune_checkpoint_parser(sub: argparse._SubParsersAction) -> None:
     pc.add_argument("--sparsity", type=float, help="fraction of each layer's weights removed (default 0.5)")
     pc.add_argument("--pattern", help="unstructured (default) or N:M such as 2:4")
     pc.add_argument("--scope", choices=["global", "layerwise"], help="default layerwise")
-    pc.add_argument("--allocation", help="layerwise split: uniform (default), erk, er")
+    pc.add_argument("--allocation", help="layerwise split: uniform (default), erk, er; owl: per block (OWL)")
+    pc.add_argument("--order", choices=["block", "sequential"], help="calibration order inside a block (default block)")
     pc.add_argument("--ignore", action="append", help="layer name or glob never pruned (repeatable)")
     pc.add_argument("--activations", choices=["auto", "memory", "disk"], help="where calibration hidden states live")
     pc.add_argument("--calibration", dest="calibration_source", help="synthetic (default), pystdlib or text:PATH")
@@ -245,7 +246,7 @@ def cmd_prune_checkpoint(args: argparse.Namespace) -> int:
 
     is_file = args.source.suffix in (".yaml", ".yml") and args.source.is_file()
     cfg = load_config(args.source) if is_file else StreamConfig(source=str(args.source))
-    top = ("out", "criterion", "sparsity", "pattern", "scope", "allocation", "ignore", "activations")
+    top = ("out", "criterion", "sparsity", "pattern", "scope", "allocation", "ignore", "activations", "order")
     calibration = {"source": args.calibration_source, "batches": args.batches, "seq_len": args.seq_len}
     cfg = with_flags(cfg, {k: getattr(args, k) for k in top}, {**calibration, "seed": args.seed})
     summary = run_command(cfg, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -4,9 +4,10 @@
     prunekit prune-checkpoint stream.yaml [--out ...]          # the same keys in a file; flags win
 
 The YAML keys are the flags' names (source, out, criterion, sparsity, pattern, scope, allocation, min_density,
-ignore, activations) and a `calibration` mapping (source, batches, seq_len, seed). Calibration `source`:
-`synthetic` (uniform random token ids, seeded), `pystdlib` (the Python standard library's sources) or
-`text:PATH` (a UTF-8 file); text is tokenised with the checkpoint's own tokenizer files (never with remote code).
+ignore, activations; order: the calibration order inside a block, block or sequential) and a `calibration` mapping
+(source, batches, seq_len, seed). Calibration `source`: `synthetic` (uniform random token ids, seeded), `pystdlib`
+(the Python standard library's sources) or `text:PATH` (a UTF-8 file); text is tokenised with the checkpoint's own
+tokenizer files (never with remote code).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class StreamConfig:
     min_density: float = 0.0
     ignore: list[str] | None = None
     activations: str = "auto"
+    order: str = "block"
     calibration: Calibration = field(default_factory=Calibration)
 
 
@@ -162,5 +164,6 @@ def run_command(cfg: StreamConfig, log: Callable[[str], None]) -> dict[str, Any]
         ignore=cfg.ignore,
         pattern=cfg.pattern,
         activations=cfg.activations,
+        calibration=cfg.order,
         log=log,
     )
