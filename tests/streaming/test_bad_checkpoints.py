@@ -104,3 +104,12 @@ def test_flags_and_yaml_config_give_the_same_checkpoint(tmp_path, capsys):
     config.write_text(f"source: {root}\nout: {tmp_path / 'c'}\ncalibraton: {{}}\n")
     code, err = run(capsys, config)
     assert code == 2 and "unknown key 'calibraton'" in err
+
+
+def test_text_calibration_without_a_tokenizer_is_one_line(tmp_path, capsys):
+    root = save(tmp_path / "dense")
+    code, err = run(capsys, root, "--out", tmp_path / "o", "--calibration", "pystdlib", "--batches", "2")
+    assert code == 2 and "no usable tokenizer" in err and err.count("\n") == 1, err
+    code, err = run(capsys, root, "--out", tmp_path / "o", "--calibration", "wiki")
+    assert code == 2 and "synthetic, pystdlib or text:PATH" in err
+    assert not (tmp_path / "o").exists()
