@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("trackers",),  # MLflow, TensorBoard
     ("runner",),  # Run: sequences a method's rounds with a Task and a Store
     ("inspection",),  # `prunekit inspect` and `export` of run directories
-    ("sensitivity", "sweep"),  # commands built on runs
+    ("sensitivity", "sweep", "streaming"),  # commands built on runs; streamed pruning of checkpoints on disk
     ("api",),  # prunekit.Experiment
     ("",),  # the public API (prunekit/__init__.py)
     ("cli", "batches", "latency", "experiment"),  # the command line; deprecated aliases of moved paths

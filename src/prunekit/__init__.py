@@ -16,6 +16,7 @@ Imports are deferred so `import prunekit` stays light.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def prune(
-    model: nn.Module,
+    model: nn.Module | str | os.PathLike[str],
     sparsity: float,
     *,
     criterion: str = "magnitude",
@@ -79,7 +80,9 @@ def prune(
     pattern: str = "unstructured",
     calibration: str = "block",
     owl: tuple[float, float] = (5.0, 0.08),
-) -> dict[str, torch.Tensor]:
+    out: str | os.PathLike[str] | None = None,
+    activations: str = "auto",
+) -> dict[str, Any]:
     """Prune `model` in place to `sparsity` of its covered weights; returns the boolean masks (a dict) whose
     `.report` says what was covered, what was left out and why, and the sparsity over the covered tensors.
 
@@ -98,7 +101,33 @@ def prune(
     calibration (wanda, sparsegpt): "block" calibrates every layer of a block from one pass of its dense inputs (the
     papers' order), "sequential" layer group after layer group. allocation "owl" (wanda, sparsegpt): each block's
     sparsity from its outlier ratio (Yin et al. 2024), `owl` = (M, lambda), the paper's (5, 0.08) by default.
+
+    A Hugging Face checkpoint directory (safetensors) instead of a model is pruned block by block into the new
+    directory `out`, one block in memory at a time, bit for bit as in memory (magnitude needs scope="layerwise");
+    `activations` "disk" keeps the calibration hidden states memory-mapped ("auto": when they are large); a rerun
+    after a kill resumes. Returns the summary (also out/prune_summary.json) instead of masks.
     """
+    if isinstance(model, str | os.PathLike):
+        if out is None:
+            raise UserError("pruning a checkpoint directory needs out=, the new directory to write")
+        if (
+            loss_fn is not None
+            or masks is not None
+            or iterations not in (None, 1)
+            or include_embeddings
+            or include_output
+        ):
+            raise UserError(
+                "a checkpoint directory takes no loss_fn, masks, iterations, include_embeddings or include_output: "
+                "it is pruned once, block by block"
+            )
+        from prunekit.streaming import prune_checkpoint
+
+        options = {"scope": scope, "allocation": allocation, "min_density": min_density, "ignore": ignore}
+        options |= {"batches": batches, "inputs_fn": inputs_fn, "pattern": pattern, "calibration": calibration}
+        return prune_checkpoint(model, out, sparsity, criterion=criterion, owl=owl, activations=activations, **options)
+    if out is not None:
+        raise UserError("out= is for a checkpoint directory: a model is pruned in place")
     from prunekit.pruning.prune_model import prune_model
 
     return prune_model(

@@ -1,4 +1,4 @@
-"""prunekit run | sweep | report | export | inspect | sensitivity | fetch.
+"""prunekit run | sweep | report | export | inspect | sensitivity | fetch | prune-checkpoint.
 
 Bad input exits 2 with one line on stderr; --debug shows tracebacks.
 """
@@ -104,7 +104,29 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--budget", help="ratios file: KIND=FRACTION kept, KIND flops|params|latency|channels|weights")
     sens.add_argument("--examples", type=int, help="validation examples to evaluate on (default: all)")
     _import_flag(sens)
+    _prune_checkpoint_parser(sub)
     return parser
+
+
+def _prune_checkpoint_parser(sub: argparse._SubParsersAction) -> None:
+    pc = sub.add_parser(
+        "prune-checkpoint",
+        help="post-training prune of a Hugging Face checkpoint directory, one block in memory at a time",
+    )
+    pc.add_argument("source", type=_path, help="checkpoint directory (safetensors), or a YAML file of these options")
+    pc.add_argument("--out", help="new directory for the pruned checkpoint (rerun the same command to resume)")
+    pc.add_argument("--criterion", choices=["magnitude", "wanda", "sparsegpt"], help="default wanda")
+    pc.add_argument("--sparsity", type=float, help="fraction of each layer's weights removed (default 0.5)")
+    pc.add_argument("--pattern", help="unstructured (default) or N:M such as 2:4")
+    pc.add_argument("--scope", choices=["global", "layerwise"], help="default layerwise")
+    pc.add_argument("--allocation", help="layerwise split: uniform (default), erk, er; owl: per block (OWL)")
+    pc.add_argument("--order", choices=["block", "sequential"], help="calibration order inside a block (default block)")
+    pc.add_argument("--ignore", action="append", help="layer name or glob never pruned (repeatable)")
+    pc.add_argument("--activations", choices=["auto", "memory", "disk"], help="where calibration hidden states live")
+    pc.add_argument("--calibration", dest="calibration_source", help="synthetic (default), pystdlib or text:PATH")
+    pc.add_argument("--batches", type=int, help="calibration sequences (default 16)")
+    pc.add_argument("--seq-len", type=int, help="tokens per calibration sequence (default 512)")
+    pc.add_argument("--seed", type=int, help="seed of synthetic calibration tokens (default 0)")
 
 
 def _import_flag(parser: argparse.ArgumentParser) -> None:
@@ -219,6 +241,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune_checkpoint(args: argparse.Namespace) -> int:
+    from prunekit.streaming.command import StreamConfig, load_config, run_command, with_flags
+
+    is_file = args.source.suffix in (".yaml", ".yml") and args.source.is_file()
+    cfg = load_config(args.source) if is_file else StreamConfig(source=str(args.source))
+    top = ("out", "criterion", "sparsity", "pattern", "scope", "allocation", "ignore", "activations", "order")
+    calibration = {"source": args.calibration_source, "batches": args.batches, "seq_len": args.seq_len}
+    cfg = with_flags(cfg, {k: getattr(args, k) for k in top}, {**calibration, "seed": args.seed})
+    summary = run_command(cfg, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(
+        f"wrote {cfg.out}: sparsity {summary['sparsity']:.4f}, peak memory {summary['peak_rss_bytes'] / 2**30:.2f} GiB"
+    )
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from prunekit.models.smollm2 import convert
 
@@ -238,6 +275,7 @@ COMMANDS = {
     "inspect": cmd_inspect,
     "sensitivity": cmd_sensitivity,
     "fetch": cmd_fetch,
+    "prune-checkpoint": cmd_prune_checkpoint,
 }
 
 

@@ -85,6 +85,24 @@ def prune_sequential(
     return {name: pruner.masks[name] for name in masks}
 
 
+def prune_block(
+    root: nn.Module,
+    calls: list[Call],
+    modules: dict[str, nn.Module],
+    masks: Masks,
+    method: LayerMethod,
+    targets: dict[str, Target],
+    transposed: frozenset[str],
+    calibration: str = "block",
+) -> Masks:
+    """New masks for the layers `modules` of one block `root` (weights pruned in place) from its calibration `calls`:
+    what `prune_sequential` does for each block, for a caller that holds one block at a time (prunekit.streaming)."""
+    check_calibration(calibration)
+    pruner = _LayerPruner(modules, dict(masks), method, targets, transposed, calibration)
+    pruner.run(root, calls, list(modules))
+    return {name: pruner.masks[name] for name in modules}
+
+
 CALIBRATION = ("block", "sequential")
 
 

@@ -53,14 +53,14 @@ def block_outlier_ratios(
         for index, (block_name, block) in enumerate(blocks):
             layers = {n: modules[n] for n in masks if n.startswith(block_name + ".")}
             if layers:
-                ratios[block_name] = outlier_ratio(_block_scores(block, calls, layers, masks, transposed), m)
+                ratios[block_name] = outlier_ratio(block_scores(block, calls, layers, masks, transposed), m)
             if index + 1 < len(blocks):
                 for i in range(len(calls)):
                     calls[i] = next_call(calls[i], block(*calls[i][0], **calls[i][1]), block_name)
     return ratios
 
 
-def _block_scores(
+def block_scores(
     block: nn.Module, calls: list, layers: dict[str, nn.Module], masks: Masks, transposed: frozenset[str]
 ) -> torch.Tensor:
     """The Wanda scores of every alive weight of the block's layers, from one pass of the block, concatenated."""
@@ -97,7 +97,13 @@ def owl_targets(
     model: nn.Module, masks: Masks, batches: list[Batch], objective: Objective, target: float, m: float, lam: float
 ) -> tuple[dict[str, Target], dict[str, float]]:
     """(each tensor's Target, each block's sparsity): every layer of a block keeps its block's density."""
-    ratios = block_outlier_ratios(model, masks, batches, objective, m)
+    return targets_from_ratios(block_outlier_ratios(model, masks, batches, objective, m), masks, target, lam)
+
+
+def targets_from_ratios(
+    ratios: dict[str, float], masks: Masks, target: float, lam: float
+) -> tuple[dict[str, Target], dict[str, float]]:
+    """`owl_targets` from the blocks' outlier ratios (also for prunekit.streaming, which measures them itself)."""
     owner = {n: next((b for b in ratios if n.startswith(b + ".")), None) for n in masks}
     sizes = {b: sum(int(masks[n].numel()) for n in masks if owner[n] == b) for b in ratios}
     densities = owl_densities(ratios, sizes, target, lam)

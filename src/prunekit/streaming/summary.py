@@ -1,0 +1,47 @@
+"""The summary a streamed prune leaves beside its checkpoint (`prune_summary.json`): settings, per-layer counts,
+sparsity, time per block and the peak resident memory the operating system reports for the process."""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+from prunekit.common.atomic import atomic_write_text
+
+SUMMARY = "prune_summary.json"
+
+
+def peak_rss() -> int:
+    """The process's peak resident memory in bytes (getrusage's ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def write_summary(root: Path, summary: dict[str, Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
+    kept = sum(layer["kept"] for layer in layers)
+    total = sum(math.prod(layer["shape"]) for layer in layers)
+    rows = [{**x, "sparsity": round(1 - x["kept"] / math.prod(x["shape"]), 6)} for x in layers]
+    summary = {
+        **summary,
+        "sparsity": 1 - kept / total if total else 0.0,
+        "kept": kept,
+        "total": total,
+        "peak_rss_bytes": peak_rss(),
+        "peak_rss_source": "getrusage(RUSAGE_SELF).ru_maxrss",
+        "layers": rows,
+    }
+    atomic_write_text(root / SUMMARY, json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def finished(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of a finished prune with these settings in `out`, or None."""
+    try:
+        summary = json.loads((out / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("settings") == settings else None
