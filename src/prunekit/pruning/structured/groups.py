@@ -24,7 +24,7 @@ from prunekit.batches import call_model
 from prunekit.errors import UserError
 from prunekit.export.safety import one_line
 from prunekit.pruning.outputs import output_layers
-from prunekit.pruning.structured import attention, coupling, limits
+from prunekit.pruning.structured import attention, coupling, limits, search
 from prunekit.pruning.structured.inputs import (
     AFTER,
     example_inputs,
@@ -92,6 +92,7 @@ class Traced:
     example_input: Any
     output_shapes: list[tuple[int, ...]]
     outputs: tuple[str, ...] = ()
+    names: dict[Any, str] = field(default_factory=dict, repr=False)
 
     def remove(self, group: ChannelGroup, channels: list[int]) -> None:
         """Physically delete `channels` of `group` from every coupled module."""
@@ -101,7 +102,7 @@ class Traced:
             group.cut(channels)
             return
         fn = self.graph.get_pruner_of_module(group.root).prune_out_channels
-        self.graph.get_pruning_group(group.root, fn, channels).prune()
+        search.pruning_group(self.graph, group.root, fn, channels, self.names).prune()
 
     def check(self) -> None:
         """Run the pruned model once; a failure or a changed output shape names the module at fault."""
@@ -149,7 +150,10 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Any = Non
     facts = limits.Facts.of(model, protected, rec.direct)
     order = {n: i for i, n in enumerate(names.values())}
     groups, whole = [], {}
-    for items in graph.get_all_groups(ignored_layers=[], root_module_types=PRODUCERS):
+    for _, items in search.all_groups(graph, PRODUCERS, names, search.Budget()):
+        if isinstance(items, search.Unsettled):
+            whole[items.layer] = f"the channel coupling of {items.layer!r} does not settle: {items.why}"
+            continue
         group = _group(graph, items, names, order)
         reason = limits.reason(group, facts) or coupling.assign_units(group, rec.splits)
         if reason:
@@ -160,7 +164,7 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Any = Non
     groups += heads
     whole |= kept
     groups.sort(key=lambda g: order[g.name])
-    return Traced(model, graph, groups, whole, inputs, [tuple(t.shape) for t in outs], outputs)
+    return Traced(model, graph, groups, whole, inputs, [tuple(t.shape) for t in outs], outputs, names)
 
 
 def _check_outputs(model: nn.Module, outs: list) -> None:
