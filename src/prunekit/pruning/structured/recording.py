@@ -117,7 +117,8 @@ class _Watcher(TorchFunctionMode):
         if self.paused:
             return out
         name = getattr(func, "__name__", "")
-        self._direct(args, kwargs)
+        if name != "__get__":  # reading .dtype, .shape or .device of a weight does not use its values
+            self._direct(args, kwargs)
         source = next((a for a in args if isinstance(a, Tensor) and id(a) in self.trails), None)
         if source is not None and name not in _REORDERS:
             trail = self.trails[id(source)][0]

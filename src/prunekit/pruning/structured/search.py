@@ -14,6 +14,7 @@ A group that breaks a bound is not coupled correctly; the caller keeps it whole,
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from torch_pruning.dependency import index_mapping
 from torch_pruning.dependency.group import Group
 
 STEPS = 20_000  # dependencies one group may collect (the largest legitimate groups of zoo models: a few hundred)
+VISITS = 32  # distinct index lists one node may be reached with (a drifting cycle reaches it with new ones forever)
 SECONDS = 20.0  # the whole group search of one model
 
 
@@ -91,6 +93,7 @@ def pruning_group(
     group = Group()
     group.add_dep(tp.dependency.Dependency(fn, fn, source=root, target=root), start)
     seen = {(root, fn, tuple(start))}
+    visits: Counter[tuple[Any, Any]] = Counter()
     stack = [(group[0].dep, start)]
     name = names.get(module, type(module).__name__)
     steps = 0
@@ -113,6 +116,11 @@ def pruning_group(
             if key in seen:
                 continue
             _in_width(graph, new, mapped, name, names)
+            visits[new.target, new.handler] += 1
+            if visits[new.target, new.handler] > VISITS:
+                raise Unsettled(
+                    name, f"the tracer maps its channels round a cycle through {new.target.name} without settling"
+                )
             seen.add(key)
             group.add_dep(new, mapped)
             stack.append((new, mapped))

@@ -24,6 +24,7 @@ from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
 from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace
 from prunekit.pruning.structured.inputs import all_trainable
+from prunekit.pruning.structured.refusal import blame_glob, refusing
 from prunekit.pruning.structured.report import ChannelReport
 from prunekit.pruning.structured.transaction import Transaction
 from prunekit.pruning.structured.verify import cut_and_verify
@@ -38,6 +39,7 @@ def needs_batches(criterion: str | ChannelCriterion) -> bool:
     return getattr(fn, "needs_data", False)
 
 
+@refusing
 def prune_channels(
     model: nn.Module,
     fraction: float,
@@ -131,10 +133,12 @@ def prune_channels(
     try:
         _cut(traced, removed, verify)
     except UserError as exc:
-        culprit = _blame(model, removed, ignore, traced.example_input, verify)
+        near = getattr(exc, "module", "")
+        culprit = _blame(model, removed, ignore, traced.example_input, verify, near)
         if culprit is None:
             raise
-        raise UserError(f"{exc} (removing channels of {culprit!r} alone causes it: add {culprit!r} to ignore)") from exc
+        advice = blame_glob(culprit, [n for n, c in removed.items() if c])
+        raise UserError(f"{exc} (removing channels of {culprit!r} alone causes it: add {advice!r} to ignore)") from exc
     tx.commit()
     return ChannelReport(
         removed={g.name: removed.get(g.name, []) for g in traced.groups},
@@ -171,6 +175,7 @@ def _chosen(groups: list[ChannelGroup], only: Iterable[str] | None) -> list[Chan
     return [g for g in groups if g.name in wanted]
 
 
+@refusing
 def remove_channels(
     model: nn.Module,
     removed: Mapping[str, list[int]],
@@ -203,12 +208,17 @@ def _remove(model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, e
     _cut(traced, channels, verify)
 
 
-def _blame(model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, example: Any, verify: bool) -> str | None:
+def _blame(
+    model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, example: Any, verify: bool, near: str = ""
+) -> str | None:
     """After a cut failed: the first group whose channels alone make a copy of the untouched model fail the same
-    checks (None when no single group does, or only one group lost channels)."""
+    checks (None when no single group does, or only one group lost channels). Groups in the block of the module
+    that failed (`near`) are tried first."""
     cut = [name for name, channels in removed.items() if channels]
     if len(cut) < 2:
         return None
+    block = near.rpartition(".")[0]
+    cut.sort(key=lambda name: not (near and (name.startswith(near + ".") or block and name.startswith(block + "."))))
     for name in cut:
         try:
             _remove(copy.deepcopy(model), {name: removed[name]}, ignore, example, verify)
