@@ -34,6 +34,7 @@ from prunekit.export.formats import (
     _check_fits,
     _dtype_name,
     _read,
+    alias_names,
     read_metadata,
     refuse_inference_only,
 )
@@ -64,8 +65,13 @@ def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", me
     modules = narrowed_modules(model)
     tensors: dict[str, Tensor] = {}
     entries: dict[str, dict[str, Any]] = {}
+    aliases = alias_names(model)
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu()
+        if name in aliases:  # a tied tensor is stored once, under its first name; loading ties it again
+            entries[name] = {"shape": list(tensor.shape), "dtype": _dtype_name(tensor.dtype), "encoding": "alias"}
+            entries[name]["of"] = aliases[name]
+            continue
         stored = tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
         tensors[name] = stored.contiguous().clone()
         entries[name] = {
@@ -113,7 +119,9 @@ def load_compact(
         model = arch.build(meta.get("arch"), path, max_bytes)
     else:
         model = arch.build_with(builder, meta.get("arch"))
+    ties = alias_names(model) | _file_ties(meta["tensors"])
     narrow(model, meta.get("modules"), shapes, path)
+    retie(model, ties, path)
     _check_fits(path, model, meta["tensors"])
     state, _, _ = _read(path)
     model.load_state_dict(state)
@@ -187,6 +195,30 @@ def narrow(model: nn.Module, modules: Any, shapes: dict[str, Any], source: PathL
             retype(module)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{source} is corrupted: module {name!r}: {exc}") from exc
+
+
+def _file_ties(entries: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: str(entry.get("of"))
+        for name, entry in entries.items()
+        if isinstance(entry, dict) and entry.get("encoding") == "alias"
+    }
+
+
+def retie(model: nn.Module, ties: dict[str, str], source: PathLike = "the file") -> None:
+    """Make each parameter named in `ties` (other name -> first name) the very tensor of its first name again, as
+    the architecture (or the file) ties them; narrowing replaced them one by one."""
+    for name, first in ties.items():
+        owner, _, attr = name.rpartition(".")
+        try:
+            tensor = model.get_parameter(first)
+            module = model.get_submodule(owner)
+            old = module._parameters[attr]
+        except (AttributeError, KeyError) as exc:
+            raise UserError(f"{source} is corrupted: tie of {name!r} to {first!r}: {exc}") from exc
+        if old is None or old.shape != tensor.shape:
+            raise UserError(f"{source} is corrupted: {name!r} is tied to {first!r} of another shape")
+        module._parameters[attr] = tensor
 
 
 def _own_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
