@@ -89,6 +89,7 @@ def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", me
         "dtype": dtype,
         "params": sum(p.numel() for p in model.parameters()),
         "modules": modules,
+        "counts": head_counts(model),
         "tensors": entries,
         "extra": metadata or {},
     }
@@ -113,6 +114,7 @@ def load_compact(
         probe = arch.meta_model(meta.get("arch"), path)
         arch.check_budget(probe, path, max_bytes)
         narrow(probe, meta.get("modules"), shapes, path)
+        set_counts(probe, meta.get("counts") or {}, path)
         _check_fits(path, probe, meta["tensors"])
         if probe.arch.get("input_shape"):  # a user's model (package.module:factory) records no input shape
             arch.check_forward(probe, probe.arch["input_shape"], path)
@@ -121,6 +123,7 @@ def load_compact(
         model = arch.build_with(builder, meta.get("arch"))
     ties = alias_names(model) | _file_ties(meta["tensors"])
     narrow(model, meta.get("modules"), shapes, path)
+    set_counts(model, meta.get("counts") or {}, path)
     retie(model, ties, path)
     _check_fits(path, model, meta["tensors"])
     state, _, _ = _read(path)
@@ -195,6 +198,34 @@ def narrow(model: nn.Module, modules: Any, shapes: dict[str, Any], source: PathL
             retype(module)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{source} is corrupted: module {name!r}: {exc}") from exc
+
+
+def head_counts(model: nn.Module) -> dict[str, dict[str, int]]:
+    """The head counts stored on modules (`num_heads` of a hand-written attention, which channel pruning lowers when
+    whole heads go), by module name."""
+    from prunekit.pruning.structured.recording import HEAD_COUNTS
+
+    table = {}
+    for name, module in model.named_modules():
+        found = {a: v for a in HEAD_COUNTS if type(v := getattr(module, a, None)) is int}
+        if found and not isinstance(module, nn.MultiheadAttention):  # its heads are in the module table
+            table[name] = found
+    return table
+
+
+def set_counts(model: nn.Module, counts: Any, source: PathLike = "the file") -> None:
+    """Lower the head counts a file records; a count may only shrink, never grow."""
+    if not isinstance(counts, dict):
+        raise UserError(f"{source} is corrupted: its head counts are not a table")
+    for name, attrs in counts.items():
+        try:
+            module = model.get_submodule(name)
+            for attr, value in attrs.items():
+                if not _fits(value, getattr(module, attr)):
+                    raise ValueError(f"{attr}={value!r} does not narrow {getattr(module, attr)!r}")
+                setattr(module, attr, value)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise UserError(f"{source} is corrupted: head counts of module {name!r}: {exc}") from exc
 
 
 def _file_ties(entries: dict[str, Any]) -> dict[str, str]:

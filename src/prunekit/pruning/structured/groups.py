@@ -93,6 +93,7 @@ class Traced:
     output_shapes: list[tuple[int, ...]]
     outputs: tuple[str, ...] = ()
     names: dict[Any, str] = field(default_factory=dict, repr=False)
+    splits: list = field(default_factory=list, repr=False)  # recording.Split: counts to update after a cut
 
     def remove(self, group: ChannelGroup, channels: list[int]) -> None:
         """Physically delete `channels` of `group` from every coupled module."""
@@ -164,7 +165,7 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Any = Non
     groups += heads
     whole |= kept
     groups.sort(key=lambda g: order[g.name])
-    return Traced(model, graph, groups, whole, inputs, [tuple(t.shape) for t in outs], outputs, names)
+    return Traced(model, graph, groups, whole, inputs, [tuple(t.shape) for t in outs], outputs, names, rec.splits)
 
 
 def _check_outputs(model: nn.Module, outs: list) -> None:

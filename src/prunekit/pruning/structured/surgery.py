@@ -10,7 +10,6 @@ exactly as it was.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -21,12 +20,13 @@ from torch import Tensor, nn
 from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
+from prunekit.pruning.structured.coupling import recount
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
 from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace
 from prunekit.pruning.structured.inputs import all_trainable
 from prunekit.pruning.structured.refusal import blame_glob, refusing
 from prunekit.pruning.structured.report import ChannelReport
-from prunekit.pruning.structured.transaction import Transaction
+from prunekit.pruning.structured.transaction import Transaction, deep_copy
 from prunekit.pruning.structured.verify import cut_and_verify
 from prunekit.pruning.structured.widths import original_widths, output_widths, physical_params
 
@@ -212,16 +212,16 @@ def _blame(
     model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, example: Any, verify: bool, near: str = ""
 ) -> str | None:
     """After a cut failed: the first group whose channels alone make a copy of the untouched model fail the same
-    checks (None when no single group does, or only one group lost channels). Groups in the block of the module
-    that failed (`near`) are tried first."""
+    checks (None when no single group does; the group itself when it is the only one that lost channels). Groups
+    in the block of the module that failed (`near`) are tried first."""
     cut = [name for name, channels in removed.items() if channels]
     if len(cut) < 2:
-        return None
+        return cut[0] if cut else None
     block = near.rpartition(".")[0]
     cut.sort(key=lambda name: not (near and (name.startswith(near + ".") or block and name.startswith(block + "."))))
     for name in cut:
         try:
-            _remove(copy.deepcopy(model), {name: removed[name]}, ignore, example, verify)
+            _remove(deep_copy(model), {name: removed[name]}, ignore, example, verify)
         except UserError:
             return name
     return None
@@ -237,6 +237,12 @@ def _cut(traced: Traced, removed: Mapping[str, list[int]], verify: bool) -> None
         for group in traced.groups:
             traced.remove(group, removed.get(group.name, []))
         _sync_widths(model)
+        recount(model, traced.splits)
+        empty = [n for n, m in model.named_modules() if getattr(m, "weight", None) is not None and not m.weight.numel()]
+        if empty:
+            raise UserError(
+                f"channel pruning would remove every channel of {', '.join(map(repr, empty))}; add it to ignore"
+            )
 
     if verify:
         cut_and_verify(model, cut, traced.example_input)
