@@ -87,3 +87,20 @@ def test_every_family_prunes_or_refuses_in_one_line(family):
         assert all(torch.equal(state[k], v) for k, v in model.state_dict().items()), "a refusal changed the model"
         return
     assert report.params[1] < report.params[0]
+
+
+def test_gpt2_conv1d_layers_are_pruned():
+    """GPT-2's Conv1D (a Linear with its weight stored [in, out]) was invisible to the tracer: nothing pruned."""
+    model, inputs = build("gpt2")
+    original = copy.deepcopy(model)
+    report = bounded(lambda: prunekit.prune_channels(model, 0.5, example_inputs=inputs))
+    for i in (0, 1):
+        fc = model.transformer.h[i].mlp.c_fc
+        assert report.widths[f"transformer.h.{i}.mlp.c_fc"] == (256, 128)
+        assert fc.weight.shape == (64, 128) and fc.nf == 128
+        assert model.transformer.h[i].mlp.c_proj.weight.shape == (128, 64)
+    assert model.lm_head.weight is model.transformer.wte.weight
+    reference = zeroed_reference(original, model)
+    with torch.no_grad():
+        ids = {"input_ids": torch.randint(0, 128, (2, 8), generator=torch.Generator().manual_seed(5))}
+        torch.testing.assert_close(model(**ids).logits, reference(**ids).logits, rtol=1e-4, atol=1e-5)

@@ -165,7 +165,9 @@ def _type_name(module: nn.Module) -> str:
 
 
 def _narrowable(module: nn.Module) -> bool:
-    return any(isinstance(module, kind) for kind in WIDTH_ATTRS)
+    from prunekit.pruning.structured.conv1d import is_conv1d
+
+    return any(isinstance(module, kind) for kind in WIDTH_ATTRS) or is_conv1d(module)
 
 
 def narrow(model: nn.Module, modules: Any, shapes: dict[str, Any], source: PathLike = "the compact table") -> None:
@@ -258,9 +260,13 @@ def _own_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
 
 
 def _width_attrs(module: nn.Module, name: str) -> tuple[str, ...]:
+    from prunekit.pruning.structured.conv1d import is_conv1d
+
     for kind, attrs in WIDTH_ATTRS.items():
         if isinstance(module, kind):
             return attrs
+    if is_conv1d(module):  # GPT-2's transposed Linear
+        return ("nf",)
     raise UserError(
         f"module {name!r} ({type(module).__name__}) changed shape but compact files can only narrow "
         f"{', '.join(k.__name__.lstrip('_') for k in WIDTH_ATTRS)} modules"

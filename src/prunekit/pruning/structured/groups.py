@@ -24,7 +24,7 @@ from prunekit.batches import call_model
 from prunekit.errors import UserError
 from prunekit.export.safety import one_line
 from prunekit.pruning.outputs import output_layers
-from prunekit.pruning.structured import attention, coupling, limits, search
+from prunekit.pruning.structured import attention, conv1d, coupling, limits, search
 from prunekit.pruning.structured.inputs import (
     AFTER,
     example_inputs,
@@ -151,7 +151,7 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Any = Non
     facts = limits.Facts.of(model, protected, rec.direct)
     order = {n: i for i, n in enumerate(names.values())}
     groups, whole = [], {}
-    for _, items in search.all_groups(graph, PRODUCERS, names, search.Budget()):
+    for _, items in search.all_groups(graph, (*PRODUCERS, *conv1d.types(model)), names, search.Budget()):
         if isinstance(items, search.Unsettled):
             whole[items.layer] = f"the channel coupling of {items.layer!r} does not settle: {items.why}"
             continue
@@ -185,6 +185,7 @@ def _graph(model: nn.Module, inputs: Any) -> tp.DependencyGraph:
                 model,
                 example_inputs=inputs,
                 forward_fn=call_model,
+                customized_pruners=conv1d.pruners(model),
                 output_transform=lambda out: [t for t in output_tensors(out) if t.grad_fn is not None],
                 verbose=False,
             )
@@ -194,7 +195,8 @@ def _graph(model: nn.Module, inputs: Any) -> tp.DependencyGraph:
 
 def _refuse_cut(model: nn.Module, graph: tp.DependencyGraph, ran: set[str]) -> None:
     for name, module in model.named_modules():
-        if name in ran and isinstance(module, LAYERS) and module not in graph.module2node:
+        layer = isinstance(module, LAYERS) or conv1d.is_conv1d(module)
+        if name in ran and layer and module not in graph.module2node:
             raise UserError(
                 f"cannot trace {type(model).__name__} for channel pruning: module {name!r} is cut from "
                 "the autograd graph (.detach() or torch.no_grad in forward, or an output used only in training?)"
@@ -212,7 +214,8 @@ def _group(graph: tp.DependencyGraph, items: list, names: dict[Any, str], order:
             continue
         out = graph.is_out_channel_pruning_fn(item.dep.handler)
         role = _role(module, out)
-        view = _Filters(module) if role == "out" and getattr(module, "transposed", False) else None
+        transposed = getattr(module, "transposed", False) or conv1d.is_conv1d(module)  # weight [in, out]
+        view = _Filters(module) if role == "out" and transposed else None
         member = Member(names[module], view or module, role, list(item.idxs), list(item.root_idxs))
         member.layer = module if view is not None else None
         members.append(member)
@@ -223,9 +226,9 @@ def _group(graph: tp.DependencyGraph, items: list, names: dict[Any, str], order:
 
 
 def _role(module: nn.Module, out: bool) -> str:
-    if isinstance(module, PRODUCERS) and out:
+    if (isinstance(module, PRODUCERS) or conv1d.is_conv1d(module)) and out:
         return "out"
-    if isinstance(module, LAYERS) and not out:
+    if (isinstance(module, LAYERS) or conv1d.is_conv1d(module)) and not out:
         return "in"
     if isinstance(module, nn.MultiheadAttention | nn.RNNBase):
         return "other"

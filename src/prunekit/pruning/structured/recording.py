@@ -85,10 +85,11 @@ def record(model: nn.Module, inputs: Any) -> Recording:
     def leave(module: nn.Module, _: Any, out: Any) -> None:
         if stack:
             stack.pop()
-        if isinstance(module, PRODUCERS) and isinstance(out, Tensor):
+        linear = isinstance(module, nn.Linear | nn.Embedding) or type(module).__name__ == "Conv1D"
+        if (linear or isinstance(module, PRODUCERS)) and isinstance(out, Tensor):
             watcher.paused = True  # the hook's own tensor calls are not the model's
             ndim = out.dim()
-            dim = ndim - 1 if isinstance(module, nn.Linear | nn.Embedding) else ndim - len(module.kernel_size) - 1
+            dim = ndim - 1 if linear else ndim - len(module.kernel_size) - 1
             if ndim >= 1 and dim >= 0:
                 watcher.trails[id(out)] = (_Trail(names[module], dim, 0, out.shape[dim]), out)
             watcher.paused = False

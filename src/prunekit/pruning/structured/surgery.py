@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from prunekit.batches import DEFAULT, Batch, Objective
 from prunekit.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
+from prunekit.pruning.structured.conv1d import is_conv1d
 from prunekit.pruning.structured.coupling import recount
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
 from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace
@@ -272,6 +273,8 @@ def _sync_widths(model: nn.Module) -> None:
                 m.num_features = source.shape[0]
         elif isinstance(m, nn.Embedding):
             m.num_embeddings, m.embedding_dim = m.weight.shape
+        elif is_conv1d(m):
+            m.nf = m.weight.shape[1]
         elif isinstance(m, nn.PReLU):
             m.num_parameters = m.weight.numel()
 
