@@ -4,7 +4,10 @@ tests/structured/construct_nets.py, each call bounded by a wall-clock alarm. Per
 the one-line reason) or a raw exception, the seconds, the parameters before and after, and for every pruned
 network whether its compact file loads back exactly (same tensors, same outputs, ties still one tensor).
 
-    python benchmarks/architectures.py [--fraction 0.5] [--bound 30] [--only llama t5 ...]   # prints JSON
+    python benchmarks/architectures.py [--fraction 0.5] [--bound 30] [--only llama t5 ...] [--follow-advice]
+
+prints JSON. --follow-advice: after a refusal that says "add '<pattern>' to ignore", call again once with that
+`ignore` and report the second result as `after_advice`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import signal
 import sys
 import tempfile
@@ -65,12 +69,17 @@ def round_trip(model: torch.nn.Module, factory, example) -> bool:
     return ties(loaded) == ties(model) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+def _short(message: str) -> str:
+    """A refusal's start (what failed) and end (the advice), when it is long."""
+    return message if len(message) <= 420 else f"{message[:250]} ... {message[-150:]}"
+
+
 def _seeded(factory):
     torch.manual_seed(0)
     return factory()
 
 
-def check(name: str, factory, example, fraction: float, bound: int) -> dict:
+def check(name: str, factory, example, fraction: float, bound: int, ignore: tuple[str, ...] = ()) -> dict:
     model = _seeded(factory).eval()
     x = example()
     row: dict = {"network": name, "params": sum(p.numel() for p in model.parameters())}
@@ -82,10 +91,10 @@ def check(name: str, factory, example, fraction: float, bound: int) -> dict:
     signal.alarm(bound)
     start = time.monotonic()
     try:
-        report = prunekit.prune_channels(model, fraction, example_inputs=copy.copy(x))
+        report = prunekit.prune_channels(model, fraction, example_inputs=copy.copy(x), ignore=list(ignore))
         row.update(status="pruned", params_after=report.params[1], kept_whole=len(report.whole))
     except prunekit.UserError as exc:
-        row.update(status="refused", reason=str(exc)[:300])
+        row.update(status="refused", reason=_short(str(exc)))
     except Bound as exc:
         row.update(status="timeout", reason=str(exc))
     except Exception as exc:  # what the issue counts: a raw exception is a bug
@@ -109,12 +118,17 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.5)
     parser.add_argument("--bound", type=int, default=30)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--follow-advice", action="store_true")
     args = parser.parse_args()
     rows = []
     for name, factory, example in networks():
         if args.only and name.removeprefix("hf:") not in args.only:
             continue
         rows.append(check(name, factory, example, args.fraction, args.bound))
+        advice = re.search(r"add '([^']+)' to ignore", rows[-1].get("reason", ""))
+        if args.follow_advice and rows[-1]["status"] == "refused" and advice:
+            again = check(name, factory, example, args.fraction, args.bound, (advice.group(1),))
+            rows[-1]["after_advice"] = {"ignore": [advice.group(1)], **again}
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     counts: dict[str, int] = {}
     for row in rows:
