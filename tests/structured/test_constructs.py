@@ -62,3 +62,16 @@ def test_each_construct_is_pruned_exactly_or_refused_by_name(name, factory, exam
     with torch.no_grad():
         for got, want in zip(outputs(model, x), outputs(reference, x), strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_heads_stay_when_a_cut_by_the_stored_head_count_breaks_the_forward():
+    """prunekit's GPT reads `self.n_head` in its head reshape but reshapes back with a fixed width: letting heads go
+    by the stored count fails, so the call tries again with the heads kept, and prunes the rest."""
+    from prunekit.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("gpt", 64, (16,), n_layer=2, n_head=4, n_embd=32)
+    report = prunekit.prune_channels(model, 0.5)
+    assert report.params[1] < report.params[0]
+    assert all(model.blocks[i].attn.n_head == 4 for i in (0, 1))
+    assert "blocks.0.attn.q" in report.whole

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,9 @@ from torch.overrides import TorchFunctionMode
 
 from prunekit.pruning.structured.inputs import run_named
 
+# whether a head count read from a module attribute (num_heads) lets whole heads go; prune_channels turns it off
+# for a second try when a cut made that way fails (a forward that also reshapes with a fixed width)
+HEAD_ATTRS: ContextVar[bool] = ContextVar("head_attrs", default=True)
 PRODUCERS = (nn.modules.conv._ConvNd, nn.Linear, nn.Embedding)
 _RESHAPES = {"view", "reshape", "unflatten"}
 _SLICES = {"split", "chunk", "split_with_sizes", "tensor_split"}
@@ -170,7 +174,8 @@ class _Watcher(TorchFunctionMode):
             ):
                 heads = d + k - 2
                 asked = _requested(name, args, kw, heads)
-                attr = "" if asked == -1 or trail.offset else _count_attr(self.stack[-1] if self.stack else None, asked)
+                running = self.stack[-1] if self.stack and HEAD_ATTRS.get() else None
+                attr = "" if asked == -1 or trail.offset else _count_attr(running, asked)
                 if k == 3:  # equal q, k and v pieces: each loses the same heads
                     piece = dims[1] * dims[2]
                     self.rec.splits.append(

@@ -25,6 +25,7 @@ from prunekit.pruning.structured.coupling import recount
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
 from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace
 from prunekit.pruning.structured.inputs import all_trainable
+from prunekit.pruning.structured.recording import HEAD_ATTRS
 from prunekit.pruning.structured.refusal import blame_glob, refusing
 from prunekit.pruning.structured.report import ChannelReport
 from prunekit.pruning.structured.transaction import Transaction, deep_copy
@@ -40,8 +41,23 @@ def needs_batches(criterion: str | ChannelCriterion) -> bool:
     return getattr(fn, "needs_data", False)
 
 
+class _HeadCountsFailed(Exception):
+    """A cut that let heads go by a count stored on a module failed: try again keeping those heads."""
+
+
 @refusing
-def prune_channels(
+def prune_channels(model: nn.Module, fraction: float, **kwargs: Any) -> ChannelReport:
+    try:
+        return _prune_channels(model, fraction, **kwargs)
+    except _HeadCountsFailed:
+        token = HEAD_ATTRS.set(False)
+        try:
+            return _prune_channels(model, fraction, **kwargs)
+        finally:
+            HEAD_ATTRS.reset(token)
+
+
+def _prune_channels(
     model: nn.Module,
     fraction: float,
     *,
@@ -134,6 +150,8 @@ def prune_channels(
     try:
         _cut(traced, removed, verify)
     except UserError as exc:
+        if HEAD_ATTRS.get() and any(split.attr for split in traced.splits):
+            raise _HeadCountsFailed from exc
         near = getattr(exc, "module", "")
         culprit = _blame(model, removed, ignore, traced.example_input, verify, near)
         if culprit is None:
@@ -148,6 +166,10 @@ def prune_channels(
         outputs=traced.outputs,
         params=(params, physical_params(model)),
     )
+
+
+prune_channels.__doc__ = _prune_channels.__doc__
+prune_channels.__wrapped__.__wrapped__ = _prune_channels  # type: ignore[attr-defined]  (help() shows the keywords)
 
 
 def group_ratios(groups: list[ChannelGroup], ratios: Mapping[str, float]) -> dict[str, float]:
