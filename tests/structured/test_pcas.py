@@ -76,7 +76,7 @@ def test_pcas_through_the_config(tmp_path):
         }
     )
     summary = experiment.run(cfg, tmp_path, log=lambda _: None)
-    assert summary["criterion"] == "pcas" and summary["rounds"][1]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert summary["criterion"] == "pcas" and summary["rounds"][1]["channel_fraction"] == pytest.approx(0.5, abs=0.01)
 
 
 def test_scores_equal_a_transcription_of_the_training_and_the_statistic():

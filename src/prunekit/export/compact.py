@@ -35,6 +35,7 @@ from prunekit.export.formats import (
     _check_fits,
     _dtype_name,
     _read,
+    alias_names,
     read_metadata,
     refuse_inference_only,
 )
@@ -64,8 +65,13 @@ def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", me
     modules = narrowed_modules(model)
     tensors: dict[str, Tensor] = {}
     entries: dict[str, dict[str, Any]] = {}
+    aliases = alias_names(model)
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu()
+        if name in aliases:  # a tied tensor is stored once, under its first name; loading ties it again
+            entries[name] = {"shape": list(tensor.shape), "dtype": _dtype_name(tensor.dtype), "encoding": "alias"}
+            entries[name]["of"] = aliases[name]
+            continue
         stored = tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
         tensors[name] = stored.contiguous().clone()
         entries[name] = {
@@ -83,6 +89,7 @@ def save_compact(model: nn.Module, path: PathLike, *, dtype: str = "float32", me
         "dtype": dtype,
         "params": sum(p.numel() for p in model.parameters()),
         "modules": modules,
+        "counts": head_counts(model),
         "tensors": entries,
         "extra": metadata or {},
     }
@@ -107,13 +114,17 @@ def load_compact(
         probe = arch.meta_model(meta.get("arch"), path)
         arch.check_budget(probe, path, max_bytes)
         narrow(probe, meta.get("modules"), shapes, path)
+        set_counts(probe, meta.get("counts") or {}, path)
         _check_fits(path, probe, meta["tensors"])
         if probe.arch.get("input_shape"):  # a user's model (package.module:factory) records no input shape
             arch.check_forward(probe, probe.arch["input_shape"], path)
         model = arch.build(meta.get("arch"), path, max_bytes)
     else:
         model = arch.build_with(builder, meta.get("arch"))
+    ties = alias_names(model) | _file_ties(meta["tensors"])
     narrow(model, meta.get("modules"), shapes, path)
+    set_counts(model, meta.get("counts") or {}, path)
+    retie(model, ties, path)
     _check_fits(path, model, meta["tensors"])
     state, _, _ = _read(path)
     model.load_state_dict(state)
@@ -154,7 +165,9 @@ def _type_name(module: nn.Module) -> str:
 
 
 def _narrowable(module: nn.Module) -> bool:
-    return any(isinstance(module, kind) for kind in WIDTH_ATTRS)
+    from prunekit.pruning.structured.conv1d import is_conv1d
+
+    return any(isinstance(module, kind) for kind in WIDTH_ATTRS) or is_conv1d(module)
 
 
 def narrow(model: nn.Module, modules: Any, shapes: dict[str, Any], source: PathLike = "the compact table") -> None:
@@ -189,15 +202,71 @@ def narrow(model: nn.Module, modules: Any, shapes: dict[str, Any], source: PathL
         raise UserError(f"{source} is corrupted: module {name!r}: {exc}") from exc
 
 
+def head_counts(model: nn.Module) -> dict[str, dict[str, int]]:
+    """The head counts stored on modules (`num_heads` of a hand-written attention, which channel pruning lowers when
+    whole heads go), by module name."""
+    from prunekit.pruning.structured.recording import HEAD_COUNTS
+
+    table = {}
+    for name, module in model.named_modules():
+        found = {a: v for a in HEAD_COUNTS if type(v := getattr(module, a, None)) is int}
+        if found and not isinstance(module, nn.MultiheadAttention):  # its heads are in the module table
+            table[name] = found
+    return table
+
+
+def set_counts(model: nn.Module, counts: Any, source: PathLike = "the file") -> None:
+    """Lower the head counts a file records; a count may only shrink, never grow."""
+    if not isinstance(counts, dict):
+        raise UserError(f"{source} is corrupted: its head counts are not a table")
+    for name, attrs in counts.items():
+        try:
+            module = model.get_submodule(name)
+            for attr, value in attrs.items():
+                if not _fits(value, getattr(module, attr)):
+                    raise ValueError(f"{attr}={value!r} does not narrow {getattr(module, attr)!r}")
+                setattr(module, attr, value)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise UserError(f"{source} is corrupted: head counts of module {name!r}: {exc}") from exc
+
+
+def _file_ties(entries: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: str(entry.get("of"))
+        for name, entry in entries.items()
+        if isinstance(entry, dict) and entry.get("encoding") == "alias"
+    }
+
+
+def retie(model: nn.Module, ties: dict[str, str], source: PathLike = "the file") -> None:
+    """Make each parameter named in `ties` (other name -> first name) the very tensor of its first name again, as
+    the architecture (or the file) ties them; narrowing replaced them one by one."""
+    for name, first in ties.items():
+        owner, _, attr = name.rpartition(".")
+        try:
+            tensor = model.get_parameter(first)
+            module = model.get_submodule(owner)
+            old = module._parameters[attr]
+        except (AttributeError, KeyError) as exc:
+            raise UserError(f"{source} is corrupted: tie of {name!r} to {first!r}: {exc}") from exc
+        if old is None or old.shape != tensor.shape:
+            raise UserError(f"{source} is corrupted: {name!r} is tied to {first!r} of another shape")
+        module._parameters[attr] = tensor
+
+
 def _own_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
     tensors = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
     return [(k, t) for k, t in tensors if t is not None and k not in module._non_persistent_buffers_set]
 
 
 def _width_attrs(module: nn.Module, name: str) -> tuple[str, ...]:
+    from prunekit.pruning.structured.conv1d import is_conv1d
+
     for kind, attrs in WIDTH_ATTRS.items():
         if isinstance(module, kind):
             return attrs
+    if is_conv1d(module):  # GPT-2's transposed Linear
+        return ("nf",)
     raise UserError(
         f"module {name!r} ({type(module).__name__}) changed shape but compact files can only narrow "
         f"{', '.join(k.__name__.lstrip('_') for k in WIDTH_ATTRS)} modules"

@@ -67,6 +67,30 @@ def assign_units(group: ChannelGroup, splits: list[Split]) -> str | None:
     return None
 
 
+def recount(model: nn.Module, splits: list[Split]) -> None:
+    """After a cut: a block count the code reads from a module attribute (`self.num_heads` in a reshape) follows the
+    layer it splits, in proportion to the layer's new width (whole blocks went, so the ratio is exact)."""
+    counts: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for split in splits:
+        if not split.attr:
+            continue
+        layer, module = model.get_submodule(split.layer), model.get_submodule(split.where)
+        width = _width(layer)
+        if width is not None and split.offset == 0:
+            counts[split.where, split.attr].add(getattr(module, split.attr) * width // split.length)
+    for (where, attr), found in counts.items():
+        if len(found) == 1:  # layers that disagree are left to the check that follows the cut
+            setattr(model.get_submodule(where), attr, found.pop())
+
+
+def _width(layer: nn.Module) -> int | None:
+    if isinstance(layer, nn.Linear):
+        return layer.out_features
+    if isinstance(layer, nn.modules.conv._ConvNd):
+        return layer.out_channels
+    return None
+
+
 def _keys(member: Member, splits: list[Split]) -> tuple[list[Key], str | None]:
     """The member's constraints as key functions of its own channel index (same key: same unit)."""
     layer = member.target

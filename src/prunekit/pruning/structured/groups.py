@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ from prunekit.common.batches import call_model
 from prunekit.common.errors import UserError
 from prunekit.common.safety import one_line
 from prunekit.pruning.outputs import output_layers
-from prunekit.pruning.structured import attention, coupling, limits
+from prunekit.pruning.structured import attention, conv1d, coupling, limits, search
 from prunekit.pruning.structured.channel_group import ChannelGroup, Member
 from prunekit.pruning.structured.inputs import (
     AFTER,
@@ -53,6 +53,8 @@ class Traced:
     example_input: Any
     output_shapes: list[tuple[int, ...]]
     outputs: tuple[str, ...] = ()
+    names: dict[Any, str] = field(default_factory=dict, repr=False)
+    splits: list = field(default_factory=list, repr=False)  # recording.Split: counts to update after a cut
 
     def remove(self, group: ChannelGroup, channels: list[int]) -> None:
         """Physically delete `channels` of `group` from every coupled module."""
@@ -62,7 +64,7 @@ class Traced:
             group.cut(channels)
             return
         fn = self.graph.get_pruner_of_module(group.root).prune_out_channels
-        self.graph.get_pruning_group(group.root, fn, channels).prune()
+        search.pruning_group(self.graph, group.root, fn, channels, self.names).prune()
 
     def check(self) -> None:
         """Run the pruned model once; a failure or a changed output shape names the module at fault."""
@@ -110,7 +112,10 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Any = Non
     facts = limits.Facts.of(model, protected, rec.direct)
     order = {n: i for i, n in enumerate(names.values())}
     groups, whole = [], {}
-    for items in graph.get_all_groups(ignored_layers=[], root_module_types=PRODUCERS):
+    for _, items in search.all_groups(graph, (*PRODUCERS, *conv1d.types(model)), names, search.Budget()):
+        if isinstance(items, search.Unsettled):
+            whole[items.layer] = f"the channel coupling of {items.layer!r} does not settle: {items.why}"
+            continue
         group = _group(graph, items, names, order)
         reason = limits.reason(group, facts) or coupling.assign_units(group, rec.splits)
         if reason:
@@ -121,7 +126,7 @@ def trace(model: nn.Module, ignore: Iterable[str] = (), example_input: Any = Non
     groups += heads
     whole |= kept
     groups.sort(key=lambda g: order[g.name])
-    return Traced(model, graph, groups, whole, inputs, [tuple(t.shape) for t in outs], outputs)
+    return Traced(model, graph, groups, whole, inputs, [tuple(t.shape) for t in outs], outputs, names, rec.splits)
 
 
 def _check_outputs(model: nn.Module, outs: list) -> None:
@@ -141,6 +146,7 @@ def _graph(model: nn.Module, inputs: Any) -> tp.DependencyGraph:
                 model,
                 example_inputs=inputs,
                 forward_fn=call_model,
+                customized_pruners=conv1d.pruners(model),
                 output_transform=lambda out: [t for t in output_tensors(out) if t.grad_fn is not None],
                 verbose=False,
             )
@@ -150,7 +156,8 @@ def _graph(model: nn.Module, inputs: Any) -> tp.DependencyGraph:
 
 def _refuse_cut(model: nn.Module, graph: tp.DependencyGraph, ran: set[str]) -> None:
     for name, module in model.named_modules():
-        if name in ran and isinstance(module, LAYERS) and module not in graph.module2node:
+        layer = isinstance(module, LAYERS) or conv1d.is_conv1d(module)
+        if name in ran and layer and module not in graph.module2node:
             raise UserError(
                 f"cannot trace {type(model).__name__} for channel pruning: module {name!r} is cut from "
                 "the autograd graph (.detach() or torch.no_grad in forward, or an output used only in training?)"
@@ -168,7 +175,8 @@ def _group(graph: tp.DependencyGraph, items: list, names: dict[Any, str], order:
             continue
         out = graph.is_out_channel_pruning_fn(item.dep.handler)
         role = _role(module, out)
-        view = _Filters(module) if role == "out" and getattr(module, "transposed", False) else None
+        transposed = getattr(module, "transposed", False) or conv1d.is_conv1d(module)  # weight [in, out]
+        view = _Filters(module) if role == "out" and transposed else None
         member = Member(names[module], view or module, role, list(item.idxs), list(item.root_idxs))
         member.layer = module if view is not None else None
         members.append(member)
@@ -179,9 +187,9 @@ def _group(graph: tp.DependencyGraph, items: list, names: dict[Any, str], order:
 
 
 def _role(module: nn.Module, out: bool) -> str:
-    if isinstance(module, PRODUCERS) and out:
+    if (isinstance(module, PRODUCERS) or conv1d.is_conv1d(module)) and out:
         return "out"
-    if isinstance(module, LAYERS) and not out:
+    if (isinstance(module, LAYERS) or conv1d.is_conv1d(module)) and not out:
         return "in"
     if isinstance(module, nn.MultiheadAttention | nn.RNNBase):
         return "other"

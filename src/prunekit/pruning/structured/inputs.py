@@ -8,6 +8,7 @@ flattens them in a fixed order, so "the output shapes did not change" compares e
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ def example_inputs(model: nn.Module, example: Any) -> Any:
     """`example` on the model's device; default zeros of shape (1, *model.arch["input_shape"]) for zoo models."""
     device = model_device(model)
     if example is not None:
-        return to_device(example, device)
+        return _no_cache(model, to_device(example, device))
     if callable(getattr(model, "example_input", None)):  # token ids for a language model (prunekit's gpt)
         return model.example_input(1).to(device)
     arch = getattr(model, "arch", None)
@@ -33,6 +34,18 @@ def example_inputs(model: nn.Module, example: Any) -> Any:
             "positional inputs or a dict of keyword inputs) to trace it"
         )
     return torch.zeros(1, *arch["input_shape"], device=device)
+
+
+def _no_cache(model: nn.Module, inputs: Any) -> Any:
+    """Keyword inputs of a model whose forward takes `use_cache` (Hugging Face decoders) get use_cache=False unless
+    they say otherwise: a key/value cache adds nothing to trace and concatenations the tracer cannot follow."""
+    if not isinstance(inputs, Mapping) or "use_cache" in inputs:
+        return inputs
+    try:
+        takes = "use_cache" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return inputs
+    return {**inputs, "use_cache": False} if takes else inputs
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -89,9 +102,9 @@ def run_named(model: nn.Module, inputs: Any, when: str) -> Any:
                 "a dict of inputs is passed as keyword arguments (model(**inputs)); for a forward that takes the "
                 "dict as one argument, pass it in a tuple: example_inputs=(inputs,)"
             )
-        raise UserError(
-            f"channel pruning: {type(model).__name__} fails {when} in {where}: {one_line(exc)}; {hint}"
-        ) from exc
+        error = UserError(f"channel pruning: {type(model).__name__} fails {when} in {where}: {one_line(exc)}; {hint}")
+        error.module = stack[-1] if stack else ""  # type: ignore[attr-defined]  (where blame looks first)
+        raise error from exc
     finally:
         for h in hooks:
             h.remove()

@@ -13,8 +13,10 @@ shape (bias adds, activations, dropout); any other call ends the trail.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,9 @@ from torch.overrides import TorchFunctionMode
 
 from prunekit.pruning.structured.inputs import run_named
 
+# whether a head count read from a module attribute (num_heads) lets whole heads go; prune_channels turns it off
+# for a second try when a cut made that way fails (a forward that also reshapes with a fixed width)
+HEAD_ATTRS: ContextVar[bool] = ContextVar("head_attrs", default=True)
 PRODUCERS = (nn.modules.conv._ConvNd, nn.Linear, nn.Embedding)
 _RESHAPES = {"view", "reshape", "unflatten"}
 _SLICES = {"split", "chunk", "split_with_sizes", "tensor_split"}
@@ -46,6 +51,7 @@ class Split:
     where: str
     shape: tuple[int, ...]
     kind: str = "view"
+    attr: str = ""  # the attribute of module `where` holding the block count (num_heads), updated after a cut
 
 
 @dataclass
@@ -83,10 +89,11 @@ def record(model: nn.Module, inputs: Any) -> Recording:
     def leave(module: nn.Module, _: Any, out: Any) -> None:
         if stack:
             stack.pop()
-        if isinstance(module, PRODUCERS) and isinstance(out, Tensor):
+        linear = isinstance(module, nn.Linear | nn.Embedding) or type(module).__name__ == "Conv1D"
+        if (linear or isinstance(module, PRODUCERS)) and isinstance(out, Tensor):
             watcher.paused = True  # the hook's own tensor calls are not the model's
             ndim = out.dim()
-            dim = ndim - 1 if isinstance(module, nn.Linear | nn.Embedding) else ndim - len(module.kernel_size) - 1
+            dim = ndim - 1 if linear else ndim - len(module.kernel_size) - 1
             if ndim >= 1 and dim >= 0:
                 watcher.trails[id(out)] = (_Trail(names[module], dim, 0, out.shape[dim]), out)
             watcher.paused = False
@@ -117,7 +124,8 @@ class _Watcher(TorchFunctionMode):
         if self.paused:
             return out
         name = getattr(func, "__name__", "")
-        self._direct(args, kwargs)
+        if name != "__get__":  # reading .dtype, .shape or .device of a weight does not use its values
+            self._direct(args, kwargs)
         source = next((a for a in args if isinstance(a, Tensor) and id(a) in self.trails), None)
         if source is not None and name not in _REORDERS:
             trail = self.trails[id(source)][0]
@@ -155,12 +163,29 @@ class _Watcher(TorchFunctionMode):
         if after[: d + 1] == before[: d + 1]:
             self.trails[id(out)] = (trail, out)  # the channel dim is untouched
             return
-        split = len(after) == len(before) + 1 and after[d + 2 :] == before[d + 1 :]
-        if split and after[d] * after[d + 1] == before[d] and after[d] > 1 and after[d + 1] > 1:
-            asked = _requested(name, args, kw, d)
-            self.rec.splits.append(
-                Split(trail.layer, trail.offset, trail.length, after[d + 1], asked == -1, self._running(), after)
-            )
+        where = self._running()
+        for k in (2, 3):  # (heads, head_dim), or (q/k/v, heads, head_dim) of a fused projection
+            dims = after[d : d + k]
+            if (
+                len(dims) == k
+                and math.prod(dims) == before[d]
+                and min(dims) > 1
+                and math.prod(after[d + k :]) == math.prod(before[d + 1 :])  # later dims may merge
+            ):
+                heads = d + k - 2
+                asked = _requested(name, args, kw, heads)
+                running = self.stack[-1] if self.stack and HEAD_ATTRS.get() else None
+                attr = "" if asked == -1 or trail.offset else _count_attr(running, asked)
+                if k == 3:  # equal q, k and v pieces: each loses the same heads
+                    piece = dims[1] * dims[2]
+                    self.rec.splits.append(
+                        Split(trail.layer, trail.offset, trail.length, piece, True, where, dims, "chunk")
+                    )
+                free = asked == -1 or bool(attr)
+                self.rec.splits.append(
+                    Split(trail.layer, trail.offset, trail.length, dims[-1], free, where, after, "view", attr)
+                )
+                return
 
     def _slices(self, trail: _Trail, pieces: Sequence[Any], dim: int, name: str, args: Sequence[Any]) -> None:
         if dim == trail.dim and pieces:
@@ -181,6 +206,30 @@ class _Watcher(TorchFunctionMode):
                 start += width
             else:
                 self.trails[id(piece)] = (trail, piece)
+
+
+HEAD_COUNTS = ("num_heads", "n_heads", "n_head", "heads", "num_attention_heads")
+
+
+def _count_attr(module: nn.Module | None, count: int | None) -> str:
+    """The attribute of `module` that holds `count` blocks (a head count stored on an attention), or "" (also when
+    the module holds a per-head table, a bias indexed by head, that a cut of the projections would not narrow)."""
+    if module is None or _per_head_table(module, count):
+        return ""
+    for attr in HEAD_COUNTS:
+        value = getattr(module, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value == count and value > 1:
+            return attr
+    return ""
+
+
+def _per_head_table(module: nn.Module, count: int | None) -> bool:
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear | nn.modules.conv._ConvNd):
+            continue
+        if any(count in p.shape for p in sub.parameters(recurse=False)):
+            return True
+    return False
 
 
 def _composite(module: nn.Module | None) -> bool:

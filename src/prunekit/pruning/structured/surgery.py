@@ -10,7 +10,6 @@ exactly as it was.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -21,11 +20,15 @@ from torch import Tensor, nn
 from prunekit.common.batches import DEFAULT, Batch, Objective
 from prunekit.common.errors import UserError
 from prunekit.pruning.structured.allocation import SCOPES, select
+from prunekit.pruning.structured.conv1d import is_conv1d
+from prunekit.pruning.structured.coupling import recount
 from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContext, ChannelCriterion
 from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace
 from prunekit.pruning.structured.inputs import all_trainable
+from prunekit.pruning.structured.recording import HEAD_ATTRS
+from prunekit.pruning.structured.refusal import blame_glob, refusing
 from prunekit.pruning.structured.report import ChannelReport
-from prunekit.pruning.structured.transaction import Transaction
+from prunekit.pruning.structured.transaction import Transaction, deep_copy
 from prunekit.pruning.structured.verify import cut_and_verify
 from prunekit.pruning.structured.widths import original_widths, output_widths, physical_params
 
@@ -38,7 +41,23 @@ def needs_batches(criterion: str | ChannelCriterion) -> bool:
     return getattr(fn, "needs_data", False)
 
 
-def prune_channels(
+class _HeadCountsFailed(Exception):
+    """A cut that let heads go by a count stored on a module failed: try again keeping those heads."""
+
+
+@refusing
+def prune_channels(model: nn.Module, fraction: float, **kwargs: Any) -> ChannelReport:
+    try:
+        return _prune_channels(model, fraction, **kwargs)
+    except _HeadCountsFailed:
+        token = HEAD_ATTRS.set(False)
+        try:
+            return _prune_channels(model, fraction, **kwargs)
+        finally:
+            HEAD_ATTRS.reset(token)
+
+
+def _prune_channels(
     model: nn.Module,
     fraction: float,
     *,
@@ -131,10 +150,14 @@ def prune_channels(
     try:
         _cut(traced, removed, verify)
     except UserError as exc:
-        culprit = _blame(model, removed, ignore, traced.example_input, verify)
+        if HEAD_ATTRS.get() and any(split.attr for split in traced.splits):
+            raise _HeadCountsFailed from exc
+        near = getattr(exc, "module", "")
+        culprit = _blame(model, removed, ignore, traced.example_input, verify, near)
         if culprit is None:
             raise
-        raise UserError(f"{exc} (removing channels of {culprit!r} alone causes it: add {culprit!r} to ignore)") from exc
+        advice = blame_glob(culprit, [n for n, c in removed.items() if c])
+        raise UserError(f"{exc} (removing channels of {culprit!r} alone causes it: add {advice!r} to ignore)") from exc
     tx.commit()
     return ChannelReport(
         removed={g.name: removed.get(g.name, []) for g in traced.groups},
@@ -143,6 +166,10 @@ def prune_channels(
         outputs=traced.outputs,
         params=(params, physical_params(model)),
     )
+
+
+prune_channels.__doc__ = _prune_channels.__doc__
+prune_channels.__wrapped__.__wrapped__ = _prune_channels  # type: ignore[attr-defined]  (help() shows the keywords)
 
 
 def group_ratios(groups: list[ChannelGroup], ratios: Mapping[str, float]) -> dict[str, float]:
@@ -171,6 +198,7 @@ def _chosen(groups: list[ChannelGroup], only: Iterable[str] | None) -> list[Chan
     return [g for g in groups if g.name in wanted]
 
 
+@refusing
 def remove_channels(
     model: nn.Module,
     removed: Mapping[str, list[int]],
@@ -203,15 +231,20 @@ def _remove(model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, e
     _cut(traced, channels, verify)
 
 
-def _blame(model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, example: Any, verify: bool) -> str | None:
+def _blame(
+    model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, example: Any, verify: bool, near: str = ""
+) -> str | None:
     """After a cut failed: the first group whose channels alone make a copy of the untouched model fail the same
-    checks (None when no single group does, or only one group lost channels)."""
+    checks (None when no single group does; the group itself when it is the only one that lost channels). Groups
+    in the block of the module that failed (`near`) are tried first."""
     cut = [name for name, channels in removed.items() if channels]
     if len(cut) < 2:
-        return None
+        return cut[0] if cut else None
+    block = near.rpartition(".")[0]
+    cut.sort(key=lambda name: not (near and (name.startswith(near + ".") or block and name.startswith(block + "."))))
     for name in cut:
         try:
-            _remove(copy.deepcopy(model), {name: removed[name]}, ignore, example, verify)
+            _remove(deep_copy(model), {name: removed[name]}, ignore, example, verify)
         except UserError:
             return name
     return None
@@ -227,6 +260,12 @@ def _cut(traced: Traced, removed: Mapping[str, list[int]], verify: bool) -> None
         for group in traced.groups:
             traced.remove(group, removed.get(group.name, []))
         _sync_widths(model)
+        recount(model, traced.splits)
+        empty = [n for n, m in model.named_modules() if getattr(m, "weight", None) is not None and not m.weight.numel()]
+        if empty:
+            raise UserError(
+                f"channel pruning would remove every channel of {', '.join(map(repr, empty))}; add it to ignore"
+            )
 
     if verify:
         cut_and_verify(model, cut, traced.example_input)
@@ -256,6 +295,8 @@ def _sync_widths(model: nn.Module) -> None:
                 m.num_features = source.shape[0]
         elif isinstance(m, nn.Embedding):
             m.num_embeddings, m.embedding_dim = m.weight.shape
+        elif is_conv1d(m):
+            m.nf = m.weight.shape[1]
         elif isinstance(m, nn.PReLU):
             m.num_parameters = m.weight.numel()
 

@@ -36,7 +36,7 @@ class Transaction:
         for model in models:
             memo: dict[int, Any] = {}
             try:
-                self.copies.append(copy.deepcopy(model, memo))
+                self.copies.append(deep_copy(model, memo))
             except Exception as exc:  # any object a user model holds may refuse to be copied
                 raise UserError(
                     f"cannot copy {type(model).__name__} to prune it atomically ({one_line(exc)}); channel pruning "
@@ -54,6 +54,30 @@ class Transaction:
                 module.__dict__.update(values)
                 if cls is not type(module):
                     module.__class__ = cls
+
+
+def deep_copy(model: nn.Module, memo: dict[int, Any] | None = None) -> nn.Module:
+    """`copy.deepcopy(model)`, with tensors that are not graph leaves held in module attributes (attention-bias
+    caches a forward fills, LeViT's `ab`) copied detached: deepcopy refuses them, and their values are what
+    matters."""
+    memo = {} if memo is None else memo
+    for module in model.modules():
+        for key, value in module.__dict__.items():
+            if key not in ("_parameters", "_buffers", "_modules"):
+                _detached(value, memo, 0)
+    return copy.deepcopy(model, memo)
+
+
+def _detached(value: Any, memo: dict[int, Any], depth: int) -> None:
+    if isinstance(value, torch.Tensor):
+        if value.grad_fn is not None and id(value) not in memo:
+            memo[id(value)] = value.detach().clone()
+    elif depth < 3 and isinstance(value, dict):
+        for item in value.values():
+            _detached(item, memo, depth + 1)
+    elif depth < 3 and isinstance(value, list | tuple):
+        for item in value:
+            _detached(item, memo, depth + 1)
 
 
 def _plan(original: nn.Module, work: nn.Module, memo: dict[int, Any]) -> tuple[list, list]:

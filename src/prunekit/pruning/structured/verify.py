@@ -12,7 +12,6 @@ first module whose output differs is named.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,11 +21,12 @@ from torch import Tensor, nn
 from prunekit.common.batches import call_model
 from prunekit.common.errors import UserError
 from prunekit.pruning.structured.inputs import AFTER, mode, output_tensors, run_named
+from prunekit.pruning.structured.transaction import deep_copy
 
 
 def cut_and_verify(model: nn.Module, cut: Callable[[], None], inputs: Any) -> None:
     """Run `cut()` (surgery on `model`) and check the result against the zeroed original; UserError if it differs."""
-    reference = copy.deepcopy(model)
+    reference = deep_copy(model)
     grads = {name: t.grad for name, t in _named(model) if t.grad is not None}
     for _, t in _unique(model):
         t.grad = None
