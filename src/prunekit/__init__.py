@@ -6,6 +6,7 @@
     masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity; .report
     masks = prunekit.prune(llm, 0.5, criterion="sparsegpt", batches=calib, pattern="2:4")  # post-training
     prunekit.prune_channels(net, 0.5, example_inputs=x)  # any nn.Module: physically thinner, atomic
+    prunekit.compress(llm, 0.25, batches=calib, depth=True)  # HF decoder: fewer heads, MLP units, blocks
     optimizer = torch.optim.Adam(model.parameters())
     keep = prunekit.keep_masked(model, masks, optimizer)  # your own loop: pruned weights stay zero after each step
     prunekit.save(model, "m.safetensors", format="sparse", masks=masks)
@@ -30,6 +31,7 @@ __all__ = [
     "prunable",
     "prune",
     "prune_channels",
+    "compress",
     "keep_masked",
     "save",
     "load",
@@ -195,6 +197,53 @@ def prune_channels(
         original=original,
         verify=verify,
         ratios=ratios,
+    )
+
+
+def compress(
+    model: nn.Module,
+    fraction: float | None = None,
+    *,
+    batches: list[Any] | None = None,
+    width: bool = True,
+    depth: bool = False,
+    heads: str = "groups",
+    importance: str = "activation",
+    block_metric: str = "influence",
+    depth_share: float = 0.5,
+    round_to: int = 8,
+    sizes: dict[str, int] | None = None,
+    inputs_fn: Any = None,
+) -> Any:
+    """Remove about `fraction` of the parameters of a Hugging Face decoder (Llama, Mistral, Qwen2, GPT-2) in place,
+    leaving a smaller dense model of the same class that `save_pretrained` writes as an ordinary checkpoint.
+
+    width: MLP intermediate units and attention heads (heads "groups": whole key/value heads with all the query
+    heads sharing them; "within": the same number of query heads from every group; "none": heads stay; GPT-2's
+    heads always stay). depth: whole blocks, ranked on the calibration `batches` by `block_metric` "influence"
+    (ShortGPT, 1 - cos(h_in, h_out)) or "angular" (Gromov et al.: the run of consecutive blocks whose input and
+    output are closest). Both: depth takes `depth_share` of the parameters removed. importance: "activation"
+    (Minitron: mean |activation| of a unit, mean norm of a head's output over the calibration tokens) or
+    "magnitude" (weight norms). sizes: exact new sizes instead of `fraction`, by config key (num_hidden_layers,
+    intermediate_size, num_attention_heads, num_key_value_heads). MLP widths keep a multiple of `round_to`.
+    Batches are the model's inputs (dicts of input_ids, tensors) or `inputs_fn(batch)` of them.
+    Returns a report (`str()` it; `.plan` says which units stayed). A refusal is one line and changes nothing.
+    """
+    from prunekit.pruning.compress import compress_model
+
+    return compress_model(
+        model,
+        fraction,
+        batches=batches,
+        width=width,
+        depth=depth,
+        heads=heads,
+        importance=importance,
+        block_metric=block_metric,
+        depth_share=depth_share,
+        round_to=round_to,
+        sizes=sizes,
+        inputs_fn=inputs_fn,
     )
 
 
