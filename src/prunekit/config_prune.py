@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from prunekit.config_checks import MAX_CLASSES, MAX_EPOCHS, MAX_LIST, MAX_ROUNDS, MAX_STEPS, bounded, check
+from prunekit.config_compress import CompressOptions
 from prunekit.safe_text import clip, short
 
 REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
@@ -15,7 +16,7 @@ REWIND = re.compile(r"^(init|lr|finetune|epoch:\d+|iter:\d+)$")
 @dataclass(frozen=True)
 class PruneConfig:
     method: str = "none"  # none | oneshot | imp | gradual | at_init | str | autoprune | bitprune | amc | sequential
-    structure: str = "unstructured"  # unstructured | channel
+    structure: str = "unstructured"  # unstructured | channel | compress (a Hugging Face decoder made smaller)
     criterion: str = "magnitude"  # also wanda | sparsegpt: post-training, from calibration batches, layer by layer
     scope: str = "global"  # global | layerwise (wanda and sparsegpt always compare within a layer: each at the target)
     pattern: str = "unstructured"  # unstructured | N:M such as 2:4 or 4:8 (then sparsity must be 1 - N/M)
@@ -78,13 +79,18 @@ class PruneConfig:
     bits_min: int = 2  # bitprune: the fewest bits a layer may learn (2 = ternary weights)
     bits_weighted: bool = False  # bitprune: penalise bits per weight (the model's size), not the mean per layer
     bits_lr: float | None = None  # bitprune: learning rate of the bitlengths (following the schedule); null = train.lr
+    compress: CompressOptions = field(default_factory=CompressOptions)  # structure compress: see config_compress
     bits_fixed_epochs: int = 1  # bitprune: last epochs of the round trained at the learned bits, rounded up and fixed
 
     def __post_init__(self) -> None:
         check(1 <= len(self.sparsities) <= MAX_LIST, "prune.sparsity", f"a number or a list of 1 to {MAX_LIST}")
         for s in self.sparsities:
             check(0.0 <= s < 1.0, "prune.sparsity", f"must be in [0, 1), got {short(s)}")
-        check(self.structure in ("unstructured", "channel"), "prune.structure", "unstructured | channel")
+        check(
+            self.structure in ("unstructured", "channel", "compress"),
+            "prune.structure",
+            "unstructured | channel | compress",
+        )
         check(self.scope in ("global", "layerwise"), "prune.scope", f"global | layerwise, got {short(self.scope)}")
         check(0.0 < self.rate < 1.0, "prune.rate", f"must be in (0, 1), got {short(self.rate)}")
         bounded(self.rounds, "prune.rounds", 1, MAX_ROUNDS)
