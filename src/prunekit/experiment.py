@@ -108,6 +108,10 @@ class Run:
         torch.manual_seed(self.cfg.seed)
         self.model = task.build_model().to(self.device)
         self.arch = getattr(self.model, "arch", None)
+        if self.compressing:  # a model compress cannot cut is refused before the run directory is made
+            from prunekit.runner.compress import decoder_in
+
+            decoder_in(self.model)
         self.base = self._unpruned()
         self.example = self._example()
         if self.cfg.prune.tau == "auto" and not task.has_split("val"):

@@ -111,3 +111,4 @@ def test_a_model_compress_cannot_handle_is_refused_before_the_run_dir_is_made(tm
     )
     with pytest.raises(UserError, match="compress cannot compress"):
         experiment.run(c, tmp_path / "x", log=lambda _: None)
+    assert not (tmp_path / "x").exists()
