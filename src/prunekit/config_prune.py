@@ -20,7 +20,12 @@ class PruneConfig:
     criterion: str = "magnitude"  # also wanda | sparsegpt: post-training, from calibration batches, layer by layer
     scope: str = "global"  # global | layerwise (wanda and sparsegpt always compare within a layer: each at the target)
     pattern: str = "unstructured"  # unstructured | N:M such as 2:4 or 4:8 (then sparsity must be 1 - N/M)
-    allocation: str = "uniform"  # layerwise split: uniform | erk | er | snip
+    allocation: str = "uniform"  # layerwise split: uniform | erk | er | snip; owl (wanda, sparsegpt: per block)
+    # wanda, sparsegpt: block = every layer of a block calibrated from one pass of the block's dense inputs (the
+    # papers' order); sequential = layer group after layer group, each from inputs through the pruned ones before it
+    calibration: str = "block"
+    owl_m: float = 5.0  # allocation owl (Yin et al. 2024): an outlier is a Wanda score above M times its block's mean
+    owl_lambda: float = 0.08  # allocation owl: block sparsities spread over target +- lambda by outlier ratio
     sparsity: float | tuple[float, ...] = 0.9  # fraction of prunable weights removed; oneshot takes a list
     rate: float = 0.2  # imp: fraction of the remaining weights removed each round
     rounds: int | None = None  # imp: number of rounds; null = until `sparsity` is reached
@@ -92,6 +97,9 @@ class PruneConfig:
             "unstructured | channel | compress",
         )
         check(self.scope in ("global", "layerwise"), "prune.scope", f"global | layerwise, got {short(self.scope)}")
+        check(self.calibration in ("block", "sequential"), "prune.calibration", "block | sequential")
+        bounded(self.owl_m, "prune.owl_m", 0, 1e6, low_open=True)
+        bounded(self.owl_lambda, "prune.owl_lambda", 0, 0.5)
         check(0.0 < self.rate < 1.0, "prune.rate", f"must be in (0, 1), got {short(self.rate)}")
         bounded(self.rounds, "prune.rounds", 1, MAX_ROUNDS)
         needed = rounds_needed(max(self.sparsities), self.rate)

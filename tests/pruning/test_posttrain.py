@@ -3,6 +3,7 @@ sequential order through blocks, the block finder and layer groups, and the memo
 
 from __future__ import annotations
 
+import copy
 import weakref
 
 import numpy as np
@@ -86,10 +87,14 @@ class Chain(nn.Module):
 
 
 def test_each_layer_is_calibrated_on_the_pruned_layers_below():
+    """calibration="sequential"; the default "block" calibrates b on a's dense output (the last line)."""
     torch.manual_seed(14)  # a draw where calibrating b on dense inputs would choose differently (checked below)
     model, x = Chain(), torch.randn(32, 8) * torch.linspace(0.2, 4, 8)
+    block = copy.deepcopy(model)
     dense_a, dense_b = model.a.weight.detach().clone(), model.b.weight.detach().clone()
-    masks = prunekit.prune(model, 0.5, criterion="wanda", batches=[(x, None)], include_output=True)
+    masks = prunekit.prune(
+        model, 0.5, criterion="wanda", batches=[(x, None)], include_output=True, calibration="sequential"
+    )
     mask_a = torch.from_numpy(hand_wanda(dense_a.double().numpy(), x.double().numpy(), 4))
     pruned_hidden = x @ (dense_a * mask_a).T
     mask_b = torch.from_numpy(hand_wanda(dense_b.double().numpy(), pruned_hidden.double().numpy(), 4))
@@ -97,6 +102,11 @@ def test_each_layer_is_calibrated_on_the_pruned_layers_below():
     assert torch.equal(masks["a.weight"], mask_a)
     assert torch.equal(masks["b.weight"], mask_b)
     assert not torch.equal(mask_b, torch.from_numpy(hand_wanda(dense_b.double().numpy(), dense_hidden.numpy(), 4)))
+    at_once = prunekit.prune(block, 0.5, criterion="wanda", batches=[(x, None)], include_output=True)
+    assert torch.equal(at_once["a.weight"], mask_a)
+    assert torch.equal(
+        at_once["b.weight"], torch.from_numpy(hand_wanda(dense_b.double().numpy(), dense_hidden.numpy(), 4))
+    )
 
 
 def test_blocks_and_layer_groups_of_the_gpt():

@@ -110,4 +110,4 @@ def _last_linear(model: nn.Module) -> str:
 
 
 # The built-in architectures register themselves on import; they need MODELS above, hence the late import.
-from prunekit.models import conv, gpt, lenet, resnet, resnet_cifar, vgg  # noqa: E402, F401
+from prunekit.models import conv, gpt, lenet, resnet, resnet_cifar, smollm2, vgg  # noqa: E402, F401

@@ -39,6 +39,8 @@ def prune_model(
     masks: Masks | None = None,
     seed: int = 0,
     pattern: str = "unstructured",
+    calibration: str = "block",
+    owl: tuple[float, float] = (5.0, 0.08),
 ) -> Pruned:
     """See `prunekit.prune`."""
     objective = make_objective(loss_fn, inputs_fn)
@@ -77,6 +79,8 @@ def prune_model(
         allocation=allocation,
         min_density=min_density,
         pattern=pattern,
+        calibration=calibration,
+        owl=owl,
     )
     apply_masks(model, masks)
     kept, total = count(masks)
@@ -85,6 +89,8 @@ def prune_model(
         settings["allocation"] = allocation
     if min_density:
         settings["min_density"] = min_density
+    if allocation == "owl":
+        settings["allocation"] = allocation
     report = PruneReport(coverage, 1.0 - kept / total if total else 0.0, kept, total, settings)
     return Pruned(masks, report)
 

@@ -6,6 +6,10 @@ Post-training criteria (`wanda`, `sparsegpt`; see `prunekit.pruning.posttrain`) 
 driver instead, and always compare weights within a layer, as their papers do: every covered layer is pruned to the
 target (scope `global` means this too), or to its share under `scope: layerwise` with an allocation such as erk.
 
+Their `calibration` order inside a block is "block" (every layer from one pass of the block's dense inputs, as the
+papers) or "sequential" (layer group after layer group); `allocation="owl"` gives each block its own sparsity from
+its outlier ratio (`owl`: (M, lambda), see `prunekit.pruning.posttrain.owl`).
+
 `pattern` "N:M" (e.g. "2:4") replaces the allocation for every criterion: in each group of M consecutive inputs of
 each output row the N best weights stay, so the sparsity is 1 - N/M and must be given as such.
 """
@@ -21,6 +25,7 @@ from prunekit.pruning.criteria import CRITERIA, ScoreContext, needs_data
 from prunekit.pruning.masks import Masks, apply_masks, sparsity, transposed_names
 from prunekit.pruning.patterns import check_divisible, check_sparsity, parse_pattern, select_nm
 from prunekit.pruning.posttrain import POSTTRAIN, Target, prune_sequential
+from prunekit.pruning.posttrain.owl import OWL_DEFAULTS, owl_targets
 
 
 def check_criterion(name: str) -> None:
@@ -36,6 +41,8 @@ def check_criterion(name: str) -> None:
 def wants_data(criterion: str, scope: str, allocation: str) -> bool:
     """Whether this criterion/allocation pair scores from batches (SNIP-ratio allocation does, by SNIP)."""
     check_criterion(criterion)
+    if allocation == "owl" and criterion not in POSTTRAIN:
+        raise UserError(f"allocation owl sets block sparsities for wanda and sparsegpt, not criterion {criterion}")
     scored = criterion in POSTTRAIN or needs_data(CRITERIA.get(criterion))
     return scored or (scope == "layerwise" and allocation == "snip")
 
@@ -50,6 +57,8 @@ def prune_step(
     fixed: dict[str, float] | None = None,
     min_density: float = 0.0,
     pattern: str = "unstructured",
+    calibration: str = "block",
+    owl: tuple[float, float] = OWL_DEFAULTS,
 ) -> Masks:
     """New masks at `sparsity` from ctx.masks (which only shrink), scored on ctx.model.
 
@@ -64,14 +73,19 @@ def prune_step(
     ratio = CRITERIA.get("snip")(ctx) if scope == "layerwise" and allocation == "snip" else None
     if criterion in POSTTRAIN:
         if nm is not None:
+            if allocation == "owl":
+                raise UserError(f"allocation owl sets a sparsity per block: it does not apply to pattern {pattern}")
             targets = {name: Target(nm=nm) for name in ctx.masks}
+        elif allocation == "owl":
+            targets, _ = owl_targets(ctx.model, ctx.masks, ctx.batches, ctx.objective, sparsity, *owl)
         else:
             split = allocation if scope == "layerwise" else "uniform"
             counts = alloc.layer_counts(
                 ctx.masks, sparsity, allocation=split, fixed=fixed, min_density=min_density, ratio_scores=ratio
             )
             targets = {name: Target(keep=count) for name, count in counts.items()}
-        masks = prune_sequential(ctx.model, ctx.masks, ctx.batches, POSTTRAIN.get(criterion)(), targets, ctx.objective)
+        method = POSTTRAIN.get(criterion)()
+        masks = prune_sequential(ctx.model, ctx.masks, ctx.batches, method, targets, ctx.objective, calibration)
         alloc.warn_collapse(masks)
         return masks
     scores = CRITERIA.get(criterion)(ctx)
@@ -107,6 +121,8 @@ def prune_to(
     fixed: dict[str, float] | None = None,
     min_density: float = 0.0,
     pattern: str = "unstructured",
+    calibration: str = "block",
+    owl: tuple[float, float] = OWL_DEFAULTS,
 ) -> Masks:
     """Masks at `target` in `iterations` steps (None: the criterion's default) on an exponential schedule: step k of
     n reaches 1 - (1 - s0) ((1 - target) / (1 - s0))^(k/n) from the current sparsity s0, applying the masks between
@@ -132,6 +148,8 @@ def prune_to(
             fixed=fixed,
             min_density=min_density,
             pattern=pattern,
+            calibration=calibration,
+            owl=owl,
         )
         if steps > 1:
             apply_masks(ctx.model, masks)

@@ -9,7 +9,7 @@ from prunekit.config import Config
 from prunekit.errors import UserError
 from prunekit.pruning import allocation
 from prunekit.pruning.methods import METHODS, retrain_epochs
-from prunekit.pruning.step import check_criterion
+from prunekit.pruning.step import check_criterion, wants_data
 
 
 def pick_device(name: str, world: distributed.World = distributed.SOLO) -> torch.device:
@@ -51,7 +51,9 @@ def check_config(cfg: Config) -> None:
         if p.method == "sequential":
             raise UserError("method sequential prunes channels layer by layer: set prune.structure: channel")
         check_criterion(p.criterion)  # an unknown criterion fails before anything is computed
-        if p.scope == "layerwise":
+        if p.allocation == "owl":
+            wants_data(p.criterion, p.scope, p.allocation)  # owl is for wanda and sparsegpt only
+        elif p.scope == "layerwise":
             allocation.ALLOCATIONS.get(p.allocation)
     if p.control != "none" and p.method != "imp":
         raise UserError(f"prune.control applies to method imp (the lottery-ticket controls), not {p.method}")

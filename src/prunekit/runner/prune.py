@@ -66,6 +66,8 @@ def decide(run: Run, plan: RoundPlan, masks: Masks, target: float | None) -> Mas
         fixed=fixed,
         min_density=p.min_density,
         pattern=p.pattern,
+        calibration=p.calibration,
+        owl=(p.owl_m, p.owl_lambda),
     )
 
 

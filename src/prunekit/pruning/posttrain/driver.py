@@ -1,11 +1,14 @@
-"""Sequential post-training pruning: block by block, and inside a block layer group by layer group, each layer
-pruned from inputs that already pass through the pruned layers below it.
+"""Sequential post-training pruning, block by block: each block is calibrated on the outputs of the pruned blocks
+before it.
 
-For each block: capture (once) or carry over its calibration inputs; for each group of layers (see
-`blocks.stages`), run the block over every calibration input while hooks accumulate each layer's statistics, then
-let the method prune the layer (and, for SparseGPT, update its remaining weights); finally run the pruned block once
-more to make the next block's inputs, replacing this block's in place. Memory: the hidden states of one block's
-inputs for the calibration batches, plus one batch's activations inside the block, whatever the depth.
+Inside a block, `calibration` chooses the order. "block" (the default, as the reference implementations of Wanda
+and SparseGPT do): one pass of the block over its calibration inputs accumulates the statistics of every layer in
+it, all from the dense block, then every layer is pruned. "sequential": layer group by layer group (see
+`blocks.stages`), each group calibrated from inputs that already pass through the pruned groups before it in the
+same block (one pass per group). Either way, after its layers are pruned (and, for SparseGPT, their remaining
+weights updated) the pruned block runs once more to make the next block's inputs, replacing this block's in place.
+Memory: the hidden states of one block's inputs for the calibration batches, plus one batch's activations inside
+the block, whatever the depth.
 
 Covered layers outside the repeated blocks (none in a decoder whose head is not pruned) are pruned last, from
 forward passes of the whole model; for a layer before the first block (an input projection, say) this means the
@@ -14,7 +17,7 @@ blocks were calibrated on its dense output.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +25,7 @@ import torch
 from torch import nn
 
 from prunekit.batches import DEFAULT, Batch, Objective
+from prunekit.errors import UserError
 from prunekit.pruning.masks import Masks, transposed_names
 from prunekit.pruning.patterns import from_matrix, matrix
 from prunekit.pruning.posttrain.blocks import Call, as_call, capture, find_blocks, next_call, stages
@@ -54,12 +58,14 @@ def prune_sequential(
     method: LayerMethod,
     targets: dict[str, Target],
     objective: Objective = DEFAULT,
+    calibration: str = "block",
 ) -> Masks:
     """New masks for every tensor in `masks`; the model's weights are pruned (and updated) in place."""
+    check_calibration(calibration)
     modules = {name: model.get_submodule(name.rpartition(".")[0]) for name in masks}
     for name, module in modules.items():
         check_supported(name, module)
-    pruner = _LayerPruner(modules, dict(masks), method, targets, transposed_names(model))
+    pruner = _LayerPruner(modules, dict(masks), method, targets, transposed_names(model), calibration)
     blocks = find_blocks(model, list(masks))
     done: set[str] = set()
     with calibrating(model):
@@ -79,6 +85,14 @@ def prune_sequential(
     return {name: pruner.masks[name] for name in masks}
 
 
+CALIBRATION = ("block", "sequential")
+
+
+def check_calibration(calibration: str) -> None:
+    if calibration not in CALIBRATION:
+        raise UserError(f"calibration must be one of {', '.join(CALIBRATION)}, got {calibration!r}")
+
+
 class _LayerPruner:
     def __init__(
         self,
@@ -87,33 +101,29 @@ class _LayerPruner:
         method: LayerMethod,
         targets: dict[str, Target],
         transposed: frozenset[str],
+        calibration: str = "block",
     ) -> None:
         self.modules, self.masks, self.method = modules, masks, method
-        self.targets, self.transposed = targets, transposed
+        self.targets, self.transposed, self.calibration = targets, transposed, calibration
 
     def run(self, root: nn.Module, calls: list[Call], layers: list[str]) -> None:
         if not layers:
             return
-        for group in stages(root, calls[0], {n: self.modules[n] for n in layers}):
+        if self.calibration == "block":
+            groups = [layers]  # every layer's statistics from one pass of the dense block
+        else:
+            groups = stages(root, calls[0], {n: self.modules[n] for n in layers})
+        for group in groups:
             stats = self._collect(root, calls, group)
+            silent = [name for name in group if not stats[name].tokens]
+            if silent:
+                raise UserError(f"layer {silent[0]} did not run on the calibration batches; add it to prune.ignore")
             for name in group:
                 self._prune(name, stats[name])
 
     def _collect(self, root: nn.Module, calls: list[Call], group: list[str]) -> dict[str, Statistics]:
-        stats: dict[str, Statistics] = {}
-        handles = []
-        for name in group:
-            module = self.modules[name]
-            weight = weight_matrix(module)
-            stats[name] = self.method.statistics(weight.shape[1], str(weight.device))
-            handles.append(module.register_forward_hook(_accumulate(stats[name])))
-        try:
-            for args, kwargs in calls:
-                root(*args, **kwargs)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return stats
+        layers = {name: self.modules[name] for name in group}
+        return collect(root, calls, layers, lambda n: self.method.statistics(*inputs_and_device(layers[n])))
 
     def _prune(self, name: str, stats: Statistics) -> None:
         module, t = self.modules[name], name in self.transposed
@@ -123,8 +133,30 @@ class _LayerPruner:
         self.masks[name] = from_matrix(mask, self.masks[name].shape, t).to(self.masks[name].device)
 
 
+def inputs_and_device(module: nn.Module) -> tuple[int, str]:
+    """The arguments of a method's `statistics`: the layer's input features and its weight's device."""
+    weight = weight_matrix(module)
+    return weight.shape[1], str(weight.device)
+
+
+def collect(
+    root: nn.Module, calls: list[Call], layers: dict[str, nn.Module], make: Callable[[str], Statistics]
+) -> dict[str, Statistics]:
+    """Each layer's statistics (`make(name)`, fed its input rows by a hook) over one pass of `root` on `calls`."""
+    stats = {name: make(name) for name in layers}
+    handles = [module.register_forward_hook(_accumulate(stats[name])) for name, module in layers.items()]
+    try:
+        for args, kwargs in calls:
+            root(*args, **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return stats
+
+
 def _accumulate(stats: Statistics) -> Any:
     def hook(module: nn.Module, inputs: tuple[Any, ...], _: Any) -> None:
-        stats.add(input_rows(module, inputs[0]))
+        x = inputs[0]
+        stats.add(input_rows(module, x), int(x.shape[0]) if x.dim() > 1 else 1)
 
     return hook

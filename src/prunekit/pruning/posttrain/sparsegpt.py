@@ -7,6 +7,9 @@ of H^-1, the error (w_j - q_j) / U_jj is spread over the later columns along row
 is applied column by column; the block's accumulated errors reach the columns after it in one matrix product (the
 paper's lazy batched updates). The mask is chosen adaptively per block (unstructured: the weights with the lowest
 w^2 / U_jj^2 in the block; N:M: in each group of m columns at its first column), from the weights as updated so far.
+Inputs that are zero on every calibration token ("dead", H_jj = 0) get H_jj = 1 and their weights are zeroed
+before pruning, as the reference implementation does: they contribute nothing on the calibration data, so the
+zeros rank first for removal.
 """
 
 from __future__ import annotations
@@ -22,16 +25,20 @@ from prunekit.pruning.posttrain.target import Target
 
 
 class Hessian:
-    """H = sum over tokens of x x^T, accumulated in float32 (the paper's precision)."""
+    """H = sum over tokens of x x^T, accumulated in float32 (the paper's precision), and the number of samples
+    (sequences, or examples) it came from: pruning uses 2 H / samples, the reference's scale, which decides how
+    large the 1 given to a dead input's H_jj is beside the others."""
 
     def __init__(self, inputs: int, device: str) -> None:
         self.matrix = torch.zeros(inputs, inputs, dtype=torch.float32, device=device)
         self.tokens = 0
+        self.samples = 0
 
-    def add(self, rows: Tensor) -> None:
+    def add(self, rows: Tensor, samples: int = 1) -> None:
         x = rows.float()
         self.matrix.addmm_(x.t(), x)
         self.tokens += rows.shape[0]
+        self.samples += samples
 
 
 def inverse_factor(h: Tensor, percdamp: float, layer: str = "") -> Tensor:
@@ -73,7 +80,8 @@ class SparseGPT:
     ) -> tuple[Tensor, Tensor]:
         w = weight.detach().float().clone()
         rows, cols = w.shape
-        u = inverse_factor(stats.matrix, self.percdamp, layer)
+        w[:, stats.matrix.diagonal() == 0] = 0.0  # dead inputs (the reference's W[:, dead] = 0)
+        u = inverse_factor(stats.matrix * (2.0 / max(1, stats.samples)), self.percdamp, layer)
         mask = alive.clone()
         step = self.blocksize
         if target.nm is not None:

@@ -17,11 +17,12 @@ class Target:
 
 
 class Statistics(Protocol):
-    """What a method accumulates from a layer's calibration inputs, one batch of rows [tokens, inputs] at a time."""
+    """What a method accumulates from a layer's calibration inputs, one batch of rows [tokens, inputs] at a time,
+    with the number of samples (sequences or examples: the input's leading dimension) they came from."""
 
     tokens: int
 
-    def add(self, rows: Tensor) -> None: ...
+    def add(self, rows: Tensor, samples: int = 1) -> None: ...
 
 
 class LayerMethod(Protocol):

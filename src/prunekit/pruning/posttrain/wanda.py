@@ -17,7 +17,7 @@ class ColumnNorms:
         self.squares = torch.zeros(inputs, dtype=torch.float64, device=device)
         self.tokens = 0
 
-    def add(self, rows: Tensor) -> None:
+    def add(self, rows: Tensor, samples: int = 1) -> None:
         self.squares += rows.double().square().sum(dim=0)
         self.tokens += rows.shape[0]
 
