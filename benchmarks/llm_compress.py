@@ -101,7 +101,7 @@ def distill(student, teacher, train: torch.Tensor, seconds: float, args) -> dict
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         steps += 1
         print(f"  distill step {steps}: loss {losses[-1]:.4f} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     student.eval()
@@ -137,9 +137,7 @@ def speed(paths: dict[str, Path], prompt: torch.Tensor, args) -> dict:
                     model.generate(x, attention_mask=torch.ones_like(x), pad_token_id=0, **kwargs)
                 times[name][batch].append(time.perf_counter() - began)
     return {
-        name: {
-            f"tokens_per_s_batch{b}": round(b * args.new_tokens / statistics.median(ts), 2) for b, ts in by.items()
-        }
+        name: {f"tokens_per_s_batch{b}": round(b * args.new_tokens / statistics.median(ts), 2) for b, ts in by.items()}
         for name, by in times.items()
     }
 
@@ -193,8 +191,11 @@ def main() -> None:
             print(json.dumps({name: row}), file=sys.stderr)
             (args.out / "partial.json").write_text(json.dumps(rows, indent=1))
     del dense
-    for name in VARIANTS:
-        paths[name] = args.out / f"{name}-distilled"
+    for name in VARIANTS:  # the architecture is the same before and after distillation
+        found = [args.out / f"{name}-distilled", args.out / name]
+        existing = [path for path in found if (path / "config.json").is_file()]
+        if existing:
+            paths[name] = existing[0]
     prompt = windows(data["test"], args.prompt_len)[:8]
     result["speed"] = speed(paths, prompt, args)
     result["rows"] = rows
