@@ -160,6 +160,7 @@ def main() -> None:
     p.add_argument("--prompt-len", type=int, default=16)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--speed-only", action="store_true", help="only time the checkpoints already in --out")
+    p.add_argument("--resume", action="store_true", help="keep the rows of --out/partial.json, run the others")
     args = p.parse_args()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -168,7 +169,7 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(CACHE)
     data = splits(tokenizer)
     test = windows(data["test"], args.eval_len)[: args.eval_windows]
-    calib = [{"input_ids": w[None]} for w in windows(data["calibration"], args.calib_len)[: args.calib_windows]]
+    calib = [{"input_ids": w} for w in windows(data["calibration"], args.calib_len)[: args.calib_windows].split(4)]
     train = windows(data["train"], args.train_len)
     result: dict = {"setup": {k: str(v) for k, v in vars(args).items()}, "tokens": {k: len(v) for k, v in data.items()}}
     result["setup"]["torch"] = torch.__version__
@@ -176,20 +177,27 @@ def main() -> None:
     paths = {"dense": CACHE}
     dense = AutoModelForCausalLM.from_pretrained(CACHE).eval()
     rows = {"dense": {"params": count_params(dense), "ppl": None}}
+    partial = args.out / "partial.json"
+    if args.resume and partial.is_file():  # rows a killed run finished (same settings) are kept, not redone
+        rows.update(json.loads(partial.read_text()))
     if not args.speed_only:
-        rows["dense"]["ppl"] = perplexity(dense, test)
+        if rows["dense"]["ppl"] is None:
+            rows["dense"]["ppl"] = perplexity(dense, test)
         print(json.dumps({"dense": rows["dense"]}), file=sys.stderr)
         for name, options in VARIANTS.items():
+            if name in rows:
+                continue
             model = AutoModelForCausalLM.from_pretrained(CACHE).eval()
             report = prunekit.compress(model, args.fraction, batches=calib, **options)
             row = {"params": report.params_after, "compress": report.as_dict(), "ppl": perplexity(model, test)}
+            row["calibration"] = f"{args.calib_windows} x {args.calib_len} tokens"
             model.save_pretrained(args.out / name)
             row["distill"] = distill(model, dense, train, args.distill_seconds, args)
             row["ppl_distilled"] = perplexity(model, test)
             model.save_pretrained(args.out / f"{name}-distilled")
             rows[name] = row
             print(json.dumps({name: row}), file=sys.stderr)
-            (args.out / "partial.json").write_text(json.dumps(rows, indent=1))
+            partial.write_text(json.dumps(rows, indent=1))
     del dense
     for name in VARIANTS:  # the architecture is the same before and after distillation
         found = [args.out / f"{name}-distilled", args.out / name]
