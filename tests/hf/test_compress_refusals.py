@@ -108,7 +108,7 @@ def test_a_compressed_checkpoint_loads_in_plain_transformers(tmp_path, family):
         text=True,
         env=env,
         cwd=tmp_path,
-        timeout=300,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
