@@ -30,6 +30,7 @@ MOVED = {
     "prunekit.example_spec": "prunekit.common.example_spec",
     "prunekit.latency": "prunekit.common.latency",
     "prunekit.hf_cache": "prunekit.common.hf_cache",
+    "prunekit.config_compress": "prunekit.config.compress",
     "prunekit.export.safety": "prunekit.common.safety",
     "prunekit.export.atomic": "prunekit.common.atomic",
     "prunekit.config_sections": "prunekit.config.sections",

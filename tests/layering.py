@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("runner",),  # Run: sequences a method's rounds with a Task and a Store
     ("inspection",),  # `prunekit inspect` and `export` of run directories
     ("sensitivity", "sweep", "streaming"),  # commands built on runs; streamed pruning of checkpoints on disk
-    ("api",),  # prunekit.Experiment
+    ("api", "searches"),  # prunekit.Experiment; amc_search, autoprune, bitprune
     ("",),  # the public API (prunekit/__init__.py)
     ("cli", "batches", "latency", "experiment"),  # the command line; deprecated aliases of moved paths
     ("__main__",),  # python -m prunekit

@@ -6,6 +6,7 @@
     masks = prunekit.prune(model, 0.9)                 # any nn.Module: global magnitude, exact sparsity; .report
     masks = prunekit.prune(llm, 0.5, criterion="sparsegpt", batches=calib, pattern="2:4")  # post-training
     prunekit.prune_channels(net, 0.5, example_inputs=x)  # any nn.Module: physically thinner, atomic
+    prunekit.compress(llm, 0.25, batches=calib, depth=True)  # HF decoder: fewer heads, MLP units, blocks
     optimizer = torch.optim.Adam(model.parameters())
     keep = prunekit.keep_masked(model, masks, optimizer)  # your own loop: pruned weights stay zero after each step
     prunekit.save(model, "m.safetensors", format="sparse", masks=masks)
@@ -31,6 +32,7 @@ __all__ = [
     "prunable",
     "prune",
     "prune_channels",
+    "compress",
     "keep_masked",
     "save",
     "load",
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 from prunekit.common.errors import UserError  # noqa: E402
+from prunekit.searches import amc_search, autoprune, bitprune  # noqa: E402  (deferred imports inside)
 
 
 def create_model(
@@ -236,101 +239,51 @@ def prune_channels(
     )
 
 
-def amc_search(
+def compress(
     model: nn.Module,
-    evaluate: Any,
+    fraction: float | None = None,
     *,
-    budget: dict[str, float] | Any = None,
-    structure: str = "channel",
-    episodes: int = 300,
-    warmup: int | None = None,
-    reward: str = "error",
-    example_input: Any = None,
-    ignore: list[str] | None = None,
-    criterion: str | None = None,
     batches: list[Any] | None = None,
-    objective: Any = None,
-    lbound: float = 0.2,
-    seed: int = 0,
-    agent: Any = None,
-    refit: list[Any] | None = None,
-    log: Any = print,
+    width: bool = True,
+    depth: bool = False,
+    heads: str = "groups",
+    importance: str = "activation",
+    block_metric: str = "influence",
+    depth_share: float = 0.5,
+    round_to: int = 8,
+    sizes: dict[str, int] | None = None,
+    inputs_fn: Any = None,
 ) -> Any:
-    """AMC's per-layer ratios for any (trained) nn.Module, searched by a DDPG agent; the model is not changed.
-    Returns a SearchResult: `.ratios` (layer -> fraction removed, for prune_channels(model, 0, ratios=...) or
-    prunekit.prune), `.accuracy`, `.log`.
+    """Remove about `fraction` of the parameters of a Hugging Face decoder (Llama, Mistral, Qwen2, GPT-2) in place,
+    leaving a smaller dense model of the same class that `save_pretrained` writes as an ordinary checkpoint.
 
-    evaluate: model -> accuracy in [0, 1] on a small held-out subset (called once per episode).
-    budget: {"flops" | "params" | "latency": fraction kept}; required unless reward is "error_log_flops".
-    structure: "channel" or "unstructured" (fine-grained). episodes: search length; warmup: its random start
-    (default: a third of the episodes, at most 100).
-    example_input: one input batch (default zeros of `model.arch["input_shape"]`). ignore: layers never pruned
-    (default: the output layer). criterion: ranking within a layer (default l1_filter for channel, magnitude
-    otherwise); batches + objective (prunekit.common.batches.Objective) for data-driven ones. lbound: the smallest
-    fraction of a layer's units kept. agent: prunekit.pruning.amc.agent.AgentConfig. refit: training batches whose dense
-    feature maps each candidate's pruned layers are refit to by least squares before it is evaluated (as AMC's
-    reference; channel mode; None: no refit). log: where progress lines go (default
-    print; None = quiet): the episodes at every tenth and at least every 30 s, with the time left.
+    width: MLP intermediate units and attention heads (heads "groups": whole key/value heads with all the query
+    heads sharing them; "within": the same number of query heads from every group; "none": heads stay; GPT-2's
+    heads always stay). depth: whole blocks, ranked on the calibration `batches` by `block_metric` "influence"
+    (ShortGPT, 1 - cos(h_in, h_out)) or "angular" (Gromov et al.: the run of consecutive blocks whose input and
+    output are closest). Both: depth takes `depth_share` of the parameters removed. importance: "activation"
+    (Minitron: mean |activation| of a unit, mean norm of a head's output over the calibration tokens) or
+    "magnitude" (weight norms). sizes: exact new sizes instead of `fraction`, by config key (num_hidden_layers,
+    intermediate_size, num_attention_heads, num_key_value_heads). MLP widths keep a multiple of `round_to`.
+    Batches are the model's inputs (dicts of input_ids, tensors) or `inputs_fn(batch)` of them.
+    Returns a report (`str()` it; `.plan` says which units stayed). A refusal is one line and changes nothing.
     """
-    from prunekit.common.batches import DEFAULT
-    from prunekit.pruning.amc import amc_search as search
+    from prunekit.pruning.compress import compress_model
 
-    return search(
+    return compress_model(
         model,
-        evaluate,
-        budget=budget,
-        structure=structure,
-        episodes=episodes,
-        warmup=warmup,
-        reward=reward,
-        example_input=example_input,
-        ignore=ignore,
-        criterion=criterion,
+        fraction,
         batches=batches,
-        objective=DEFAULT if objective is None else objective,
-        lbound=lbound,
-        seed=seed,
-        agent=agent,
-        refit=refit,
-        log=log,
+        width=width,
+        depth=depth,
+        heads=heads,
+        importance=importance,
+        block_metric=block_metric,
+        depth_share=depth_share,
+        round_to=round_to,
+        sizes=sizes,
+        inputs_fn=inputs_fn,
     )
-
-
-def autoprune(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    *,
-    penalty: float = 1e-4,
-    init: float = 0.05,
-    ignore: list[str] | None = None,
-) -> Any:
-    """AutoPrune's auxiliary gates on the prunable weights of `model`, trained by `optimizer` in your own loop;
-    call `.finish()` after training to zero the pruned weights and get the masks."""
-    from prunekit.pruning.masks import dense_masks, prunable_names
-    from prunekit.pruning.methods.autoprune import AuxiliaryGates
-
-    return AuxiliaryGates(model, dense_masks(model, prunable_names(model, ignore)), optimizer, penalty, init)
-
-
-def bitprune(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    *,
-    penalty: float = 0.01,
-    init: int = 8,
-    low: int = 2,
-    weighted: bool = False,
-    lr: float | None = None,
-    ignore: list[str] | None = None,
-) -> Any:
-    """BitPruning's learned bitlengths on the prunable weights of `model`, trained by `optimizer` in your own loop
-    (bitlengths at `lr`, default the optimizer's); call `.finish()` after training to quantise the weights to the
-    learned bits (rounded up) and get them (see prunekit.pruning.methods.bitprune)."""
-    from prunekit.pruning.masks import dense_masks, prunable_names
-    from prunekit.pruning.methods.bitprune import LearnedBitlengths
-
-    masks = dense_masks(model, prunable_names(model, ignore))
-    return LearnedBitlengths(model, masks, optimizer, penalty, init, low, weighted, lr=lr)
 
 
 def keep_masked(model: nn.Module, masks: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> Any:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from prunekit.common.safe_text import clip, short
 from prunekit.config.checks import MAX_CLASSES, MAX_EPOCHS, MAX_LIST, MAX_ROUNDS, MAX_STEPS, bounded, check
+from prunekit.config.compress import CompressOptions
 
 REWIND = re.compile(r"(init|lr|finetune|epoch:[0-9]{1,9}|iter:[0-9]{1,9})")  # fullmatch: "init\n" is not init
 # prune.criterion and prune.scope when the config leaves them out: they follow prune.structure, and prunekit.prune /
@@ -18,7 +19,7 @@ STRUCTURE_DEFAULTS = {"unstructured": ("magnitude", "global"), "channel": ("l1_f
 @dataclass(frozen=True)
 class PruneConfig:
     method: str = "none"  # none | oneshot | imp | gradual | at_init | str | autoprune | bitprune | amc | sequential
-    structure: str = "unstructured"  # unstructured | channel
+    structure: str = "unstructured"  # unstructured | channel | compress (a Hugging Face decoder made smaller)
     # null = the structure's (STRUCTURE_DEFAULTS): magnitude for unstructured, l1_filter for channel; also wanda |
     # sparsegpt: post-training, from calibration batches, layer by layer
     criterion: str | None = None
@@ -91,6 +92,7 @@ class PruneConfig:
     bits_min: int = 2  # bitprune: the fewest bits a layer may learn (2 = ternary weights)
     bits_weighted: bool = False  # bitprune: penalise bits per weight (the model's size), not the mean per layer
     bits_lr: float | None = None  # bitprune: learning rate of the bitlengths (following the schedule); null = train.lr
+    compress: CompressOptions = field(default_factory=CompressOptions)  # structure compress: see config_compress
     bits_fixed_epochs: int = 1  # bitprune: last epochs of the round trained at the learned bits, rounded up and fixed
 
     def __post_init__(self) -> None:
@@ -107,7 +109,11 @@ class PruneConfig:
         )
         for s in self.sparsities:
             check(0.0 <= s < 1.0, "prune.sparsity", f"must be in [0, 1), got {short(s)}")
-        check(self.structure in ("unstructured", "channel"), "prune.structure", "unstructured | channel")
+        check(
+            self.structure in ("unstructured", "channel", "compress"),
+            "prune.structure",
+            "unstructured | channel | compress",
+        )
         check(self.scope in ("global", "layerwise"), "prune.scope", f"global | layerwise, got {short(self.scope)}")
         check(self.calibration in ("block", "sequential"), "prune.calibration", "block | sequential")
         bounded(self.owl_m, "prune.owl_m", 0, 1e6, low_open=True)

@@ -31,7 +31,11 @@ def check_config(cfg: Config) -> None:
     """Everything about the config that needs no data or model: method, criterion, allocation, their pairing."""
     p = cfg.prune
     METHODS.get(p.method)
-    if p.structure == "channel":
+    if (p.structure == "compress") != (p.method == "compress"):
+        raise UserError("prune.structure compress and prune.method compress go together (set both)")
+    if p.structure == "compress":
+        pass
+    elif p.structure == "channel":
         from prunekit.pruning.structured import CHANNEL_CRITERIA
 
         CHANNEL_CRITERIA.get(p.criterion)

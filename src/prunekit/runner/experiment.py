@@ -75,6 +75,8 @@ class Run:
         self.store = Store(out, writes=writes, world=self.world)
         self.out = self.store.out
         self.channel = cfg.prune.structure == "channel"
+        self.compressing = cfg.prune.structure == "compress"  # a Hugging Face decoder made smaller (runner.compress)
+        self.compressed: dict[str, Any] | None = None  # the shape record of the compressed model, once it is
         self.trackers = Trackers(cfg, self.out, enabled=False)
 
     # --- set-up: everything is validated before the directory is touched --------------------------------------
@@ -111,6 +113,10 @@ class Run:
         check_fits(self.model, self.device.type)  # before the copies a run makes (prunekit.runner.memory)
         self.model = self.model.to(self.device)
         self.arch = getattr(self.model, "arch", None)
+        if self.compressing:  # a model compress cannot cut is refused before the run directory is made
+            from prunekit.runner.compress import decoder_in
+
+            decoder_in(self.model)
         self.base = self._unpruned()
         self.example = self._example()
         if self.cfg.prune.tau == "auto" and not task.has_split("val"):
@@ -118,6 +124,7 @@ class Run:
         self.coverage = self._coverage()
         self.names = check_names(self.coverage)
         self.init_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.dense_params = sum(p.numel() for p in self.model.parameters())
         self.plans = METHODS.get(self.cfg.prune.method)(self.cfg, self._sizes())
         warning = finetune_warning(self.cfg.train, self.cfg.prune.finetune_lr)
         if warning and any(p.schedule == "finetune" and p.epochs for p in self.plans):
@@ -185,7 +192,7 @@ class Run:
     def _base(self, plan: RoundPlan) -> tuple[dict[str, torch.Tensor], Masks]:
         if plan.base is None:
             self._reshape(None)
-            return self.init_state, {} if self.channel else dense_masks(self.model, self.names)
+            return self.init_state, {} if self.channel or self.compressing else dense_masks(self.model, self.names)
         state, masks, record, _ = self.store.load(self.store.round_path(plan.base))
         self._reshape(record.get("shape"))
         return state, self._ordered(masks)
@@ -195,7 +202,12 @@ class Run:
             return self.task.build_model().to(self.device)
 
     def _reshape(self, shape: dict[str, Any] | None) -> None:
-        """Channel runs: rebuild the model as thin as `shape` records (None: the base architecture)."""
+        """Channel and compress runs: rebuild the model as thin as `shape` records (None: the base architecture)."""
+        if self.compressing:
+            from prunekit.runner.compress import reshape
+
+            self.compressed = shape if shape and "compress" in shape else None
+            self.model = reshape(self._fresh_model(), self.compressed).to(self.device)
         if self.channel:
             from prunekit.export.compact import narrow
 
@@ -208,7 +220,7 @@ class Run:
         """Masks in module order (files store them sorted otherwise); the order breaks ties in global ranking. A
         checkpoint that masks other tensors than this config prunes (one copied from a run with other prune.ignore
         or include_* settings) is refused in one line."""
-        if self.channel:
+        if self.channel or self.compressing:
             return {}
         missing = [n for n in self.names if n not in masks]
         if missing:
@@ -232,7 +244,7 @@ class Run:
         """Masks at `target` (default: the plan's), by the run's criterion, scope and allocation; decided once, on
         rank 0, and given to every rank (one process: decided here)."""
         what, choose = f"the pruning of round {plan.index}", lambda: decide(self, plan, masks, target)
-        if self.channel:
+        if self.channel or self.compressing:
             agree.agree_on_architecture(self.world, choose, self.model, what)
             return {}
         return agree.agree_on_masks(self.world, choose, self.model, masks, what)
@@ -300,7 +312,10 @@ class Run:
         return f" (channels {record['channel_fraction']:.2%}" + ("" if flops is None else f", FLOPs {flops:.2%}") + ")"
 
     def shape(self) -> dict[str, Any] | None:
-        """Channel runs: the architecture record of the model as thin as it is now (None for unstructured runs)."""
+        """Channel runs: the architecture record of the model as thin as it is now (None for unstructured runs);
+        compress runs: the plan that cut it (None while it is whole)."""
+        if self.compressing:
+            return self.compressed
         if not self.channel:
             return None
         from prunekit.runner.channel_rounds import shape_record
@@ -317,10 +332,14 @@ class Run:
         stream: int = 0,
     ) -> float:
         """Train the masked model through the rest of the round (prunekit.runner.train); returns its seconds so far.
-        A training hook prunes through `_prune`, so it too is decided on rank 0."""
-        return train_round(
-            self, plan, masks, optimizer, progress, epoch_path, stream, lambda target: self._prune(plan, masks, target)
-        )
+        A training hook prunes through `_prune`, so it too is decided on rank 0. A plan that distils trains on the
+        distillation loss from its base round (prunekit.runner.distill)."""
+        from prunekit.runner.distill import distilling
+
+        with distilling(self, plan):
+            return train_round(
+                self, plan, masks, optimizer, progress, epoch_path, stream, lambda t: self._prune(plan, masks, t)
+            )
 
     def _wants_control(self, plan: RoundPlan) -> bool:
         return wants_control(self.cfg, self.store, plan)

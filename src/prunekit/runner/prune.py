@@ -42,6 +42,14 @@ def decide(run: RunState, plan: RoundPlan, masks: Masks, target: float | None) -
         from prunekit.runner.amc import search_ratios
 
         ratios = search_ratios(run, plan)
+    if run.compressing:
+        from prunekit.runner.compress import compress_round
+
+        batches = (
+            score_batches(run.cfg, run.task, gen) if p.compress.importance == "activation" or p.compress.depth else []
+        )
+        run.compressed = compress_round(run, plan, target, batches)
+        return {}
     if run.channel:
         _prune_channels(run, plan, target, ratios, gen)
         return {}

@@ -19,7 +19,11 @@ def round_record(run: RunState, plan: RoundPlan, masks: Masks, seconds: float, e
     batch = run.cfg.train.eval_batch_size
     val = run.task.evaluate(run.model, "val", batch)
     test = run.task.evaluate(run.model, "test", batch)
-    if run.channel:
+    if run.compressing:
+        from prunekit.runner.compress import size_record
+
+        size = size_record(run.model, run.dense_params)
+    elif run.channel:
         from prunekit.runner.channel_rounds import measure
 
         size = measure(run.model, run.example, run.cfg.prune.ignore or (), run.base)

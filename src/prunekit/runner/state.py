@@ -28,6 +28,8 @@ class RunState(Protocol):
     base: nn.Module | None  # the unpruned network widths are measured against (channel runs)
     example: Any  # an example input (or its shape) for FLOPs and tracing
     channel: bool  # prune.structure == "channel"
+    compressing: bool  # prune.structure == "compress" (a Hugging Face decoder made smaller)
+    device: Any  # the torch device the run trains on
     plans: list[RoundPlan]
     store: Store
     out: Path

@@ -11,6 +11,7 @@ from prunekit.pruning.methods import (  # noqa: F401  (each method registers its
     at_init,
     autoprune,
     bitprune,
+    compress,
     gradual,
     imp,
     oneshot,

@@ -29,6 +29,7 @@ class RoundPlan:
     min_epochs: int = 0  # with stop_within: epochs trained before the first check
     allocate: str | None = None  # "amc": per-layer ratios searched at prune time, on the network the round starts from
     layers: tuple[str, ...] | None = None  # channel runs: the only groups this round prunes (None = all of them)
+    distill: dict[str, float] | None = None  # train by distillation from the base round (temperature, lm_weight)
 
 
 Method = Callable[[Config, dict[str, int]], list[RoundPlan]]

@@ -1,0 +1,154 @@
+"""Importance of blocks, attention heads and MLP units, from calibration activations or from weight magnitude.
+
+Activations (Minitron, Muralidharan et al. 2024), over every token of the calibration batches in one forward pass:
+an MLP unit scores the mean |activation| it feeds the down projection; a query head the mean L2 norm of its slice
+of the attention output (the input of o_proj). Blocks (depth): ShortGPT's block influence (Men et al. 2024),
+the mean over tokens of 1 - cos(h_in, h_out), or the angular distance of Gromov et al. 2024, arccos(cos(h_l,
+h_{l+n})) / pi between the input of block l and the output of block l+n-1, for every run of n consecutive blocks.
+Magnitude, the data-free baseline: the L2 norm of a unit's weights (its rows of the input projections and its
+column of the output one; a head's rows of q_proj and columns of o_proj); a block's score stays from activations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from prunekit.common.batches import Batch, Objective
+from prunekit.pruning.compress.families import Family, blocks
+from prunekit.pruning.posttrain.driver import calibrating
+
+
+@dataclass
+class Scores:
+    """Per original block: `mlp[b][u]`, `head[b][h]` (higher = keep), `influence[b]`; `angular[l]` for the run of
+    `span` blocks starting at l (lower = remove first); `tokens` seen."""
+
+    mlp: list[list[float]]
+    head: list[list[float]]
+    influence: list[float]
+    angular: list[float] = field(default_factory=list)
+    tokens: int = 0
+
+
+def _hidden(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _output(out: Any) -> Tensor:
+    return out[0] if isinstance(out, tuple | list) else out
+
+
+def _cos(a: Tensor, b: Tensor) -> Tensor:
+    a, b = a.reshape(-1, a.shape[-1]).double(), b.reshape(-1, b.shape[-1]).double()
+    return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).clamp(-1.0, 1.0)
+
+
+def activations(
+    model: nn.Module, family: Family, batches: list[Batch], objective: Objective, heads: int, span: int
+) -> Scores:
+    """Activation scores from one forward pass per calibration batch (see the module docstring)."""
+    layers = blocks(model, family)
+    n = len(layers)
+    mlp_sum: list[Tensor | None] = [None] * n
+    head_sum: list[Tensor | None] = [None] * n
+    influence = [0.0] * n
+    angular = [0.0] * max(0, n - span + 1)
+    boundary: list[Tensor | None] = [None] * (n + 1)
+    tokens = 0
+    handles = []
+
+    def on_mlp(b: int) -> Callable[..., None]:
+        def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
+            a = args[0].detach().abs().reshape(-1, args[0].shape[-1]).double().sum(0)
+            mlp_sum[b] = a if mlp_sum[b] is None else mlp_sum[b] + a
+
+        return hook
+
+    def on_heads(b: int) -> Callable[..., None]:
+        def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0].detach()
+            norms = x.reshape(-1, heads, x.shape[-1] // heads).double().norm(dim=-1).sum(0)
+            head_sum[b] = norms if head_sum[b] is None else head_sum[b] + norms
+
+        return hook
+
+    def on_block(b: int) -> Callable[..., None]:
+        def hook(_: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+            h_in, h_out = _hidden(args, kwargs).detach(), _output(out).detach()
+            influence[b] += float((1.0 - _cos(h_in, h_out)).sum())
+            if b == 0:
+                boundary[0] = h_in
+            boundary[b + 1] = h_out
+
+        return hook
+
+    for b, block in enumerate(layers):
+        handles.append(block.get_submodule(family.mlp_out).register_forward_pre_hook(on_mlp(b)))
+        if family.heads:
+            o = block.get_submodule(f"{family.attention}.{family.o}")
+            handles.append(o.register_forward_pre_hook(on_heads(b)))
+        handles.append(block.register_forward_hook(on_block(b), with_kwargs=True))
+    try:
+        with calibrating(model):
+            for batch in batches:
+                objective.forward(model, batch)
+                count = boundary[0].shape[:-1].numel()
+                tokens += count
+                for start in range(len(angular)):
+                    cos = _cos(boundary[start], boundary[start + span])
+                    angular[start] += float((torch.arccos(cos) / math.pi).sum())
+                boundary = [None] * (n + 1)
+    finally:
+        for handle in handles:
+            handle.remove()
+    scale = 1.0 / max(tokens, 1)
+    return Scores(
+        mlp=[(s * scale).tolist() for s in mlp_sum],
+        head=[(s * scale).tolist() if s is not None else [] for s in head_sum],
+        influence=[v * scale for v in influence],
+        angular=[v * scale for v in angular],
+        tokens=tokens,
+    )
+
+
+def magnitude(model: nn.Module, family: Family, heads: int) -> tuple[list[list[float]], list[list[float]]]:
+    """(mlp[b][u], head[b][h]): L2 norms of each unit's and each query head's weights."""
+    mlp, head = [], []
+    with torch.no_grad():
+        for block in blocks(model, family):
+            sq = sum(_rows(block.get_submodule(p).weight, family.transposed).pow(2).sum(1) for p in family.mlp_in)
+            sq = sq + _rows(block.get_submodule(family.mlp_out).weight, not family.transposed).pow(2).sum(1)
+            mlp.append(sq.sqrt().tolist())
+            if not family.heads:
+                head.append([])
+                continue
+            attn = block.get_submodule(family.attention)
+            q = attn.get_submodule(family.q).weight.double()
+            o = attn.get_submodule(family.o).weight.double()
+            per = q.reshape(heads, -1).pow(2).sum(1) + o.t().reshape(heads, -1).pow(2).sum(1)
+            head.append(per.sqrt().tolist())
+    return mlp, head
+
+
+def _rows(weight: Tensor, transposed: bool) -> Tensor:
+    """The weight with one row per output unit ([out, in])."""
+    w = weight.detach().double()
+    return w.t() if transposed else w
+
+
+def drop_blocks(scores: Scores, count: int, metric: str) -> list[int]:
+    """The original indices of the `count` blocks to remove: the lowest block influence, or (angular) the run of
+    `count` consecutive blocks whose input and output are closest."""
+    n = len(scores.influence)
+    if count <= 0:
+        return []
+    if metric == "angular":
+        start = min(range(len(scores.angular)), key=lambda i: (scores.angular[i], i))
+        return list(range(start, start + count))
+    return sorted(sorted(range(n), key=lambda b: (scores.influence[b], b))[:count])

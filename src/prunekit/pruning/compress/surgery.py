@@ -1,0 +1,108 @@
+"""Apply a `Plan` to a Hugging Face decoder in place: drop blocks, slice MLP units and heads, restate the config.
+
+After the surgery the model is an ordinary instance of its class at the new sizes: the blocks that stay are
+renumbered (`layer_idx`, which indexes the key/value cache), the config states the new block count, intermediate
+size, head counts and head_dim (explicit, since it no longer follows from hidden_size / heads), and per-block
+lists such as `layer_types` keep the entries of the blocks that stay. `save_pretrained` then writes a checkpoint
+that plain `transformers` loads at those sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from prunekit.pruning.compress.families import Family, attention_sizes, blocks
+from prunekit.pruning.compress.plan import Plan
+
+PER_LAYER_KEYS = ("layer_types",)  # config lists with one entry per block
+
+
+def apply_plan(model: nn.Module, family: Family, plan: Plan) -> None:
+    """Cut `model` to `plan` in place (the plan was checked against the model's sizes)."""
+    heads, kv_heads, head_dim = attention_sizes(model, family)
+    layers = blocks(model, family)
+    kept = [layers[b] for b in plan.layers]
+    del layers[:]  # the same ModuleList, holding the blocks that stay, in order
+    layers.extend(kept)
+    with torch.no_grad():
+        for new_index, block in enumerate(kept):
+            _renumber(block, new_index)
+            _cut_mlp(block, family, plan.mlp[new_index])
+            if family.heads:
+                _cut_heads(block, family, plan.kv[new_index], plan.q[new_index], head_dim)
+    _restate(model, family, plan, heads, kv_heads, head_dim)
+
+
+def _renumber(block: nn.Module, index: int) -> None:
+    for module in block.modules():
+        if hasattr(module, "layer_idx"):
+            module.layer_idx = index
+
+
+def _cut_mlp(block: nn.Module, family: Family, units: list[int]) -> None:
+    index = torch.tensor(units, dtype=torch.long)
+    for path in family.mlp_in:
+        _slice(block.get_submodule(path), index, out=True, transposed=family.transposed)
+    _slice(block.get_submodule(family.mlp_out), index, out=False, transposed=family.transposed)
+    mlp = block.get_submodule(family.mlp_out.rpartition(".")[0])
+    if hasattr(mlp, "intermediate_size"):
+        mlp.intermediate_size = len(units)
+
+
+def _cut_heads(block: nn.Module, family: Family, kv: list[int], q: list[int], head_dim: int) -> None:
+    attn = block.get_submodule(family.attention)
+    rows_q = _head_rows(q, head_dim)
+    rows_kv = _head_rows(kv, head_dim)
+    _slice(attn.get_submodule(family.q), rows_q, out=True, transposed=False)
+    _slice(attn.get_submodule(family.k), rows_kv, out=True, transposed=False)
+    _slice(attn.get_submodule(family.v), rows_kv, out=True, transposed=False)
+    _slice(attn.get_submodule(family.o), rows_q, out=False, transposed=False)
+    if hasattr(attn, "num_key_value_groups"):
+        attn.num_key_value_groups = len(q) // len(kv)
+    for name, value in (("num_heads", len(q)), ("num_key_value_heads", len(kv))):
+        if hasattr(attn, name):
+            setattr(attn, name, value)
+
+
+def _head_rows(heads: list[int], head_dim: int) -> Tensor:
+    return torch.tensor([h * head_dim + j for h in heads for j in range(head_dim)], dtype=torch.long)
+
+
+def _slice(layer: nn.Module, index: Tensor, *, out: bool, transposed: bool) -> None:
+    """Keep `index` of a layer's output units (out=True) or input features, for Linear ([out, in]) and GPT-2's
+    Conv1D ([in, out]) weights; the bias follows the output units."""
+    dim = (1 if transposed else 0) if out else (0 if transposed else 1)
+    layer.weight = _take(layer.weight, index, dim)
+    bias = getattr(layer, "bias", None)
+    if out and bias is not None:
+        layer.bias = _take(bias, index, 0)
+    if isinstance(layer, nn.Linear):
+        layer.out_features, layer.in_features = layer.weight.shape
+    elif hasattr(layer, "nf") and out:  # Conv1D records its output width
+        layer.nf = len(index)
+
+
+def _take(p: nn.Parameter, index: Tensor, dim: int) -> nn.Parameter:
+    return nn.Parameter(p.detach().index_select(dim, index.to(p.device)).contiguous(), requires_grad=p.requires_grad)
+
+
+def _restate(model: nn.Module, family: Family, plan: Plan, heads: int, kv_heads: int, head_dim: int) -> None:
+    """The config at the new sizes (every config object the model's modules share is the same one)."""
+    c: Any = model.config
+    old_layers = int(getattr(c, family.layers_key))
+    for key in PER_LAYER_KEYS:
+        value = getattr(c, key, None)
+        if isinstance(value, list) and len(value) == old_layers:
+            setattr(c, key, [value[b] for b in plan.layers])
+    setattr(c, family.layers_key, len(plan.layers))
+    setattr(c, family.mlp_key, len(plan.mlp[0]))
+    if family.heads:
+        c.num_attention_heads = len(plan.q[0])
+        if hasattr(c, "num_key_value_heads"):
+            c.num_key_value_heads = len(plan.kv[0])
+        c.head_dim = head_dim
+    if getattr(c, "max_window_layers", None) is not None:  # Qwen2: blocks below it use full attention
+        c.max_window_layers = sum(1 for b in plan.layers if b < c.max_window_layers)
