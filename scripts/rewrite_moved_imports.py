@@ -52,7 +52,8 @@ MOVED = {
 DOTTED = re.compile(
     r"\b("
     + "|".join(re.escape(o) for o in sorted(MOVED, key=len, reverse=True))
-    + r")(?!\w)(?!\.(?:directory|checkpoint|files|summary)\b)(?! import (?:checkpoint|files|summary)\b)"
+    + r")(?!\w)(?!\.(?:directory|checkpoint|files|summary|run_config)\b)"
+    + r"(?! import (?:checkpoint|files|summary|run_config)\b)"
 )
 FROM = re.compile(r"^([ \t]*)from (prunekit(?:\.\w+)*) import ([^()\n#]+?)([ \t]*#.*)?$", re.M)
 

@@ -45,7 +45,8 @@ CONTRACT = {
 }
 
 
-TEXT = ("pystdlib",)  # token datasets: their contract is in tests/data/test_pystdlib.py
+# token datasets: their contracts are in tests/hf/test_smollm2.py and tests/data/test_pystdlib.py
+TEXT = ("prose", "pystdlib")
 
 
 def test_every_registered_dataset_is_covered() -> None:

@@ -54,8 +54,8 @@ def trained_model(
     if source.is_dir():
         if not (source / "config.yaml").is_file():
             raise UserError(f"{source} is not a run directory (no config.yaml); pass a run directory or a config")
+        from prunekit.store import run_config
         from prunekit.store import summary as run_summary
-        from prunekit.store.directory import run_config
 
         cfg = run_config.load(source, overrides, run_summary.load(source))
         run_dir = source
