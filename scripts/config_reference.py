@@ -152,7 +152,7 @@ def rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
     out = []
     for f in dataclasses.fields(cls):
         key = prefix + f.name
-        nested = dataclasses.is_dataclass(f.type) or annotations[f.name].endswith("Config")
+        nested = dataclasses.is_dataclass(_default(f)) or annotations[f.name].endswith("Config")
         default = "(section)" if nested else _yaml(_default(f))
         line = lines.get(f.name, "")
         out.append((key, annotations[f.name], default, line))
@@ -168,12 +168,7 @@ def render() -> str:
     sys.path.insert(0, str(ROOT / "src"))
     from prunekit.config import Config
 
-    sections = [("Top level", Config, "")]
-    sections += [
-        (f"`{f.name}`", _section_class(Config, f.name), f"{f.name}.")
-        for f in dataclasses.fields(Config)
-        if dataclasses.is_dataclass(_default(f))
-    ]
+    sections = [("Top level", Config, ""), *_sections(Config, "")]
     parts = [INTRO]
     for title, cls, prefix in sections:
         parts.append(f"## {title}\n")
@@ -189,6 +184,16 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def _sections(cls: type, prefix: str) -> list[tuple[str, type, str]]:
+    """(title, class, key prefix) of every nested config section below `cls`, depth first (prune.compress too)."""
+    out = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(_default(f)):
+            sub = _section_class(cls, f.name)
+            out += [(f"`{prefix}{f.name}`", sub, f"{prefix}{f.name}."), *_sections(sub, f"{prefix}{f.name}.")]
+    return out
+
+
 def _section_class(cls: type, name: str) -> type:
     return type(_default(next(f for f in dataclasses.fields(cls) if f.name == name)))
 
@@ -199,9 +204,8 @@ def missing_lines() -> list[str]:
     from prunekit.config import Config
 
     keys = rows(Config)
-    for f in dataclasses.fields(Config):
-        if dataclasses.is_dataclass(_default(f)):
-            keys += rows(_section_class(Config, f.name), f"{f.name}.")
+    for _, cls, prefix in _sections(Config, ""):
+        keys += rows(cls, prefix)
     return [key for key, _, default, line in keys if not line and default != "(section)"]
 
 

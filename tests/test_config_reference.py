@@ -23,7 +23,7 @@ def _keys(cls: type = Config, prefix: str = "") -> list[str]:
     out = []
     for f in dataclasses.fields(cls):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        out += _keys(type(default), f"{f.name}.") if dataclasses.is_dataclass(default) else [prefix + f.name]
+        out += _keys(type(default), f"{prefix}{f.name}.") if dataclasses.is_dataclass(default) else [prefix + f.name]
     return out
 
 
