@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import prunekit
 from prunekit.streaming.workdir import partial_dir
@@ -29,6 +30,16 @@ def after(k):
 prune_checkpoint(sys.argv[1], sys.argv[2], 0.5, criterion=sys.argv[4], batches=calibration(), after_block=after,
                  activations=sys.argv[5], allocation=sys.argv[6])
 """
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The killed subprocess sums with one thread; so must this process, whatever an earlier in-process run set
+    (a run's `threads` setting changes torch's thread count for the rest of the process)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def killed_after(
