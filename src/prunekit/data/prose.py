@@ -42,7 +42,7 @@ from prunekit.common.errors import UserError
 from prunekit.common.hf_cache import load_tokenizer
 from prunekit.config import DataConfig
 from prunekit.data.dataset import DATASETS, Dataset
-from prunekit.data.pystdlib import SKIP_DIRS, stdlib_root
+from prunekit.data.pystdlib import SKIP_DIRS, stdlib_root, token_dataset
 
 IGNORE = -100
 SPLITS = ("test", "val", "calibration", "train")
@@ -150,16 +150,4 @@ def build(cfg: DataConfig, seed: int) -> Dataset:
     """Windows of `data.seq_len` SmolLM2 tokens; `seed` plays no part (the splits are fixed by document)."""
     tokens = token_splits()
     split = {name: windows(tokens[name], cfg.seq_len, f"prose {name}") for name in ("train", "val", "test")}
-    return Dataset(
-        name="prose",
-        train_x=split["train"][0],
-        train_y=split["train"][1],
-        val_x=split["val"][0],
-        val_y=split["val"][1],
-        test_x=split["test"][0],
-        test_y=split["test"][1],
-        num_classes=VOCAB,
-        input_shape=(cfg.seq_len,),
-        augment=False,
-        metric="perplexity",
-    )
+    return token_dataset("prose", split, VOCAB, cfg.seq_len)

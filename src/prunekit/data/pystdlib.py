@@ -80,16 +80,21 @@ def build(cfg: DataConfig, seed: int) -> Dataset:
     files = source_files(stdlib_root())
     caps = {"train": cfg.max_bytes, "val": max(1, cfg.max_bytes // 20), "test": max(1, cfg.max_bytes // 20)}
     split = {name: windows(read_bytes(files[name], caps[name]), cfg.seq_len) for name in SPLITS}
+    return token_dataset("pystdlib", split, VOCAB, cfg.seq_len)
+
+
+def token_dataset(name: str, split: dict[str, tuple[Tensor, Tensor]], vocab: int, seq_len: int) -> Dataset:
+    """A language-model Dataset from (inputs, targets) windows per split, scored by perplexity."""
     return Dataset(
-        name="pystdlib",
+        name=name,
         train_x=split["train"][0],
         train_y=split["train"][1],
         val_x=split["val"][0],
         val_y=split["val"][1],
         test_x=split["test"][0],
         test_y=split["test"][1],
-        num_classes=VOCAB,
-        input_shape=(cfg.seq_len,),
+        num_classes=vocab,
+        input_shape=(seq_len,),
         augment=False,
         metric="perplexity",
     )
