@@ -66,3 +66,20 @@ def check_memory(what: object) -> None:
 
 def one_line(message: str) -> None:
     assert message and "\n" not in message and len(message) < 1100, message[:300]
+
+
+def set_at(tree: object, path: tuple, value: object) -> None:
+    """Set `tree[path]` to `value` where every step of the path exists (a fuzzed edit of a JSON tree); else nothing."""
+    for key in path[:-1]:
+        if (
+            isinstance(tree, dict)
+            and key in tree
+            or isinstance(tree, list)
+            and isinstance(key, int)
+            and key < len(tree)
+        ):
+            tree = tree[key]
+        else:
+            return
+    if isinstance(tree, dict) or (isinstance(tree, list) and isinstance(path[-1], int) and path[-1] < len(tree)):
+        tree[path[-1]] = value

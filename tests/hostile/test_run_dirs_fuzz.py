@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from prunekit.runner.experiment import run
 from tests.helpers import tiny
-from tests.hostile.harness import cli, count, fixed
+from tests.hostile.harness import cli, count, fixed, set_at
 from tests.hostile.model_files import join, split
 from tests.hostile.test_model_files_fuzz import json_values
 
@@ -57,22 +57,6 @@ def summary_edits(draw: st.DrawFn) -> list[tuple[tuple, object]]:
     return edits
 
 
-def _apply(tree: object, path: tuple, value: object) -> None:
-    for key in path[:-1]:
-        if (
-            isinstance(tree, dict)
-            and key in tree
-            or isinstance(tree, list)
-            and isinstance(key, int)
-            and key < len(tree)
-        ):
-            tree = tree[key]
-        else:
-            return
-    if isinstance(tree, dict) or (isinstance(tree, list) and isinstance(path[-1], int) and path[-1] < len(tree)):
-        tree[path[-1]] = value
-
-
 @fixed(12)
 @given(edits=summary_edits())
 def test_damaged_summary_fields(run_dir, tmp_path_factory, edits) -> None:
@@ -81,7 +65,7 @@ def test_damaged_summary_fields(run_dir, tmp_path_factory, edits) -> None:
     target = _copy(run_dir, root)
     summary = json.loads((target / "summary.json").read_text())
     for path, value in edits:
-        _apply(summary, path, value)
+        set_at(summary, path, value)
     (target / "summary.json").write_text(json.dumps(summary))
     _readers(target, root)
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from prunekit.runner.experiment import run
 from tests.helpers import tiny
-from tests.hostile.harness import cli, count, fixed
+from tests.hostile.harness import cli, count, fixed, set_at
 from tests.hostile.test_model_files_fuzz import json_values
 
 LOG = {
@@ -96,22 +96,6 @@ def _copy(run_dir: Path, root: Path) -> Path:
     return target
 
 
-def _set(tree: object, path: tuple, value: object) -> None:
-    for key in path[:-1]:
-        if (
-            isinstance(tree, dict)
-            and key in tree
-            or isinstance(tree, list)
-            and isinstance(key, int)
-            and key < len(tree)
-        ):
-            tree = tree[key]
-        else:
-            return
-    if isinstance(tree, dict) or (isinstance(tree, list) and isinstance(path[-1], int) and path[-1] < len(tree)):
-        tree[path[-1]] = value
-
-
 def test_a_valid_search_log_is_reported_and_read_as_ratios(run_dir, tmp_path) -> None:
     target = _copy(run_dir, tmp_path)
     (target / "amc_search.json").write_text(json.dumps(LOG))
@@ -152,7 +136,7 @@ def test_mutated_search_log(run_dir, tmp_path_factory, edits) -> None:
     target = _copy(run_dir, root)
     log = copy.deepcopy(LOG)
     for path, value in edits:
-        _set(log, path, value)
+        set_at(log, path, value)
     (target / "amc_search.json").write_text(json.dumps(log))
     cli(["report", target, "--out", root / "report"])
     config = root / "c.yaml"
@@ -209,6 +193,6 @@ def test_mutated_config_of_a_run_through_sensitivity(run_dir, tmp_path_factory, 
     target = _copy(run_dir, root)
     cfg = yaml.safe_load((target / "config.yaml").read_text())
     for path, value in edits:
-        _set(cfg, path, value)
+        set_at(cfg, path, value)
     (target / "config.yaml").write_text(yaml.safe_dump(cfg))
     cli(["sensitivity", target, "--out", root / "s", "--ratios", "0.5", "--examples", "16"])
