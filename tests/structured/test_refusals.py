@@ -1,8 +1,11 @@
-"""Whatever goes wrong inside channel pruning, the caller gets prunekit's one-line refusal (UserError) and the model
-as it was: a criterion that raises, and a failure repeated in every block, whose advice is one `ignore` pattern
-covering all of them rather than the first block's layer."""
+"""Whatever goes wrong inside channel pruning because of the model (or a criterion the user wrote), the caller gets
+prunekit's one-line refusal (UserError) and the model as it was; a bug of prunekit's own passes through as one. A
+group whose channels alone break the model is kept whole automatically (with its siblings in every block, under one
+`ignore` pattern the report names), within a bounded search."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -11,6 +14,7 @@ from torch import nn
 import prunekit
 from prunekit.pruning.structured.criteria import ChannelContext
 from prunekit.pruning.structured.refusal import blame_glob
+from tests.structured.test_any_model import distinct, zeroed
 
 
 class Block(nn.Module):
@@ -50,14 +54,57 @@ def test_an_exception_inside_pruning_is_a_one_line_refusal_with_the_model_unchan
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_a_failure_in_every_block_is_named_by_one_pattern():
+def test_a_failure_in_every_block_is_kept_whole_automatically_under_one_pattern():
     model = blocks()
-    with pytest.raises(prunekit.UserError, match=r"add '\*\.proj' to ignore|add '\d\.proj' to ignore") as info:
-        prunekit.prune_channels(model, 0.5, example_inputs=torch.randn(2, 4), round_to=1)
-    assert "'*.proj'" in str(info.value)
-    # following the advice works at once: no second refusal naming the next block
-    report = prunekit.prune_channels(model, 0.5, example_inputs=torch.randn(2, 4), round_to=1, ignore=["*.proj"])
+    distinct(model)
+    original = copy.deepcopy(model)
+    x = torch.randn(2, 4)
+    report = prunekit.prune_channels(model, 0.5, example_inputs=x, round_to=1)
     assert report.params[1] < report.params[0]
+    for name in ("1.proj", "2.proj"):  # both blocks' shuffled projections, by one pattern, without a second call
+        assert report.whole[name].startswith("kept whole automatically: removing channels of")
+        assert "add '*.proj' to ignore" in report.whole[name]
+        assert model.get_submodule(name).out_features == 8
+    assert report.widths["1.mlp"] == (16, 8) and model[2].mlp.out_features == 8
+    # what is left computes what the original computes with the removed weights zeroed (found by value)
+    with torch.no_grad():
+        assert torch.allclose(model(x), zeroed(original, model)(x), atol=1e-5)
+
+
+def test_following_the_advice_gives_the_same_result_without_the_search():
+    model, advised = blocks(), blocks()
+    x = torch.randn(2, 4)
+    report = prunekit.prune_channels(model, 0.5, example_inputs=x, round_to=1)
+    again = prunekit.prune_channels(advised, 0.5, example_inputs=x, round_to=1, ignore=["*.proj"])
+    assert report.removed == again.removed
+    assert again.whole["1.proj"] == "the width of '1.proj' stays (in ignore)"
+
+
+def test_the_search_for_the_group_at_fault_is_bounded(monkeypatch):
+    from prunekit.pruning.structured import surgery
+
+    monkeypatch.setattr(surgery, "BLAME_SECONDS", 0.0)
+    model = blocks()
+    before = state(model)
+    with pytest.raises(prunekit.UserError, match=r"differ from the original.*no single group found at fault within 0 s"):
+        prunekit.prune_channels(model, 0.5, example_inputs=torch.randn(2, 4), round_to=1)
+    after = state(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_prunekits_own_bug_is_not_turned_into_a_refusal(monkeypatch):
+    """An exception raised by prunekit's own code is a bug (the CLI exits 1, "internal error"), not a property of
+    the model to refuse (exit 2): it passes through, the model unchanged."""
+    from prunekit.pruning.structured import surgery
+
+    monkeypatch.setattr(surgery, "select", lambda *a, **k: {})  # a broken allocation: surgery.py indexes it
+    model = blocks()
+    before = state(model)
+    with pytest.raises(KeyError) as info:
+        prunekit.prune_channels(model, 0.5, example_inputs=torch.randn(2, 4), round_to=1)
+    assert not isinstance(info.value, prunekit.UserError)
+    after = state(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_blame_glob_only_generalises_over_siblings_that_lost_channels():

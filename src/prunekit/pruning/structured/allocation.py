@@ -63,7 +63,7 @@ def select(
         raise UserError(f"round_to must be at least 1, got {round_to}")
     for name, s in scores.items():
         if s.shape != (sizes[name],):
-            raise ValueError(f"criterion gave {list(s.shape)} scores for group {name!r} of {sizes[name]} channels")
+            raise UserError(f"criterion gave {list(s.shape)} scores for group {name!r} of {sizes[name]} channels")
         if not torch.isfinite(s).all():
             raise UserError(f"criterion produced non-finite scores for group {name!r}")
     ratios = dict(ratios or {})

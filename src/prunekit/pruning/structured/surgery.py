@@ -11,7 +11,9 @@ exactly as it was.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -26,7 +28,7 @@ from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContex
 from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace
 from prunekit.pruning.structured.inputs import all_trainable
 from prunekit.pruning.structured.recording import HEAD_ATTRS
-from prunekit.pruning.structured.refusal import blame_glob, refusing
+from prunekit.pruning.structured.refusal import Blamed, before, blame_glob, mark_skipped, nothing_to_prune, refusing
 from prunekit.pruning.structured.report import ChannelReport
 from prunekit.pruning.structured.transaction import Transaction, deep_copy
 from prunekit.pruning.structured.verify import cut_and_verify
@@ -45,8 +47,35 @@ class _HeadCountsFailed(Exception):
     """A cut that let heads go by a count stored on a module failed: try again keeping those heads."""
 
 
+MAX_SKIPS = 4  # groups (with their siblings) kept whole automatically in one call before refusing
+BLAME_SECONDS = 15.0  # the search for the group at fault, all tries of one call together
+_BLAME_END: ContextVar[float] = ContextVar("blame_end", default=math.inf)
+
+
 @refusing
 def prune_channels(model: nn.Module, fraction: float, **kwargs: Any) -> ChannelReport:
+    ignore, skipped = tuple(kwargs.pop("ignore", ())), []
+    token = _BLAME_END.set(time.monotonic() + BLAME_SECONDS)
+    try:
+        while True:
+            try:
+                report = _heads_or_not(model, fraction, ignore=ignore, **kwargs)
+            except Blamed as exc:  # one group's channels break the model: keep it (and its siblings) whole, again
+                if len(skipped) >= MAX_SKIPS or exc.advice in ignore:
+                    raise UserError(f"{exc}{before(skipped)}") from exc
+                skipped.append(exc)
+                ignore += (exc.advice,)
+                continue
+            except UserError as exc:
+                if skipped:
+                    raise UserError(f"{exc}{before(skipped)}") from exc
+                raise
+            return mark_skipped(report, skipped)
+    finally:
+        _BLAME_END.reset(token)
+
+
+def _heads_or_not(model: nn.Module, fraction: float, **kwargs: Any) -> ChannelReport:
     try:
         return _prune_channels(model, fraction, **kwargs)
     except _HeadCountsFailed:
@@ -132,14 +161,14 @@ def _prune_channels(
     work = tx.copies[0]
     traced = trace(work, ignore, example_input)
     if not traced.groups:
-        raise UserError(_nothing_to_prune(model, traced))
+        raise UserError(nothing_to_prune(model, traced.whole))
     groups = _chosen(traced.groups, only)
     ctx = ChannelContext(work, groups, list(batches or []), generator, objective=objective)
     with all_trainable(work):
         scores = fn(ctx)
     missing = sorted({g.name for g in groups} - set(scores))
     if missing:
-        raise ValueError(f"channel criterion gave no scores for groups {missing}")
+        raise UserError(f"channel criterion {getattr(fn, '__name__', fn)!r} gave no scores for groups {missing}")
     named = {n: r for n, r in group_ratios(traced.groups, ratios or {}).items() if n in scores}
     drop = _choose(groups, scores, widths, fraction, scope, int(min_channels), int(round_to), named)
     removed = {name: d.tolist() for name, d in drop.items()}
@@ -152,12 +181,10 @@ def _prune_channels(
     except UserError as exc:
         if HEAD_ATTRS.get() and any(split.attr for split in traced.splits):
             raise _HeadCountsFailed from exc
-        near = getattr(exc, "module", "")
-        culprit = _blame(model, removed, ignore, traced.example_input, verify, near)
+        culprit = _blame(model, removed, ignore, traced.example_input, verify, exc)
         if culprit is None:
             raise
-        advice = blame_glob(culprit, [n for n, c in removed.items() if c])
-        raise UserError(f"{exc} (removing channels of {culprit!r} alone causes it: add {advice!r} to ignore)") from exc
+        raise Blamed(exc, culprit, blame_glob(culprit, [n for n, c in removed.items() if c])) from exc
     tx.commit()
     return ChannelReport(
         removed={g.name: removed.get(g.name, []) for g in traced.groups},
@@ -232,17 +259,21 @@ def _remove(model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, e
 
 
 def _blame(
-    model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, example: Any, verify: bool, near: str = ""
+    model: nn.Module, removed: Mapping[str, list[int]], ignore: tuple, example: Any, verify: bool, failure: UserError
 ) -> str | None:
     """After a cut failed: the first group whose channels alone make a copy of the untouched model fail the same
     checks (None when no single group does; the group itself when it is the only one that lost channels). Groups
-    in the block of the module that failed (`near`) are tried first."""
+    in the block of the module that failed (`failure.module`) are tried first; past the call's blame budget,
+    `failure` is raised as it is, saying so."""
+    near = getattr(failure, "module", "")
     cut = [name for name, channels in removed.items() if channels]
     if len(cut) < 2:
         return cut[0] if cut else None
     block = near.rpartition(".")[0]
     cut.sort(key=lambda name: not (near and (name.startswith(near + ".") or block and name.startswith(block + "."))))
     for name in cut:
+        if time.monotonic() > _BLAME_END.get():
+            raise UserError(f"{failure} (no single group found at fault within {BLAME_SECONDS:.0f} s)") from failure
         try:
             _remove(deep_copy(model), {name: removed[name]}, ignore, example, verify)
         except UserError:
@@ -326,7 +357,7 @@ def _choose(
         units = g.units or [[c] for c in range(g.size)]
         channel = scores[g.name]
         if channel.shape != (g.size,):
-            raise ValueError(f"criterion gave {list(channel.shape)} scores for group {g.name!r} of {g.size} channels")
+            raise UserError(f"criterion gave {list(channel.shape)} scores for group {g.name!r} of {g.size} channels")
         unit_scores[g.name] = torch.stack([channel[u].float().mean() for u in units]).cpu()
         sizes[g.name] = len(units)
         origin[g.name] = max(int(widths.get(g.name, g.size)) // k, len(units))
@@ -348,18 +379,6 @@ def _choose(
         units = g.units or [[c] for c in range(g.size)]
         out[g.name] = torch.tensor(sorted(c for i in chosen[g.name].tolist() for c in units[i]), dtype=torch.long)
     return out
-
-
-def _nothing_to_prune(model: nn.Module, traced: Traced) -> str:
-    reasons = sorted(dict.fromkeys(traced.whole.values()), key=lambda why: why.startswith("the width of"))
-    if not reasons:
-        return f"cannot prune channels of {type(model).__name__}: it has no channel group to prune"
-    more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
-    return (
-        f"cannot prune channels of {type(model).__name__}: every channel group stays whole: "
-        + "; ".join(reasons[:3])
-        + more
-    )
 
 
 def _complement(drop: Tensor, size: int) -> Tensor:
