@@ -104,3 +104,19 @@ def test_gpt2_conv1d_layers_are_pruned():
     with torch.no_grad():
         ids = {"input_ids": torch.randint(0, 128, (2, 8), generator=torch.Generator().manual_seed(5))}
         torch.testing.assert_close(model(**ids).logits, reference(**ids).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_falcon_prunes_without_an_ignore_keeping_its_fused_qkv_whole_automatically():
+    """Falcon's fused query_key_value (split by fixed head counts) breaks when it loses channels: it was refused with
+    advice to ignore it; now it is kept whole by itself (in every block, the report says why) and the rest pruned."""
+    model, inputs = build("falcon")
+    original = copy.deepcopy(model)
+    report = bounded(lambda: prunekit.prune_channels(model, 0.5, example_inputs=inputs))
+    assert report.params[1] < 0.8 * report.params[0]
+    for i in (0, 1):
+        why = report.whole[f"transformer.h.{i}.self_attention.query_key_value"]
+        assert why.startswith("kept whole automatically") and "'transformer.h.*.self_attention.query_key_value'" in why
+    reference = zeroed_reference(original, model)
+    with torch.no_grad():
+        ids = {"input_ids": torch.randint(0, 128, (2, 8), generator=torch.Generator().manual_seed(5))}
+        torch.testing.assert_close(model(**ids).logits, reference(**ids).logits, rtol=1e-4, atol=1e-5)

@@ -112,3 +112,25 @@ def test_blame_glob_only_generalises_over_siblings_that_lost_channels():
     assert blame_glob("model.layers.0.attn.v", cut) == "model.layers.*.attn.v"
     assert blame_glob("model.layers.0.mlp.up", cut) == "model.layers.0.mlp.up"
     assert blame_glob("stem", cut) == "stem"
+    assert blame_glob("0", ["0", "2"]) == "0"  # a Sequential's child: '*' would keep every layer whole
+
+
+def test_a_layer_is_never_emptied_even_when_the_allocation_asks_for_it(monkeypatch):
+    """The last guard of a cut: no layer may lose every channel (here an allocation that asks for all of group
+    '2'); the group stays whole, saying why, and the rest is pruned."""
+    from prunekit.pruning.structured import surgery
+
+    def greedy(scores, sizes, *args, **kwargs):
+        out = select(scores, sizes, *args, **kwargs)
+        if "2" in out:
+            out["2"] = torch.arange(sizes["2"])
+        return out
+
+    select = surgery.select
+    monkeypatch.setattr(surgery, "select", greedy)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    report = prunekit.prune_channels(model, 0.5, example_inputs=torch.randn(2, 4), round_to=1)
+    assert "would remove every channel of '2'" in report.whole["2"]
+    assert report.widths["0"] == (8, 4) and model[2].weight.shape == (8, 4)
+    assert all(p.numel() for p in model.parameters())

@@ -137,7 +137,7 @@ def blame_glob(culprit: str, others: Iterable[str]) -> str:
     """`culprit` with its block numbers as `*` when that pattern also names other groups that lost channels
     ('model.layers.*.self_attn.v_proj'), else `culprit` itself."""
     pattern = re.sub(r"(?:(?<=\.)|^)\d+(?=\.|$)", "*", culprit)
-    if pattern == culprit:
+    if pattern == culprit or "." not in culprit:  # '0' of a Sequential: '*' would name every layer
         return culprit
     regex = re.compile("^" + re.escape(pattern).replace(r"\*", r"\d+") + "$")
     return pattern if any(regex.match(o) and o != culprit for o in others) else culprit
