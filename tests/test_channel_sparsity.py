@@ -92,3 +92,25 @@ def test_a_run_directory_written_before_still_reports(channel_run, tmp_path):
     assert run.final_sparsity == pytest.approx(1 - params[2] / params[0], abs=1e-6)
     text = write_report([old], tmp_path / "report").read_text()
     assert "older prunekit" in text
+
+
+def test_inspect_of_a_compact_file_shows_the_channel_fraction(channel_run, tmp_path):
+    """A run's round exported as a compact file carries the run's channel fraction; a compact file saved from Python
+    (no run) gets it counted: 1 - channels kept / channels before over the groups prune_channels pruned."""
+    import prunekit
+    from prunekit.export.compact import save_compact
+    from prunekit.inspection import export_file
+
+    out, summary = channel_run
+    final = summary["rounds"][2]
+    info = describe(export_file(out, None, "compact", tmp_path / "run.safetensors"))
+    assert info["channel_fraction"] == final["channel_fraction"]
+    assert f"channels removed {final['channel_fraction']:.2%}" in render(info)
+
+    model = create_model("lenet5", num_classes=4, input_shape=(1, 16, 16))
+    report = prunekit.prune_channels(model, 0.4, round_to=1)
+    before = sum(a for a, _ in report.widths.values())  # the prunable groups (those kept whole are not in widths)
+    after = sum(b for _, b in report.widths.values())
+    info = describe(save_compact(model, tmp_path / "py.safetensors"))
+    assert 0.3 < info["channel_fraction"] == pytest.approx(1 - after / before, abs=1e-6)
+    assert f"channels removed {info['channel_fraction']:.2%}" in render(info)

@@ -21,8 +21,8 @@ from prunekit.export.onnx import compare_latency, export_onnx
 from prunekit.pruning.coverage import layouts
 from prunekit.pruning.flops import sparse_flops
 from prunekit.pruning.masks import layer_report, remaining_params
+from prunekit.pruning.structured.widths import channel_sparsity, physical_params
 from prunekit.pruning.structured.widths import layer_report as channel_layer_report
-from prunekit.pruning.structured.widths import physical_params
 from prunekit.runner.channel_rounds import rebuild
 from prunekit.store import checkpoint
 from prunekit.store import summary as run_summary
@@ -81,6 +81,8 @@ def export_file(source: Path, round_index: int | None, fmt: str, out: Path, dtyp
         model, masks, record = round_model(source, round_index)
         cfg = config_mod.load(source / "config.yaml")
         extra = {"config": cfg.to_dict(), "round": record["round"], "test_accuracy": record["test_accuracy"]}
+        if record.get("channel_fraction") is not None:  # a channel run's file says how many channels went
+            extra["channel_fraction"] = record["channel_fraction"]
         bits = record_bits(record)
     else:
         if round_index is not None:
@@ -133,6 +135,8 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
         layers = channel_layer_report(model)
         kept, total = sum(r["numel"] for r in layers), sum(math.prod(r["original_shape"]) for r in layers)
         info |= {"params_remaining": physical_params(model), "flops_remaining": flops(model, {})}
+        if info.get("channel_fraction") is None:  # a file: as its run recorded it, else counted against the arch
+            info["channel_fraction"] = _channel_fraction(model, info.get("extra") or {})
     else:
         layers = layer_report(masks, layouts(model, masks))
         kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
@@ -148,6 +152,16 @@ def describe(source: Path, latency: bool = False) -> dict[str, Any]:
             raise UserError("--latency times zoo models on their input shape; this is a user model")
         info["latency"] = compare_latency(model, shape)
     return info
+
+
+def _channel_fraction(model: Any, extra: dict[str, Any]) -> float:
+    """Fraction of the prunable channels a compact file's network lost against its `arch`: the value its run
+    recorded (`extra`), else counted over the groups prune_channels may prune (the run's prune.ignore kept)."""
+    if isinstance(extra.get("channel_fraction"), int | float):
+        return float(extra["channel_fraction"])
+    prune = (extra.get("config") or {}).get("prune") if isinstance(extra.get("config"), dict) else None
+    ignore = (prune or {}).get("ignore") or ()
+    return round(channel_sparsity(model, ignore=tuple(ignore) if isinstance(ignore, list) else ()), 6)
 
 
 def _has_example(arch: Any) -> bool:
