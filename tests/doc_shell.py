@@ -118,7 +118,7 @@ def make_data(root: str = "") -> Dataset:
     gen = torch.Generator().manual_seed(0)
     def split(n: int):
         return torch.randn(n, 1, 8, 8, generator=gen), torch.randint(0, 4, (n,), generator=gen)
-    return Dataset(*split(64), *split(16), *split(32), num_classes=4, input_shape=(1, 8, 8))
+    return Dataset("mine", *split(64), *split(16), *split(32), num_classes=4, input_shape=(1, 8, 8), augment=False)
 """
 
 

@@ -134,3 +134,26 @@ def test_a_layer_is_never_emptied_even_when_the_allocation_asks_for_it(monkeypat
     assert "would remove every channel of '2'" in report.whole["2"]
     assert report.widths["0"] == (8, 4) and model[2].weight.shape == (8, 4)
     assert all(p.numel() for p in model.parameters())
+
+
+def test_the_retries_of_one_call_share_one_coupling_search_budget(monkeypatch):
+    """A call that keeps a group whole automatically traces the model again (and its blame search traces copies):
+    every one of those searches ends at the same deadline, so the retries cannot add up past it."""
+    from prunekit.pruning.structured import search
+
+    ends, original = [], search.Budget
+
+    class Spy(original):
+        def __init__(self, seconds: float = search.SECONDS) -> None:
+            super().__init__(seconds)
+            ends.append(self.end)
+
+    monkeypatch.setattr(search, "Budget", Spy)
+    prunekit.prune_channels(blocks(), 0.5, example_inputs=torch.randn(2, 4), round_to=1)
+    assert len(ends) >= 3 and len(set(ends)) == 1  # the first trace, the blame's, the retry's: one deadline
+    token = search.CALL_END.set(0.0)
+    try:
+        with pytest.raises(TimeoutError):
+            original().check()  # a deadline already past: the next search of the call stops at once
+    finally:
+        search.CALL_END.reset(token)

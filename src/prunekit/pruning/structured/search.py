@@ -7,15 +7,17 @@ keys, rotary embeddings' half-rotations), the indices drift by a constant each t
 the walk never ends: tiny Hugging Face decoders hung there. This is the same walk with three bounds:
 - a layer's indices must lie inside its width (an index past it can only come from a drifting cycle);
 - at most `STEPS` dependencies per group;
-- the whole search of a model ends at a deadline (`Budget`).
+- the whole search of a model ends at a deadline (`Budget`), shared by the retries of one `prune_channels` call.
 A group that breaks a bound is not coupled correctly; the caller keeps it whole, naming the layer (`Unsettled`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import torch_pruning as tp
@@ -37,12 +39,16 @@ class Unsettled(Exception):
         self.layer, self.why = layer, why
 
 
+CALL_END: ContextVar[float] = ContextVar("search_end", default=math.inf)  # set by prune_channels: all its traces
+
+
 class Budget:
-    """A deadline shared by every search of one model; `check` raises TimeoutError once it has passed."""
+    """A deadline shared by every search of one model, and by every trace of one `prune_channels` call (CALL_END:
+    its retries search again); `check` raises TimeoutError once it has passed."""
 
     def __init__(self, seconds: float = SECONDS) -> None:
         self.seconds = seconds
-        self.end = time.monotonic() + seconds
+        self.end = min(time.monotonic() + seconds, CALL_END.get())
 
     def check(self) -> None:
         if time.monotonic() > self.end:

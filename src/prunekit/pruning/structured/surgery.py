@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from prunekit.common.batches import DEFAULT, Batch, Objective
 from prunekit.common.errors import UserError
+from prunekit.pruning.structured import search
 from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.conv1d import is_conv1d
 from prunekit.pruning.structured.coupling import recount
@@ -56,6 +57,7 @@ _BLAME_END: ContextVar[float] = ContextVar("blame_end", default=math.inf)
 def prune_channels(model: nn.Module, fraction: float, **kwargs: Any) -> ChannelReport:
     ignore, skipped = tuple(kwargs.pop("ignore", ())), []
     token = _BLAME_END.set(time.monotonic() + BLAME_SECONDS)
+    searching = search.CALL_END.set(time.monotonic() + search.SECONDS)  # retries share one search budget
     try:
         while True:
             try:
@@ -73,6 +75,7 @@ def prune_channels(model: nn.Module, fraction: float, **kwargs: Any) -> ChannelR
             return mark_skipped(report, skipped)
     finally:
         _BLAME_END.reset(token)
+        search.CALL_END.reset(searching)
 
 
 def _heads_or_not(model: nn.Module, fraction: float, **kwargs: Any) -> ChannelReport:
