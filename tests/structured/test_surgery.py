@@ -167,12 +167,19 @@ def test_a_raw_parameter_between_layers_keeps_their_channels():
     ("net", "message"),
     [
         (Detaching, "module 'conv1' is cut from the autograd graph"),
-        (HardCodedView, "fails after channel pruning in HardCodedView.forward: shape '\\[-1, 12, 8\\]' is invalid"),
     ],
 )
 def test_untraceable_models_name_the_problem(net, message):
     with pytest.raises(UserError, match=message):
         prune_channels(net(), 0.5, example_input=example())
+
+
+def test_a_hard_coded_view_keeps_its_channels_whole_automatically_and_says_why():
+    model = HardCodedView()
+    report = prune_channels(model, 0.5, example_input=example())
+    why = report.whole["conv2"]
+    assert why.startswith("kept whole automatically") and "shape '[-1, 12, 8]' is invalid" in why
+    assert (model.conv1.out_channels, model.conv2.out_channels) == (4, 12)
 
 
 def test_a_failing_forward_names_the_module():
