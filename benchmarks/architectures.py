@@ -94,7 +94,7 @@ def check(name: str, factory, example, fraction: float, bound: int, ignore: tupl
         report = prunekit.prune_channels(model, fraction, example_inputs=copy.copy(x), ignore=list(ignore))
         row.update(status="pruned", params_after=report.params[1], kept_whole=len(report.whole))
         auto = {re.search(r"add '([^']+)' to ignore to skip", why) for why in report.whole.values()}
-        row["kept_automatically"] = sorted(m.group(1) for m in auto if m)  # groups whose channels broke the model
+        row["kept_automatically"] = sorted({m.group(1) for m in auto if m})  # patterns of groups that broke the model
     except prunekit.UserError as exc:
         row.update(status="refused", reason=_short(str(exc)))
     except Bound as exc:

@@ -91,19 +91,34 @@ def skipped_reason(blamed: Blamed) -> str:
     )
 
 
-def before(skipped: list[Blamed]) -> str:
-    """What was kept whole automatically before a refusal, for its message."""
-    return "".join(f"; before that, kept whole automatically: {b}" for b in skipped)
+def after_skips(refusal: UserError, skipped: list[Blamed]) -> str:
+    """A refusal's message after automatic skips: groups they kept whole are not said to be "in ignore" (the user
+    did not put them there), and what each skip was for follows."""
+    text = _IN_IGNORE.sub(lambda m: _automatic(m, skipped), str(refusal))
+    return text + "".join(f"; before that, kept whole automatically: {b}" for b in skipped)
 
 
 def mark_skipped(report: ChannelReport, skipped: list[Blamed]) -> ChannelReport:
     """The report with the groups kept whole because of an automatic skip saying so (not merely "in ignore")."""
     for name, why in report.whole.items():
-        layer = why.removeprefix("the width of '").removesuffix("' stays (in ignore)")
-        for blamed in skipped:
-            if layer != why and (fnmatch.fnmatchcase(layer, blamed.advice) or layer.startswith(blamed.advice + ".")):
-                report.whole[name] = skipped_reason(blamed)
+        match = _IN_IGNORE.fullmatch(why)
+        blamed = next((b for b in skipped if match and _covers(b.advice, match.group(1))), None)
+        if blamed is not None:
+            report.whole[name] = skipped_reason(blamed)
     return report
+
+
+_IN_IGNORE = re.compile(r"the width of '([^']+)' stays \(in ignore\)")
+
+
+def _covers(pattern: str, layer: str) -> bool:
+    return fnmatch.fnmatchcase(layer, pattern) or layer.startswith(pattern + ".")
+
+
+def _automatic(match: re.Match, skipped: list[Blamed]) -> str:
+    if any(_covers(b.advice, match.group(1)) for b in skipped):
+        return f"the width of {match.group(1)!r} stays (kept whole automatically)"
+    return match.group(0)
 
 
 def nothing_to_prune(model: nn.Module, whole: dict[str, str]) -> str:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from prunekit.common.batches import DEFAULT, Batch, Objective
 from prunekit.common.errors import UserError
-from prunekit.pruning.structured import search
+from prunekit.pruning.structured import refusal, search
 from prunekit.pruning.structured.allocation import SCOPES, select
 from prunekit.pruning.structured.conv1d import is_conv1d
 from prunekit.pruning.structured.coupling import recount
@@ -29,7 +29,7 @@ from prunekit.pruning.structured.criteria import CHANNEL_CRITERIA, ChannelContex
 from prunekit.pruning.structured.groups import ChannelGroup, Traced, trace
 from prunekit.pruning.structured.inputs import all_trainable
 from prunekit.pruning.structured.recording import HEAD_ATTRS
-from prunekit.pruning.structured.refusal import Blamed, before, blame_glob, mark_skipped, nothing_to_prune, refusing
+from prunekit.pruning.structured.refusal import Blamed, after_skips, blame_glob, mark_skipped, refusing
 from prunekit.pruning.structured.report import ChannelReport
 from prunekit.pruning.structured.transaction import Transaction, deep_copy
 from prunekit.pruning.structured.verify import cut_and_verify
@@ -64,13 +64,13 @@ def prune_channels(model: nn.Module, fraction: float, **kwargs: Any) -> ChannelR
                 report = _heads_or_not(model, fraction, ignore=ignore, **kwargs)
             except Blamed as exc:  # one group's channels break the model: keep it (and its siblings) whole, again
                 if len(skipped) >= MAX_SKIPS or exc.advice in ignore:
-                    raise UserError(f"{exc}{before(skipped)}") from exc
+                    raise UserError(after_skips(exc, skipped)) from exc
                 skipped.append(exc)
                 ignore += (exc.advice,)
                 continue
             except UserError as exc:
                 if skipped:
-                    raise UserError(f"{exc}{before(skipped)}") from exc
+                    raise UserError(after_skips(exc, skipped)) from exc
                 raise
             return mark_skipped(report, skipped)
     finally:
@@ -164,7 +164,7 @@ def _prune_channels(
     work = tx.copies[0]
     traced = trace(work, ignore, example_input)
     if not traced.groups:
-        raise UserError(nothing_to_prune(model, traced.whole))
+        raise UserError(refusal.nothing_to_prune(model, traced.whole))
     groups = _chosen(traced.groups, only)
     ctx = ChannelContext(work, groups, list(batches or []), generator, objective=objective)
     with all_trainable(work):
