@@ -161,7 +161,10 @@ def _channel_fraction(model: Any, extra: dict[str, Any]) -> float:
         return float(extra["channel_fraction"])
     prune = (extra.get("config") or {}).get("prune") if isinstance(extra.get("config"), dict) else None
     ignore = (prune or {}).get("ignore") or ()
-    return round(channel_sparsity(model, ignore=tuple(ignore) if isinstance(ignore, list) else ()), 6)
+    try:
+        return round(channel_sparsity(model, ignore=tuple(ignore) if isinstance(ignore, list) else ()), 6)
+    except UserError:  # an ignore entry naming no layer of this network (a file's metadata is only a record)
+        return round(channel_sparsity(model), 6)
 
 
 def _has_example(arch: Any) -> bool:
