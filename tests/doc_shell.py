@@ -10,8 +10,9 @@ console script calls, the commands of a block in order in one fresh process, tes
 - mypackage: the reader's own package of docs/user_models.md (`mypackage.nets:make_net`, `mypackage.data:make_data`)
   and its `config.yaml` (the page's YAML block, plus TINY's training settings and `name: x`, so that the run lands
   in `runs/x`, which the page's next commands read) are written by `write_mypackage`.
-- `runs/lth`: a page that reads the README's quickstart run without making it (docs/sensitivity.md) finds it there,
-  made once per session by the README's own command (`quickstart_run`).
+- `runs/lth`: the README's quickstart run is made once (`quickstart_run`, by the README's own first command) and
+  copied into every block that names it: docs/sensitivity.md reads it, and the README's block, whose first command
+  makes it, resumes it finished (that command's comment: "run, or resume after an interrupt").
 Commands that cannot run here are in NOT_RUN with the reason: each one left out is reported as a warning, and a
 block of which no command runs is reported as skipped with the reasons; none is left out silently.
 """
