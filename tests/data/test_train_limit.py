@@ -26,8 +26,12 @@ def test_a_limit_above_the_size_keeps_everything() -> None:
 
 
 def test_the_runner_task_trains_on_the_limited_split() -> None:
-    cfg = from_dict({"model": {"name": "lenet_300_100"}, "data": {"name": "synthetic", "train_size": 40, "val_size": 8,
-                     "train_limit": 7}})
+    cfg = from_dict(
+        {
+            "model": {"name": "lenet_300_100"},
+            "data": {"name": "synthetic", "train_size": 40, "val_size": 8, "train_limit": 7},
+        }
+    )
     task = build_task(cfg)
     assert task.data.train_x.shape[0] == 7
 
