@@ -37,6 +37,7 @@ class DataConfig:
     root: str | None = None  # directory with the dataset files; null = the bundled copy (mnist only)
     val_size: int = 5000  # training examples held out for validation
     augment: bool | None = None  # random crop + flip; null = the dataset's default (on for CIFAR)
+    train_limit: int | None = None  # train on the first N training examples only (a short trial); null = all
     # synthetic
     shape: tuple[int, ...] = (1, 28, 28)
     classes: int = 10
@@ -78,6 +79,8 @@ class DataConfig:
         bounded(self.max_pixels, "data.max_pixels", 1, 10**10)
         bounded(self.val_size, "data.val_size", 0, MAX_EXAMPLES)
         bounded(self.train_size, "data.train_size", 1, MAX_EXAMPLES)
+        if self.train_limit is not None:
+            bounded(self.train_limit, "data.train_limit", 1, MAX_EXAMPLES)
         bounded(self.test_size, "data.test_size", 1, MAX_EXAMPLES)
         bounded(self.classes, "data.classes", 2, MAX_CLASSES)
         check(len(self.shape) == 3, "data.shape", f"must be [C, H, W], got {short(list(self.shape))}")

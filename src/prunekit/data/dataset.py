@@ -6,6 +6,7 @@ faster than a per-sample pipeline.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,8 +41,16 @@ class Dataset:
 
 
 def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
-    """Build the dataset named by `cfg.name`; `seed` chooses the validation split (and synthetic data)."""
-    return DATASETS.get(cfg.name)(cfg, seed)
+    """Build the dataset named by `cfg.name`; `seed` chooses the validation split (and synthetic data).
+    `cfg.train_limit` keeps the first N training examples (after the validation split is taken out)."""
+    return limit_train(DATASETS.get(cfg.name)(cfg, seed), cfg.train_limit)
+
+
+def limit_train(dataset: Dataset, limit: int | None) -> Dataset:
+    """The dataset with only its first `limit` training examples (None: unchanged)."""
+    if limit is None:
+        return dataset
+    return dataclasses.replace(dataset, train_x=dataset.train_x[:limit], train_y=dataset.train_y[:limit])
 
 
 def split_indices(

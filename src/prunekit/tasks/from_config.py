@@ -67,7 +67,7 @@ def importable(fn: Any) -> str | None:
 def build_task(cfg: Config) -> Any:
     """The Task of `cfg` (see the module docstring); user code must have been allowed (prunekit.common.user_code)."""
     from prunekit.data import load_dataset
-    from prunekit.data.dataset import Dataset
+    from prunekit.data.dataset import Dataset, limit_train
     from prunekit.models import MODELS
     from prunekit.tasks.tensors import TensorTask
 
@@ -80,11 +80,15 @@ def build_task(cfg: Config) -> Any:
     if d.name == "imagefolder":
         from prunekit.data.imagefolder import image_folder
 
+        _no_limit(d, "imagefolder")
+
         return _loader_task(cfg, image_folder(d, cfg.seed), user_model)
     if user_code.is_ref(d.name):
         data = user_code.call(user_code.resolve(d.name, "data.name"), dict(d.args), d.name)
         if not isinstance(data, Dataset):
+            _no_limit(d, "a data factory that returns datasets or loaders")
             return _loader_task(cfg, _mapping(data, d.name), user_model)
+        data = limit_train(data, d.train_limit)
     else:
         if d.args:
             raise UserError(f"data.args are for package.module:factory data; {d.name} is built in")
@@ -99,6 +103,11 @@ def build_task(cfg: Config) -> Any:
         user_model.fill(data.num_classes, data.input_shape)
         user_model.example = lambda: data.train_x[:1]
     return TensorTask(data, name, dataset_name=d.name, factory=user_model)
+
+
+def _no_limit(d: Any, what: str) -> None:
+    if d.train_limit is not None:
+        raise UserError(f"data.train_limit applies to in-memory tensor datasets, not to {what}: remove it")
 
 
 def _mapping(data: Any, ref: str) -> dict[str, Any]:
