@@ -98,7 +98,8 @@ with torch.no_grad():
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "gpt2"])
 def test_a_compressed_checkpoint_loads_in_plain_transformers(tmp_path, family):
     model = build(family, layers=4)
-    prunekit.compress(model, 0.3, batches=calibration(), depth=True)
+    report = prunekit.compress(model, 0.45, batches=calibration(), depth=True, hidden=True)
+    assert report.after.layers < 4 and report.after.hidden < 32  # blocks, hidden channels (GPT-2: and heads)
     model.save_pretrained(tmp_path / "small")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["HF_HUB_OFFLINE"] = "1"
