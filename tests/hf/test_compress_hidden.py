@@ -17,6 +17,7 @@ import prunekit
 from prunekit.common.errors import UserError
 from prunekit.pruning.compress.budget import shape_of
 from prunekit.pruning.compress.families import family_of
+from prunekit.pruning.compress.plan import Sizes, choose
 from prunekit.runner.compress import reshape
 from tests.hf.compress_models import build, calibration, ids, logits, same_weights, weights
 from tests.hf.test_compress import consistent
@@ -132,6 +133,11 @@ def test_gpt2_removes_the_head_that_writes_nothing():
 def test_gqa_groups_stay_whole_with_hidden_removal(family):
     for seed in range(3):
         model = build(family, layers=3, seed=seed)
+        with torch.no_grad():  # query heads 1 and 2 attend uniformly (weak): the best two heads span both groups
+            for block in model.model.layers:
+                block.self_attn.q_proj.weight[8:24] = 0
+                if block.self_attn.q_proj.bias is not None:
+                    block.self_attn.q_proj.bias[8:24] = 0
         report = prunekit.compress(model, 0.45, batches=calibration(seed=seed), hidden=True)
         c = model.config
         assert c.num_attention_heads % c.num_key_value_heads == 0
@@ -141,14 +147,35 @@ def test_gqa_groups_stay_whole_with_hidden_removal(family):
         consistent(model)
 
 
-def test_the_size_model_counts_parameters_exactly():
-    for family in FAMILIES:
-        model = build(family, layers=3)
-        report = prunekit.compress(model, 0.3, batches=calibration(), hidden=True, depth=True)
-        compressed = sum(p.numel() for p in model.parameters())
-        fresh = build(family, layers=3)
-        shape = shape_of(fresh, family_of(fresh), report.before, 8)
-        assert shape.params(report.before) == report.params_before and shape.params(report.after) == compressed
+def test_whole_groups_stay_when_the_best_query_heads_span_groups():
+    before, after = Sizes(2, 8, 4, 2, 32), Sizes(2, 8, 2, 1, 24)
+    hidden = [float((7 * c) % 32) for c in range(32)]  # a permutation: channels scoring 0..7 go
+    plan = choose(before, after, [0, 1], [[1.0] * 8] * 2, [[5.0, 0.0, 0.1, 4.0], [0.0, 3.0, 2.0, 2.0]], hidden)
+    assert plan.kv == [[0], [1]] and plan.q == [[0, 1], [2, 3]]  # group sums 5 vs 4.1, then 3 vs 4
+    assert plan.hidden == sorted(c for c in range(32) if hidden[c] >= 8)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_size_model_counts_parameters_exactly(family):
+    """The parameter count of any sizes, from the model's tensors as products of sizes, is what a model built at
+    those sizes has (GPT-2: heads and hidden together)."""
+    model = build(family, layers=3)
+    before = Sizes(3, int(model.config.n_inner or 128) if family == "gpt2" else 64, 4, 4 if family == "gpt2" else 2, 32)
+    shape = shape_of(model, family_of(model), before, 8)
+    assert shape.params(before) == sum(p.numel() for p in model.parameters())
+    for layers, mlp, heads, kv, hidden in [(2, 40, 2, 1, 24), (1, 8, 4, 2, 8), (3, 64, 2, 2, 16)]:
+        if family == "gpt2":
+            kv, hidden = heads, heads * 8
+            config = transformers.GPT2Config(
+                n_layer=layers, n_embd=hidden, n_head=heads, n_inner=mlp, vocab_size=64, n_positions=64
+            )
+        else:
+            config = type(model.config)(
+                hidden_size=hidden, intermediate_size=mlp, num_hidden_layers=layers, num_attention_heads=heads,
+                num_key_value_heads=kv, head_dim=8, vocab_size=64, max_position_embeddings=64,
+            )  # fmt: skip
+        fresh = type(model)(config)
+        assert shape.params(Sizes(layers, mlp, heads, kv, hidden)) == sum(p.numel() for p in fresh.parameters())
 
 
 def test_a_model_built_from_a_shared_config_keeps_its_sizes():
