@@ -76,10 +76,11 @@ def test_hidden_removal_keeps_a_working_model_and_reloads_exactly(tmp_path, monk
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_kept_weights_are_the_originals_at_the_kept_channels_and_heads(family):
     """Every tensor of the thin model is the original's, taken at plan.hidden along each dim that was the hidden
-    size (and for GPT-2 at the kept heads' q, k, v columns and c_proj rows): one consistent channel set."""
+    size (and for GPT-2 at the kept heads' q, k, v columns and c_proj rows): one consistent channel set. (Without
+    calibration data the norms are not rescaled.)"""
     model = build(family, layers=3)
     original = weights(model)
-    report = prunekit.compress(model, 0.25, batches=calibration(), width=False, hidden=True)
+    report = prunekit.compress(model, 0.25, width=False, hidden=True, importance="magnitude")
     keep = torch.tensor(report.plan.hidden)
     assert len(keep) == report.after.hidden < 32
     for name, now in model.state_dict().items():
@@ -93,6 +94,39 @@ def test_the_kept_weights_are_the_originals_at_the_kept_channels_and_heads(famil
             elif size == 96 and family == "gpt2":  # c_attn: q, k, v of the kept heads
                 expected = expected.index_select(dim, torch.cat([head_cols + part * 32 for part in range(3)]))
         assert torch.equal(now, expected), name
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_norms_keep_their_mean_output_scale(family):
+    """With calibration data, each kept norm's weight is the original's at the kept channels times
+    sqrt(mean square of its input over the kept channels / over all), measured here on the original model."""
+    model = build(family, layers=3)
+    original = weights(model)
+    names = ("ln_1", "ln_2") if family == "gpt2" else ("input_layernorm", "post_attention_layernorm")
+    final = "transformer.ln_f" if family == "gpt2" else "model.norm"
+    norms = {f"{b}.{n}": getattr(block, n) for b, block in enumerate(blocks_of(model)) for n in names}
+    norms["final"] = model.get_submodule(final)
+    energy = {key: torch.zeros(32, dtype=torch.float64) for key in norms}
+
+    def measure(key):
+        def hook(_, args):
+            energy[key].add_(args[0].double().pow(2).sum((0, 1)))
+
+        return hook
+
+    hooks = [m.register_forward_pre_hook(measure(k)) for k, m in norms.items()]
+    for batch in calibration():
+        logits(model, batch["input_ids"])
+    for hook in hooks:
+        hook.remove()
+    report = prunekit.compress(model, batches=calibration(), sizes={"hidden_size": 24})
+    keep = torch.tensor(report.plan.hidden)
+    prefix = "transformer.h" if family == "gpt2" else "model.layers"
+    for key, e in energy.items():
+        name = f"{final}.weight" if key == "final" else f"{prefix}.{key}.weight"
+        factor = float((e[keep].mean() / e.mean()).sqrt())
+        assert factor > 1.0  # the channels that stay carry more than the average
+        torch.testing.assert_close(model.state_dict()[name], original[name][keep] * factor, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("importance", ["activation", "magnitude"])

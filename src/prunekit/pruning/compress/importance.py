@@ -31,7 +31,8 @@ from prunekit.pruning.posttrain.driver import calibrating
 class Scores:
     """Per original block: `mlp[b][u]`, `head[b][h]` (higher = keep), `influence[b]`; `angular[l]` for the run of
     `span` blocks starting at l (lower = remove first); `hidden[c]` per hidden channel (higher = keep; empty when
-    not asked for); `tokens` seen."""
+    not asked for); `norm_inputs[name][c]`: the mean square of every norm's input per channel ("b.norm" for block
+    b's, "final"; with `hidden`); `tokens` seen."""
 
     mlp: list[list[float]]
     head: list[list[float]]
@@ -39,6 +40,7 @@ class Scores:
     angular: list[float] = field(default_factory=list)
     tokens: int = 0
     hidden: list[float] = field(default_factory=list)
+    norm_inputs: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _hidden(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
@@ -84,6 +86,16 @@ def activations(
         else:
             hidden_sum.append(a)
 
+    energy: dict[str, Tensor] = {}
+
+    def on_norm_input(key: str) -> Callable[..., None]:
+        def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0].detach()
+            e = x.double().pow(2).reshape(-1, x.shape[-1]).sum(0)
+            energy[key] = energy[key] + e if key in energy else e
+
+        return hook
+
     def on_mlp(b: int) -> Callable[..., None]:
         def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
             a = args[0].detach().abs().reshape(-1, args[0].shape[-1]).double().sum(0)
@@ -114,8 +126,15 @@ def activations(
         o = block.get_submodule(f"{family.attention}.{family.o}")
         handles.append(o.register_forward_pre_hook(on_heads(b)))
         if channels:
-            handles += [block.get_submodule(name).register_forward_hook(on_norm) for name in family.norms]
+            for name in family.norms:
+                norm = block.get_submodule(name)
+                handles += [
+                    norm.register_forward_hook(on_norm),
+                    norm.register_forward_pre_hook(on_norm_input(f"{b}.{name}")),
+                ]
         handles.append(block.register_forward_hook(on_block(b), with_kwargs=True))
+    if channels:
+        handles.append(model.get_submodule(family.final_norm).register_forward_pre_hook(on_norm_input("final")))
     try:
         with calibrating(model):
             for batch in batches:
@@ -137,6 +156,7 @@ def activations(
         angular=[v * scale for v in angular],
         tokens=tokens,
         hidden=(hidden_sum[0] * scale).tolist() if hidden_sum else [],
+        norm_inputs={key: (e * scale).tolist() for key, e in energy.items()},
     )
 
 
