@@ -16,7 +16,7 @@ from prunekit.common.batches import Batch, InputsFn, make_objective
 from prunekit.common.errors import UserError
 from prunekit.pruning.compress.budget import hidden_target, shape_of
 from prunekit.pruning.compress.families import Family, attention_sizes, blocks, family_of, mlp_size
-from prunekit.pruning.compress.hidden import channel_norms
+from prunekit.pruning.compress.hidden import channel_norms, rescale_norms
 from prunekit.pruning.compress.importance import Scores, activations, drop_blocks, magnitude
 from prunekit.pruning.compress.plan import Costs, Plan, Sizes, check_sizes, choose, target_sizes
 from prunekit.pruning.compress.surgery import apply_plan
@@ -131,6 +131,7 @@ def compress_model(
     plan = choose(before, after, kept, scores.mlp, scores.head, scores.hidden)
     params_before = count_params(model)
     apply_plan(model, family, plan)
+    rescale_norms(model, family, plan, scores.norm_inputs)  # hidden channels went: norms keep their output scale
     return CompressReport(
         family.name,
         before,

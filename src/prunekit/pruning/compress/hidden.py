@@ -6,8 +6,11 @@ MLP input projections, the output rows and bias of the attention and MLP output 
 Removing channel c removes it from all of them at once, so the residual stream carries exactly the kept channels'
 values; only the norms see a difference: an RMSNorm (Llama, Mistral, Qwen2) divides by the root mean square over
 the channels that are left and a LayerNorm (GPT-2) also subtracts their mean, so a norm's output changes on the
-kept channels too (by the removed channels' share of the statistic). That is part of what removal costs before
-recovery; distillation adapts the rest of the model to it.
+kept channels too (by the removed channels' share of the statistic). `rescale_norms` takes the average of that
+back out: with calibration data, each norm's weight is multiplied by sqrt(mean square of its input over the kept
+channels / over all channels), measured on the calibration tokens before removal, so its outputs keep their scale
+on average (exactly per token only where every token's ratio is the same; for a LayerNorm it ignores the mean).
+The rest is what distillation has to adapt the model to.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.pruning.compress.families import Family, blocks
+from prunekit.pruning.compress.plan import Plan
 
 Slot = tuple[nn.Module, str, int]  # (module, parameter name, the dim that is the hidden size)
 SIZE_ATTRIBUTES = ("hidden_size", "embed_dim")  # module attributes some families keep (GPT-2's attention uses one)
@@ -99,3 +103,19 @@ def channel_norms(model: nn.Module, family: Family) -> list[float]:
             total = sq if total is None else total + sq
     assert total is not None
     return total.sqrt().tolist()
+
+
+def rescale_norms(model: nn.Module, family: Family, plan: Plan, norm_inputs: dict[str, list[float]]) -> None:
+    """After hidden channels went (`plan.hidden`), scale each norm's weight so that its output keeps its mean
+    scale: x sqrt(kept channels' mean square / all channels' mean square of its input, on calibration data)."""
+    if plan.hidden is None or not norm_inputs:
+        return
+    keep = torch.tensor(plan.hidden, dtype=torch.long)
+    norms = {"final": model.get_submodule(family.final_norm)}
+    for original, block in zip(plan.layers, blocks(model, family), strict=True):
+        norms.update({f"{original}.{name}": block.get_submodule(name) for name in family.norms})
+    with torch.no_grad():
+        for key, module in norms.items():
+            energy = torch.tensor(norm_inputs[key], dtype=torch.float64)
+            factor = float((energy[keep].mean() / energy.mean().clamp_min(1e-30)).sqrt())
+            module.weight.mul_(factor)  # a LayerNorm's bias is added after the normalisation: it stays
