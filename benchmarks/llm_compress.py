@@ -36,7 +36,11 @@ VARIANTS = {
     "width": dict(width=True, depth=False),
     "both": dict(width=True, depth=True),
     "hidden": dict(width=False, hidden=True),  # hidden size only (Minitron's embedding channels)
+    "width-hidden": dict(hidden=True),  # hidden size, MLP units and heads by one ratio
+    "hidden-magnitude": dict(width=False, hidden=True, importance="magnitude"),
+    "hidden-0.05": dict(width=False, hidden=0.05),  # 5% of the hidden channels, whatever that removes
 }
+DEFAULT_VARIANTS = "depth,width,both,hidden"
 
 
 def splits(tokenizer) -> dict[str, torch.Tensor]:
@@ -163,7 +167,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--speed-only", action="store_true", help="only time the checkpoints already in --out")
     p.add_argument("--resume", action="store_true", help="keep the rows of --out/partial.json, run the others")
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--no-speed", action="store_true", help="skip the generation-speed rounds")
     args = p.parse_args()
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
