@@ -275,3 +275,22 @@ def test_the_cli_refuses_bad_hidden_input_in_one_line(tmp_path, compress, fragme
     assert done.returncode == 2, done.stderr
     assert fragment in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_llama_keeps_hidden_size_a_multiple_of_the_heads(tmp_path):
+    """LlamaConfig refuses to save hidden_size % num_attention_heads != 0: the targets keep it, exact sizes that
+    break it are refused in one line; Qwen2's config has no such rule."""
+    config = transformers.LlamaConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=4,
+        head_dim=4, vocab_size=64, max_position_embeddings=64,
+    )  # fmt: skip
+    for options in (dict(), dict(hidden=True), dict(heads="within")):
+        model = transformers.LlamaForCausalLM(config).eval()
+        report = prunekit.compress(model, 0.3, batches=calibration(), **options)
+        assert report.after.heads < 8 and report.after.hidden % report.after.heads == 0, report
+        model.save_pretrained(tmp_path / "small")  # raises if the config states a size it forbids
+    refused(build("llama"), "multiple of the query heads", sizes={"hidden_size": 30})
+    model = build("qwen2")
+    prunekit.compress(model, batches=calibration(), sizes={"hidden_size": 30})
+    consistent(model)
+    model.save_pretrained(tmp_path / "qwen2")

@@ -98,11 +98,13 @@ def hidden_target(
     round_to: int,
     fused: bool,
     head_dim: int,
+    divides: bool = False,
 ) -> Sizes:
     """Sizes removing about `fraction` of the parameters with the hidden size taking part: depth takes
     `depth_share` of the budget (whole blocks), then one ratio r shrinks the hidden size (`hidden` True; a float:
     exactly that fraction of the channels instead), MLP units and heads (width) alike, the r whose parameter count
-    comes closest to the target. GPT-2 (`fused`): heads and hidden channels go together (hidden = heads x head_dim)."""
+    comes closest to the target. GPT-2 (`fused`): heads and hidden channels go together (hidden = heads x head_dim).
+    `divides` (Llama): the hidden size stays a multiple of the query heads."""
     total = shape.params(before)
     layers = before.layers
     if depth:
@@ -112,7 +114,7 @@ def hidden_target(
     best: tuple[float, Sizes] | None = None
     for step in range(int(0.95 * STEPS) + 1):
         r = step / STEPS
-        s = _at(before, r, hidden, width, heads, round_to, fused, head_dim)
+        s = _at(before, r, hidden, width, heads, round_to, fused, head_dim, divides)
         s = replace(s, layers=layers)
         gap = abs(shape.params(s) - target)
         if best is None or gap < best[0]:
@@ -122,7 +124,15 @@ def hidden_target(
 
 
 def _at(
-    before: Sizes, r: float, hidden: bool | float, width: bool, heads: str, round_to: int, fused: bool, head_dim: int
+    before: Sizes,
+    r: float,
+    hidden: bool | float,
+    width: bool,
+    heads: str,
+    round_to: int,
+    fused: bool,
+    head_dim: int,
+    divides: bool,
 ) -> Sizes:
     h_ratio = r if hidden is True else float(hidden)
     s = before
@@ -138,4 +148,8 @@ def _at(
     if fused:  # GPT-2: whole heads, and the hidden size with them
         n = max(1, before.heads - round(h_ratio * before.heads))
         return replace(s, heads=n, kv_heads=n, hidden=n * head_dim)
-    return replace(s, hidden=shrink(before.hidden, h_ratio, round_to))
+    step = math.lcm(round_to, s.heads) if divides else round_to
+    channels = shrink(before.hidden, h_ratio, step)
+    if divides:  # hidden_size % heads == 0 where shrink could not round (a small model)
+        channels = max(s.heads, channels - channels % s.heads)
+    return replace(s, hidden=channels)

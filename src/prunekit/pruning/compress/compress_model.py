@@ -117,14 +117,15 @@ def compress_model(
         shape = shape_of(model, family, before, head_dim)
         after = hidden_target(
             before, shape, fraction, hidden=hidden, width=width, depth=depth, heads=mode, depth_share=depth_share,
-            round_to=round_to, fused=family.fused, head_dim=head_dim,
+            round_to=round_to, fused=family.fused, head_dim=head_dim, divides=family.divides,
         )  # fmt: skip
     else:
         costs = unit_costs(model, family, before)
         after = target_sizes(
-            before, costs, fraction, width=width, depth=depth, heads=mode, depth_share=depth_share, round_to=round_to
-        )
-    check_sizes(before, after, family.fused, head_dim)
+            before, costs, fraction, width=width, depth=depth, heads=mode, depth_share=depth_share, round_to=round_to,
+            divides=family.divides,
+        )  # fmt: skip
+    check_sizes(before, after, family.fused, head_dim, family.divides)
     scores = _scores(model, family, batches, inputs_fn, before, after, importance)
     dropped = drop_blocks(scores, before.layers - after.layers, block_metric)
     kept = [b for b in range(before.layers) if b not in dropped]

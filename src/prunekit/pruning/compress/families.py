@@ -40,6 +40,7 @@ class Family:
     embeddings: tuple[str, ...]  # modules outside the blocks whose weight is [rows, hidden]
     final_norm: str  # the norm after the last block
     fused: bool = False  # q, k, v are column ranges of one layer; head width is hidden_size / heads (GPT-2)
+    divides: bool = False  # the config requires hidden_size to be a multiple of the query heads (Llama)
 
     @property
     def heads(self) -> bool:
@@ -64,7 +65,7 @@ LLAMA_LIKE = dict(
     final_norm="model.norm",
 )
 FAMILIES = {
-    "llama": Family("llama", **LLAMA_LIKE),
+    "llama": Family("llama", **LLAMA_LIKE, divides=True),
     "mistral": Family("mistral", **LLAMA_LIKE),
     "qwen2": Family("qwen2", **LLAMA_LIKE),
     "gpt2": Family(

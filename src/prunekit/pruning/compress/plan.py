@@ -14,6 +14,7 @@ heads and hidden channels go together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -88,10 +89,13 @@ def target_sizes(
     heads: str,
     depth_share: float,
     round_to: int,
+    divides: bool = False,
 ) -> Sizes:
     """The sizes that remove about `fraction` of the parameters: depth takes `depth_share` of the budget when both
     width and depth are on (whole blocks, at least one), width the rest, shared by heads and MLP units in the
-    proportion of their parameters within a block (heads rounded to whole units, MLP units taking the remainder)."""
+    proportion of their parameters within a block (heads rounded to whole units, MLP units taking the remainder).
+    `divides`: the config requires hidden_size to be a multiple of the query heads (Llama): the nearest head count
+    that is."""
     budget = fraction * costs.total
     layers = before.layers
     if depth:
@@ -105,10 +109,11 @@ def target_sizes(
     q, kv = before.heads, before.kv_heads
     group = q // kv
     if heads == "groups" and kv > 1:
-        kv = max(1, kv - round(ratio * kv))
+        kv = nearest(max(1, kv - round(ratio * kv)), kv, lambda n: before.hidden % (n * group) == 0 or not divides)
         q = kv * group
     elif heads == "within" and group > 1:
-        q = kv * max(1, group - round(ratio * group))
+        g = nearest(max(1, group - round(ratio * group)), group, lambda n: before.hidden % (kv * n) == 0 or not divides)
+        q = kv * g
     left -= (before.heads - q) * costs.q_head + (before.kv_heads - kv) * costs.kv_head
     units = before.mlp - max(0, round(left / costs.mlp_unit))
     if round_to > 1 and before.mlp >= 2 * round_to:
@@ -116,9 +121,14 @@ def target_sizes(
     return replace(before, layers=layers, mlp=max(1, min(before.mlp, units)), heads=q, kv_heads=kv)
 
 
-def check_sizes(before: Sizes, after: Sizes, fused: bool, head_dim: int) -> None:
+def nearest(wanted: int, most: int, ok: Callable[[int], bool]) -> int:
+    """The count in 1..most closest to `wanted` (ties: the smaller) for which `ok` holds; `most` if none does."""
+    return min((n for n in range(1, most + 1) if ok(n)), key=lambda n: (abs(n - wanted), n), default=most)
+
+
+def check_sizes(before: Sizes, after: Sizes, fused: bool, head_dim: int, divides: bool = False) -> None:
     """Refuse, in one line, sizes a plain checkpoint of this model cannot state (`fused`: GPT-2, whose config makes
-    a head hidden_size / heads wide)."""
+    a head hidden_size / heads wide; `divides`: Llama, whose config requires hidden_size % heads == 0)."""
     for key, new in asdict(after).items():
         old = getattr(before, key)
         if not 1 <= new <= old:
@@ -127,6 +137,11 @@ def check_sizes(before: Sizes, after: Sizes, fused: bool, head_dim: int) -> None
         raise UserError(
             f"compress: GPT-2 makes a head n_embd / n_head wide: {after.heads} heads of {head_dim} need hidden_size "
             f"{after.heads * head_dim}, got {after.hidden} (its heads go only together with hidden channels)"
+        )
+    if divides and after.hidden % after.heads:
+        raise UserError(
+            f"compress: this config requires hidden_size ({after.hidden}) to be a multiple of the query heads "
+            f"({after.heads}), or its checkpoint cannot be saved"
         )
     group = before.heads // before.kv_heads
     if after.heads % after.kv_heads:
