@@ -38,7 +38,7 @@ VARIANTS = {
     "hidden": dict(width=False, hidden=True),  # hidden size only (Minitron's embedding channels)
     "width-hidden": dict(hidden=True),  # hidden size, MLP units and heads by one ratio
     "hidden-magnitude": dict(width=False, hidden=True, importance="magnitude"),
-    "hidden-0.05": dict(width=False, hidden=0.05),  # 5% of the hidden channels, whatever that removes
+    "hidden-0.125": dict(width=False, hidden=0.125),  # 1/8 of the hidden channels (SmolLM2: 72 = lcm(8, 9 heads))
 }
 DEFAULT_VARIANTS = "depth,width,both,hidden"
 

@@ -111,16 +111,32 @@ def hidden_target(
         block = shape.block_params(before)
         layers -= min(before.layers - 1, max(1, round(fraction * total * depth_share / block)))
     target = total * (1.0 - fraction)
-    best: tuple[float, Sizes] | None = None
-    for step in range(int(0.95 * STEPS) + 1):
-        r = step / STEPS
-        s = _at(before, r, hidden, width, heads, round_to, fused, head_dim, divides)
-        s = replace(s, layers=layers)
-        gap = abs(shape.params(s) - target)
-        if best is None or gap < best[0]:
-            best = (gap, s)
-    assert best is not None
-    return best[1]
+
+    def closest(round_to: int, divides: bool) -> tuple[float, Sizes]:
+        tried = []
+        for step in range(int(0.95 * STEPS) + 1):
+            s = replace(
+                _at(before, step / STEPS, hidden, width, heads, round_to, fused, head_dim, divides), layers=layers
+            )
+            tried.append((abs(shape.params(s) - target), step / STEPS, s))
+        gap, r, s = min(tried, key=lambda t: (t[0], t[1]))
+        return r, s
+
+    r, _ = closest(1, False)  # the ratio at which unrounded sizes meet the target
+    s = _at(before, r, hidden, width, heads, round_to, fused, head_dim, divides)  # rounded: hidden, heads (coarse)
+    s = replace(s, layers=layers)
+    if width:  # the MLP units take what rounding left over
+        s = _mlp_remainder(s, shape, target, before.mlp, round_to)
+    return s
+
+
+def _mlp_remainder(s: Sizes, shape: Shape, target: float, most: int, round_to: int) -> Sizes:
+    """`s` with the MLP width whose parameter count comes closest to `target` (linear in the MLP width)."""
+    low, high = shape.params(replace(s, mlp=0)), shape.params(replace(s, mlp=most))
+    units = round((target - low) / max(1, high - low) * most)
+    if round_to > 1 and most >= 2 * round_to:
+        units = round(units / round_to) * round_to
+    return replace(s, mlp=max(1, min(most, units)))
 
 
 def _at(

@@ -138,11 +138,6 @@ def check_sizes(before: Sizes, after: Sizes, fused: bool, head_dim: int, divides
             f"compress: GPT-2 makes a head n_embd / n_head wide: {after.heads} heads of {head_dim} need hidden_size "
             f"{after.heads * head_dim}, got {after.hidden} (its heads go only together with hidden channels)"
         )
-    if divides and after.hidden % after.heads:
-        raise UserError(
-            f"compress: this config requires hidden_size ({after.hidden}) to be a multiple of the query heads "
-            f"({after.heads}), or its checkpoint cannot be saved"
-        )
     group = before.heads // before.kv_heads
     if after.heads % after.kv_heads:
         raise UserError(
@@ -154,6 +149,11 @@ def check_sizes(before: Sizes, after: Sizes, fused: bool, head_dim: int, divides
             f"compress: {after.heads} query heads with {after.kv_heads} of {before.kv_heads} key/value heads would "
             f"break head grouping: remove whole groups (keep {group} query heads per key/value head) or keep every "
             "key/value head and remove query heads evenly within the groups"
+        )
+    if divides and after.hidden % after.heads:
+        raise UserError(
+            f"compress: this config requires hidden_size ({after.hidden}) to be a multiple of the query heads "
+            f"({after.heads}), or its checkpoint cannot be saved"
         )
 
 
