@@ -2,6 +2,7 @@
 dense model, depth -25%, width -25% and both, each before and after distillation from the dense model.
 
     PYTHONPATH=src nice -n 10 python benchmarks/llm_compress.py --out runs/llm_compress [--distill-seconds 420]
+        [--variants depth,width,both,hidden] [--no-speed]     # --distill-seconds 0: no distillation
 
 Needs the converted checkpoint (`make smollm2`, the llm workload) in ~/.cache/prunekit/smollm2-135m. Text: the
 reference documentation in `pydoc_data.topics`, cut into pieces of whole paragraphs, each piece in one split by
@@ -34,7 +35,12 @@ VARIANTS = {
     "depth": dict(width=False, depth=True),
     "width": dict(width=True, depth=False),
     "both": dict(width=True, depth=True),
+    "hidden": dict(width=False, hidden=True),  # hidden size only (Minitron's embedding channels)
+    "width-hidden": dict(hidden=True),  # hidden size, MLP units and heads by one ratio
+    "hidden-magnitude": dict(width=False, hidden=True, importance="magnitude"),
+    "hidden-0.125": dict(width=False, hidden=0.125),  # 1/8 of the hidden channels (SmolLM2: 72 = lcm(8, 9 heads))
 }
+DEFAULT_VARIANTS = "depth,width,both,hidden"
 
 
 def splits(tokenizer) -> dict[str, torch.Tensor]:
@@ -161,7 +167,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--speed-only", action="store_true", help="only time the checkpoints already in --out")
     p.add_argument("--resume", action="store_true", help="keep the rows of --out/partial.json, run the others")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--no-speed", action="store_true", help="skip the generation-speed rounds")
     args = p.parse_args()
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown or not chosen:
+        p.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(args.threads)
@@ -184,7 +196,8 @@ def main() -> None:
         if rows["dense"]["ppl"] is None:
             rows["dense"]["ppl"] = perplexity(dense, test)
         print(json.dumps({"dense": rows["dense"]}), file=sys.stderr)
-        for name, options in VARIANTS.items():
+        for name in chosen:
+            options = VARIANTS[name]
             if name in rows:
                 continue
             model = AutoModelForCausalLM.from_pretrained(CACHE).eval()
@@ -192,14 +205,20 @@ def main() -> None:
             row = {"params": report.params_after, "compress": report.as_dict(), "ppl": perplexity(model, test)}
             row["calibration"] = f"{args.calib_windows} x {args.calib_len} tokens"
             model.save_pretrained(args.out / name)
-            row["distill"] = distill(model, dense, train, args.distill_seconds, args)
-            row["ppl_distilled"] = perplexity(model, test)
-            model.save_pretrained(args.out / f"{name}-distilled")
+            if args.distill_seconds > 0:  # 0: the compressed model as it is, no distillation
+                row["distill"] = distill(model, dense, train, args.distill_seconds, args)
+                row["ppl_distilled"] = perplexity(model, test)
+                model.save_pretrained(args.out / f"{name}-distilled")
             rows[name] = row
             print(json.dumps({name: row}), file=sys.stderr)
             partial.write_text(json.dumps(rows, indent=1))
     del dense
-    for name in VARIANTS:  # the architecture is the same before and after distillation
+    if args.no_speed:
+        result["rows"] = rows
+        (args.out / "result.json").write_text(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1))
+        return
+    for name in chosen:  # the architecture is the same before and after distillation
         found = [args.out / f"{name}-distilled", args.out / name]
         existing = [path for path in found if (path / "config.json").is_file()]
         if existing:

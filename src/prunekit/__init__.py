@@ -246,6 +246,7 @@ def compress(
     batches: list[Any] | None = None,
     width: bool = True,
     depth: bool = False,
+    hidden: bool | float = False,
     heads: str = "groups",
     importance: str = "activation",
     block_metric: str = "influence",
@@ -259,12 +260,15 @@ def compress(
 
     width: MLP intermediate units and attention heads (heads "groups": whole key/value heads with all the query
     heads sharing them; "within": the same number of query heads from every group; "none": heads stay; GPT-2's
-    heads always stay). depth: whole blocks, ranked on the calibration `batches` by `block_metric` "influence"
+    heads go only with hidden channels). hidden: the hidden size (residual stream) too, the channels with the least
+    mean |norm output| (Minitron) removed everywhere (embeddings, norms, projections, output layer); True: it
+    shares the budget with width; a float: exactly that fraction of the channels (RMSNorm/LayerNorm statistics then
+    run over fewer channels). depth: whole blocks, ranked on the calibration `batches` by `block_metric` "influence"
     (ShortGPT, 1 - cos(h_in, h_out)) or "angular" (Gromov et al.: the run of consecutive blocks whose input and
     output are closest). Both: depth takes `depth_share` of the parameters removed. importance: "activation"
     (Minitron: mean |activation| of a unit, mean norm of a head's output over the calibration tokens) or
     "magnitude" (weight norms). sizes: exact new sizes instead of `fraction`, by config key (num_hidden_layers,
-    intermediate_size, num_attention_heads, num_key_value_heads). MLP widths keep a multiple of `round_to`.
+    intermediate_size, num_attention_heads, num_key_value_heads, hidden_size). MLP widths keep a multiple of `round_to`.
     Batches are the model's inputs (dicts of input_ids, tensors) or `inputs_fn(batch)` of them.
     Returns a report (`str()` it; `.plan` says which units stayed). A refusal is one line and changes nothing.
     """
@@ -276,6 +280,7 @@ def compress(
         batches=batches,
         width=width,
         depth=depth,
+        hidden=hidden,
         heads=heads,
         importance=importance,
         block_metric=block_metric,

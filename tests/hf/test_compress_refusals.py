@@ -44,7 +44,8 @@ def test_an_unsupported_family_is_refused():
         ({"num_key_value_heads": 1, "num_attention_heads": 3}, "break head grouping"),
         ({"intermediate_size": 0}, "between 1"),
         ({"num_hidden_layers": 5}, "between 1"),
-        ({"hidden_size": 16}, "unknown keys"),
+        ({"hidden_size": 0}, "between 1"),
+        ({"vocab_size": 16}, "unknown keys"),
     ],
 )
 def test_sizes_that_break_the_model_are_refused(sizes, match):
@@ -52,7 +53,7 @@ def test_sizes_that_break_the_model_are_refused(sizes, match):
 
 
 def test_gpt2_heads_are_refused_and_options_checked():
-    refused(build("gpt2"), "heads cannot be removed", batches=calibration(), sizes={"num_attention_heads": 2})
+    refused(build("gpt2"), "only together with hidden", batches=calibration(), sizes={"num_attention_heads": 2})
     refused(build("llama"), "calibration batches", batches=None, depth=True)
     refused(build("llama"), "importance", batches=calibration(), importance="random")
     refused(build("llama"), r"in \(0, 1\)", batches=calibration(), fraction=1.0)
@@ -97,7 +98,8 @@ with torch.no_grad():
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "gpt2"])
 def test_a_compressed_checkpoint_loads_in_plain_transformers(tmp_path, family):
     model = build(family, layers=4)
-    prunekit.compress(model, 0.3, batches=calibration(), depth=True)
+    report = prunekit.compress(model, 0.45, batches=calibration(), depth=True, hidden=True)
+    assert report.after.layers < 4 and report.after.hidden < 32  # blocks, hidden channels (GPT-2: and heads)
     model.save_pretrained(tmp_path / "small")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["HF_HUB_OFFLINE"] = "1"

@@ -114,3 +114,11 @@ def test_a_model_compress_cannot_handle_is_refused_before_the_run_dir_is_made(tm
     with pytest.raises(UserError, match="compress cannot compress"):
         experiment.run(c, tmp_path / "x", log=lambda _: None)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_run_removes_hidden_channels(tmp_path):
+    summary = experiment.run(cfg(compress={"depth": False, "hidden": True}), tmp_path / "h", log=lambda _: None)
+    dense, small = summary["rounds"][0], summary["rounds"][1]
+    assert small["params"] < dense["params"] and small["sparsity"] == pytest.approx(0.25, abs=0.1)
+    _, record = round_state(tmp_path / "h", 1)
+    assert len(record["shape"]["compress"]["hidden"]) == record["shape"]["report"]["after"]["hidden_size"] < 32

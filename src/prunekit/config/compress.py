@@ -13,6 +13,7 @@ from prunekit.config.checks import bounded, check
 class CompressOptions:
     width: bool = True  # remove MLP units and attention heads
     depth: bool = False  # remove whole blocks
+    hidden: bool | float = False  # hidden size too: true = shares the budget with width; a number = that fraction
     heads: str = (
         "groups"  # groups (whole key/value heads with their query heads) | within (query heads per group) | none
     )
@@ -32,7 +33,16 @@ class CompressOptions:
         )
         check(self.importance in ("activation", "magnitude"), "prune.compress.importance", "activation | magnitude")
         check(self.block_metric in ("influence", "angular"), "prune.compress.block_metric", "influence | angular")
-        check(self.width or self.depth, "prune.compress.width", "width and depth are both false: nothing to remove")
+        check(
+            self.width or self.depth or bool(self.hidden),
+            "prune.compress.width",
+            "width, depth and hidden are all false: nothing to remove",
+        )
+        check(
+            isinstance(self.hidden, bool) or 0.0 <= self.hidden < 1.0,
+            "prune.compress.hidden",
+            f"true, false or the fraction of hidden channels to remove, in [0, 1) (1 leaves none), got {self.hidden}",
+        )
         check(0.0 < self.depth_share < 1.0, "prune.compress.depth_share", "must be in (0, 1)")
         bounded(self.round_to, "prune.compress.round_to", 1, 4096)
         bounded(self.temperature, "prune.compress.temperature", 0, 100, low_open=True)

@@ -36,6 +36,7 @@ def compress_round(run: RunState, plan: RoundPlan, target: float, batches: list[
         batches=batches,
         width=o.width,
         depth=o.depth,
+        hidden=o.hidden,
         heads=o.heads,
         importance=o.importance,
         block_metric=o.block_metric,
@@ -62,4 +63,5 @@ def size_record(model: nn.Module, dense_params: int) -> dict[str, Any]:
         config = decoder_in(model).config.to_dict()
     sizes = {k: config.get(k) for k in ("num_hidden_layers", "intermediate_size", "num_attention_heads")}
     sizes["num_key_value_heads"] = config.get("num_key_value_heads")
+    sizes["hidden_size"] = config.get("hidden_size", config.get("n_embd"))
     return {"sparsity": round(1.0 - params / dense_params, 6), "params": params, "flops": None, "sizes": sizes}

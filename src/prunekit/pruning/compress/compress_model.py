@@ -7,14 +7,16 @@ calibration): a refusal is one line (UserError) and leaves the model exactly as 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
 
 from prunekit.common.batches import Batch, InputsFn, make_objective
 from prunekit.common.errors import UserError
+from prunekit.pruning.compress.budget import hidden_target, shape_of
 from prunekit.pruning.compress.families import Family, attention_sizes, blocks, family_of, mlp_size
+from prunekit.pruning.compress.hidden import channel_norms, rescale_norms
 from prunekit.pruning.compress.importance import Scores, activations, drop_blocks, magnitude
 from prunekit.pruning.compress.plan import Costs, Plan, Sizes, check_sizes, choose, target_sizes
 from prunekit.pruning.compress.surgery import apply_plan
@@ -23,7 +25,7 @@ IMPORTANCE = ("activation", "magnitude")
 BLOCK_METRICS = ("influence", "angular")
 HEAD_MODES = ("groups", "within", "none")
 SIZE_KEYS = {"num_hidden_layers": "layers", "intermediate_size": "mlp", "num_attention_heads": "heads"}
-SIZE_KEYS["num_key_value_heads"] = "kv_heads"
+SIZE_KEYS.update(num_key_value_heads="kv_heads", hidden_size="hidden")
 
 
 @dataclass
@@ -68,7 +70,8 @@ class CompressReport:
         return (
             f"compressed {self.family}: {self.params_before:,} -> {self.params_after:,} parameters "
             f"(-{self.fraction:.1%}); blocks {b.layers} -> {a.layers} (removed {self.removed_blocks}), MLP units "
-            f"{b.mlp} -> {a.mlp}, query heads {b.heads} -> {a.heads}, key/value heads {b.kv_heads} -> {a.kv_heads}; "
+            f"{b.mlp} -> {a.mlp}, query heads {b.heads} -> {a.heads}, key/value heads {b.kv_heads} -> {a.kv_heads}, "
+            f"hidden size {b.hidden} -> {a.hidden}; "
             f"importance {self.importance}, blocks by {self.block_metric}, {self.tokens:,} calibration tokens"
         )
 
@@ -80,6 +83,7 @@ def compress_model(
     batches: list[Batch] | None = None,
     width: bool = True,
     depth: bool = False,
+    hidden: bool | float = False,
     heads: str = "groups",
     importance: str = "activation",
     block_metric: str = "influence",
@@ -92,27 +96,43 @@ def compress_model(
     require_transformers()
     family = family_of(model)
     batches = list(batches or [])
-    _check_options(fraction, sizes, width, depth, heads, importance, block_metric, depth_share, batches)
+    options = (heads, importance, block_metric, depth_share, batches)
+    hidden = _check_options(fraction, sizes, width, depth, hidden, *options)
     if depth and getattr(model.config, "scale_attn_by_inverse_layer_idx", False):
         raise UserError("compress: this GPT-2 scales attention by its block index, which depth removal would change")
     started = time.perf_counter()
-    q, kv, _ = attention_sizes(model, family)
-    before = Sizes(len(blocks(model, family)), mlp_size(model, family), q, kv)
-    mode = heads if family.heads else "none"
+    q, kv, head_dim = attention_sizes(model, family)
+    channels = int(model.get_input_embeddings().weight.shape[1])
+    before = Sizes(len(blocks(model, family)), mlp_size(model, family), q, kv, channels)
+    mode = heads if family.heads else "groups" if hidden is not False else "none"
+    if family.fused and hidden is not False and heads == "none":
+        raise UserError("compress: GPT-2's heads go with its hidden channels: heads='none' cannot keep them")
     if sizes is not None:
         after = Sizes(**{**before.__dict__, **{SIZE_KEYS[k]: int(v) for k, v in sizes.items()}})
+        if family.fused:  # GPT-2: no GQA; a head count or a hidden size states the other
+            if "hidden_size" in sizes and "num_attention_heads" not in sizes and after.hidden % head_dim == 0:
+                after = replace(after, heads=after.hidden // head_dim)
+            after = replace(after, kv_heads=after.heads)
+    elif hidden is not False:
+        shape = shape_of(model, family, before, head_dim)
+        after = hidden_target(
+            before, shape, fraction, hidden=hidden, width=width, depth=depth, heads=mode, depth_share=depth_share,
+            round_to=round_to, fused=family.fused, head_dim=head_dim, divides=family.divides,
+        )  # fmt: skip
     else:
         costs = unit_costs(model, family, before)
         after = target_sizes(
-            before, costs, fraction, width=width, depth=depth, heads=mode, depth_share=depth_share, round_to=round_to
-        )
-    check_sizes(before, after, family.heads)
+            before, costs, fraction, width=width, depth=depth, heads=mode, depth_share=depth_share, round_to=round_to,
+            divides=family.divides,
+        )  # fmt: skip
+    check_sizes(before, after, family.fused, head_dim, family.divides)
     scores = _scores(model, family, batches, inputs_fn, before, after, importance)
     dropped = drop_blocks(scores, before.layers - after.layers, block_metric)
     kept = [b for b in range(before.layers) if b not in dropped]
-    plan = choose(before, after, kept, scores.mlp, scores.head)
+    plan = choose(before, after, kept, scores.mlp, scores.head, scores.hidden)
     params_before = count_params(model)
     apply_plan(model, family, plan)
+    rescale_norms(model, family, plan, scores.norm_inputs)  # hidden channels went: norms keep their output scale
     return CompressReport(
         family.name,
         before,
@@ -141,12 +161,14 @@ def _check_options(
     sizes: dict[str, int] | None,
     width: bool,
     depth: bool,
+    hidden: bool | float,
     heads: str,
     importance: str,
     block_metric: str,
     depth_share: float,
     batches: list[Batch],
-) -> None:
+) -> bool | float:
+    """Refuse bad options in one line; returns `hidden` as False, True or a fraction in (0, 1)."""
     for value, known, what in ((heads, HEAD_MODES, "heads"), (importance, IMPORTANCE, "importance")):
         if value not in known:
             raise UserError(f"compress: {what} {value!r} is not one of {', '.join(known)}")
@@ -158,12 +180,20 @@ def _check_options(
             raise UserError(f"compress: sizes has unknown keys {unknown}; known: {', '.join(SIZE_KEYS)}")
     elif fraction is None or not 0.0 < float(fraction) < 1.0:
         raise UserError(f"compress: the fraction of parameters to remove must be in (0, 1), got {fraction}")
-    if not (width or depth) and sizes is None:
-        raise UserError("compress: nothing to remove: set width=True, depth=True or both")
+    if not isinstance(hidden, bool):
+        if not isinstance(hidden, int | float) or not 0.0 <= float(hidden) < 1.0:
+            raise UserError(
+                f"compress: hidden must be true, false or the fraction of hidden channels to remove, in [0, 1) "
+                f"(1 leaves none), got {hidden!r}"
+            )
+        hidden = float(hidden) if hidden else False
+    if not (width or depth or hidden is not False) and sizes is None:
+        raise UserError("compress: nothing to remove: set width=True, depth=True, hidden=True or some of them")
     if not 0.0 < depth_share < 1.0:
         raise UserError(f"compress: depth_share must be in (0, 1), got {depth_share}")
     if not batches and (importance == "activation" or depth):
         raise UserError("compress: activation importance and block ranking need calibration batches (batches=...)")
+    return hidden
 
 
 def _scores(
@@ -176,14 +206,15 @@ def _scores(
     importance: str,
 ) -> Scores:
     span = max(1, before.layers - after.layers)
+    channels = after.hidden < before.hidden
     if batches:
-        scores = activations(model, family, batches, make_objective(None, inputs_fn), before.heads, span)
+        objective = make_objective(None, inputs_fn)
+        scores = activations(model, family, batches, objective, before.heads, span, channels=channels)
     else:
         scores = Scores(mlp=[], head=[], influence=[0.0] * before.layers)
     if importance == "magnitude":
         scores.mlp, scores.head = magnitude(model, family, before.heads)
-    if not family.heads:
-        scores.head = [[1.0] * before.heads for _ in range(before.layers)]
+        scores.hidden = channel_norms(model, family) if channels else []
     return scores
 
 

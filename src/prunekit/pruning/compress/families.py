@@ -4,8 +4,11 @@ A `Family` names, for one `config.model_type`, the list of decoder blocks, a blo
 units are the MLP's intermediate units, and the layer that reads them), its attention projections, and the config
 keys that state the sizes. Llama, Mistral and Qwen2 share one layout (q/k/v/o projections with grouped-query
 attention and rotary positions; a gated MLP); GPT-2 keeps its layers as transposed `Conv1D`s (weight [in, out]),
-fused q/k/v, and ties a head's width to `n_embd / n_head`, so its heads stay and only its MLP units and blocks go.
-Everything else is refused in one line before the model is touched.
+fused q/k/v (one `c_attn` whose output columns are the q, k and v of every head, in that order), and states no
+head width: a head is `n_embd / n_head` wide, so GPT-2 loses whole heads only together with hidden channels
+(`n_embd` becomes `n_head x head_dim` again). The hidden size (the residual stream) runs through the embeddings,
+every block's norms and projections, the final norm and the output layer; `norms`, `embeddings` and `final_norm`
+name where. Everything else is refused in one line before the model is touched.
 """
 
 from __future__ import annotations
@@ -26,17 +29,23 @@ class Family:
     mlp_in: tuple[str, ...]  # layers whose output units are the MLP's intermediate units
     mlp_out: str  # the layer that reads them
     attention: str  # the attention module of a block
-    q: str | None  # projections relative to the attention module; None: heads cannot be removed
-    k: str | None
-    v: str | None
-    o: str | None
+    q: str  # projections relative to the attention module (GPT-2: q, k and v are all of c_attn)
+    k: str
+    v: str
+    o: str
     transposed: bool  # weights stored [in, out] (GPT-2's Conv1D)
     layers_key: str  # config key of the block count
     mlp_key: str  # config key of the intermediate size
+    norms: tuple[str, ...]  # a block's norms (their outputs give the hidden channels' importance)
+    embeddings: tuple[str, ...]  # modules outside the blocks whose weight is [rows, hidden]
+    final_norm: str  # the norm after the last block
+    fused: bool = False  # q, k, v are column ranges of one layer; head width is hidden_size / heads (GPT-2)
+    divides: bool = False  # the config requires hidden_size to be a multiple of the query heads (Llama)
 
     @property
     def heads(self) -> bool:
-        return self.q is not None
+        """Whether heads can go without the hidden size (GPT-2: only together with it)."""
+        return not self.fused
 
 
 LLAMA_LIKE = dict(
@@ -51,9 +60,12 @@ LLAMA_LIKE = dict(
     transposed=False,
     layers_key="num_hidden_layers",
     mlp_key="intermediate_size",
+    norms=("input_layernorm", "post_attention_layernorm"),
+    embeddings=("model.embed_tokens",),
+    final_norm="model.norm",
 )
 FAMILIES = {
-    "llama": Family("llama", **LLAMA_LIKE),
+    "llama": Family("llama", **LLAMA_LIKE, divides=True),
     "mistral": Family("mistral", **LLAMA_LIKE),
     "qwen2": Family("qwen2", **LLAMA_LIKE),
     "gpt2": Family(
@@ -62,13 +74,17 @@ FAMILIES = {
         mlp_in=("mlp.c_fc",),
         mlp_out="mlp.c_proj",
         attention="attn",
-        q=None,
-        k=None,
-        v=None,
-        o=None,
+        q="c_attn",
+        k="c_attn",
+        v="c_attn",
+        o="c_proj",
         transposed=True,
         layers_key="n_layer",
         mlp_key="n_inner",
+        norms=("ln_1", "ln_2"),
+        embeddings=("transformer.wte", "transformer.wpe"),
+        final_norm="transformer.ln_f",
+        fused=True,
     ),
 }
 

@@ -2,11 +2,14 @@
 
 Activations (Minitron, Muralidharan et al. 2024), over every token of the calibration batches in one forward pass:
 an MLP unit scores the mean |activation| it feeds the down projection; a query head the mean L2 norm of its slice
-of the attention output (the input of o_proj). Blocks (depth): ShortGPT's block influence (Men et al. 2024),
+of the attention output (the input of o_proj); a hidden channel (the residual stream) the mean |activation| of the
+norms' outputs in that channel, summed over every norm of every block (Minitron's embedding-channel importance).
+Blocks (depth): ShortGPT's block influence (Men et al. 2024),
 the mean over tokens of 1 - cos(h_in, h_out), or the angular distance of Gromov et al. 2024, arccos(cos(h_l,
 h_{l+n})) / pi between the input of block l and the output of block l+n-1, for every run of n consecutive blocks.
 Magnitude, the data-free baseline: the L2 norm of a unit's weights (its rows of the input projections and its
-column of the output one; a head's rows of q_proj and columns of o_proj); a block's score stays from activations.
+column of the output one; a head's rows of q_proj and columns of o_proj; a hidden channel's weights everywhere); a
+block's score stays from activations.
 """
 
 from __future__ import annotations
@@ -27,13 +30,17 @@ from prunekit.pruning.posttrain.driver import calibrating
 @dataclass
 class Scores:
     """Per original block: `mlp[b][u]`, `head[b][h]` (higher = keep), `influence[b]`; `angular[l]` for the run of
-    `span` blocks starting at l (lower = remove first); `tokens` seen."""
+    `span` blocks starting at l (lower = remove first); `hidden[c]` per hidden channel (higher = keep; empty when
+    not asked for); `norm_inputs[name][c]`: the mean square of every norm's input per channel ("b.norm" for block
+    b's, "final"; with `hidden`); `tokens` seen."""
 
     mlp: list[list[float]]
     head: list[list[float]]
     influence: list[float]
     angular: list[float] = field(default_factory=list)
     tokens: int = 0
+    hidden: list[float] = field(default_factory=list)
+    norm_inputs: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _hidden(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
@@ -50,9 +57,16 @@ def _cos(a: Tensor, b: Tensor) -> Tensor:
 
 
 def activations(
-    model: nn.Module, family: Family, batches: list[Batch], objective: Objective, heads: int, span: int
+    model: nn.Module,
+    family: Family,
+    batches: list[Batch],
+    objective: Objective,
+    heads: int,
+    span: int,
+    channels: bool = False,
 ) -> Scores:
-    """Activation scores from one forward pass per calibration batch (see the module docstring)."""
+    """Activation scores from one forward pass per calibration batch (see the module docstring); the hidden
+    channels' only when `channels`."""
     layers = blocks(model, family)
     n = len(layers)
     mlp_sum: list[Tensor | None] = [None] * n
@@ -62,6 +76,25 @@ def activations(
     boundary: list[Tensor | None] = [None] * (n + 1)
     tokens = 0
     handles = []
+    hidden_sum: list[Tensor] = []
+
+    def on_norm(_: nn.Module, __: tuple[Any, ...], out: Any) -> None:
+        y = _output(out).detach()
+        a = y.abs().reshape(-1, y.shape[-1]).double().sum(0)
+        if hidden_sum:
+            hidden_sum[0] = hidden_sum[0] + a
+        else:
+            hidden_sum.append(a)
+
+    energy: dict[str, Tensor] = {}
+
+    def on_norm_input(key: str) -> Callable[..., None]:
+        def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0].detach()
+            e = x.double().pow(2).reshape(-1, x.shape[-1]).sum(0)
+            energy[key] = energy[key] + e if key in energy else e
+
+        return hook
 
     def on_mlp(b: int) -> Callable[..., None]:
         def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
@@ -90,10 +123,18 @@ def activations(
 
     for b, block in enumerate(layers):
         handles.append(block.get_submodule(family.mlp_out).register_forward_pre_hook(on_mlp(b)))
-        if family.heads:
-            o = block.get_submodule(f"{family.attention}.{family.o}")
-            handles.append(o.register_forward_pre_hook(on_heads(b)))
+        o = block.get_submodule(f"{family.attention}.{family.o}")
+        handles.append(o.register_forward_pre_hook(on_heads(b)))
+        if channels:
+            for name in family.norms:
+                norm = block.get_submodule(name)
+                handles += [
+                    norm.register_forward_hook(on_norm),
+                    norm.register_forward_pre_hook(on_norm_input(f"{b}.{name}")),
+                ]
         handles.append(block.register_forward_hook(on_block(b), with_kwargs=True))
+    if channels:
+        handles.append(model.get_submodule(family.final_norm).register_forward_pre_hook(on_norm_input("final")))
     try:
         with calibrating(model):
             for batch in batches:
@@ -114,6 +155,8 @@ def activations(
         influence=[v * scale for v in influence],
         angular=[v * scale for v in angular],
         tokens=tokens,
+        hidden=(hidden_sum[0] * scale).tolist() if hidden_sum else [],
+        norm_inputs={key: (e * scale).tolist() for key, e in energy.items()},
     )
 
 
@@ -125,13 +168,10 @@ def magnitude(model: nn.Module, family: Family, heads: int) -> tuple[list[list[f
             sq = sum(_rows(block.get_submodule(p).weight, family.transposed).pow(2).sum(1) for p in family.mlp_in)
             sq = sq + _rows(block.get_submodule(family.mlp_out).weight, not family.transposed).pow(2).sum(1)
             mlp.append(sq.sqrt().tolist())
-            if not family.heads:
-                head.append([])
-                continue
             attn = block.get_submodule(family.attention)
-            q = attn.get_submodule(family.q).weight.double()
-            o = attn.get_submodule(family.o).weight.double()
-            per = q.reshape(heads, -1).pow(2).sum(1) + o.t().reshape(heads, -1).pow(2).sum(1)
+            o = _rows(attn.get_submodule(family.o).weight, family.transposed).t()  # [heads * head_dim, hidden]
+            q = _rows(attn.get_submodule(family.q).weight, family.transposed)[: o.shape[0]]  # GPT-2: c_attn's q part
+            per = q.reshape(heads, -1).pow(2).sum(1) + o.reshape(heads, -1).pow(2).sum(1)
             head.append(per.sqrt().tolist())
     return mlp, head
 
