@@ -36,6 +36,7 @@ from prunekit.export.formats import (
     _dtype_name,
     _read,
     alias_names,
+    check_data,
     read_metadata,
     refuse_inference_only,
 )
@@ -109,6 +110,7 @@ def load_compact(
     meta = read_metadata(path)
     if meta["format"] != "compact":
         raise UserError(f"{path} is a {meta['format']} file, not compact; read it with prunekit.export.load")
+    check_data(path, meta, arch.limit(path, max_bytes) if builder is None else None)
     shapes = {k: e.get("shape") if isinstance(e, dict) else None for k, e in meta["tensors"].items()}
     if builder is None:  # narrow and compare on the meta device first; the base network is what gets allocated
         probe = arch.meta_model(meta.get("arch"), path)
