@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.hostile.crafted_files import make_crafted  # noqa: E402
+from tests.hostile.crafted_files import make_crafted, make_floor  # noqa: E402
 from tests.hostile.model_files import join, make_files, split  # noqa: E402
 
 CHILD = r"""
@@ -61,6 +61,7 @@ def main(root: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     env.pop("PRUNEKIT_MAX_MODEL_BYTES", None)
     runs = [(what, path, env) for what, path in crafted.items()]
+    runs.append(("all pruned, just under the floor (a load)", make_floor(root / "floor"), env))
     runs.append(
         ("zero, limit raised to 1 GiB (a load)", crafted["zero"], {**env, "PRUNEKIT_MAX_MODEL_BYTES": "1073741824"})
     )

@@ -136,3 +136,15 @@ def make_crafted(root: Path) -> dict[str, tuple[Path, str]]:
         path = _rewrite(base, root / f"crafted_{i}.safetensors", edit, pad=not name.startswith("zero"))
         files[name] = (path, fragment)
     return files
+
+
+def make_floor(root: Path) -> Path:
+    """A sparse file (125 kB) whose all-pruned fc1, [300, 258 x 258], decodes to just under the 96 MiB floor of the
+    budget: the largest network a small file may make prunekit load without raising the limit."""
+
+    def edit(meta: dict, header: dict) -> None:
+        meta["arch"]["input_shape"] = [1, 258, 258]
+        meta["tensors"]["fc1.weight"].update(shape=[300, 258 * 258], encoding="gaps8", nnz=0)
+
+    root.mkdir(parents=True, exist_ok=True)
+    return _rewrite(_lenet(root, "sparse"), root / "floor.safetensors", edit, pad=False)
