@@ -163,3 +163,33 @@ def test_damaged_checkpoints_and_progress_records(dirs, tmp_path_factory, which,
 def test_an_undamaged_interrupted_run_resumes_to_the_uninterrupted_one(dirs, tmp_path) -> None:
     rc, target = _resume(dirs, tmp_path, lambda target: None)
     assert rc == 0 and _accuracies(target) == _accuracies(dirs["straight"])
+
+
+@pytest.mark.parametrize(
+    ("which", "key", "value", "fragment"),
+    [
+        ("round_2.epoch", "epochs_done", None, "progress epochs_done"),
+        ("round_2.epoch", "history", [{"epoch": 7}], "progress history"),
+        ("round_2.epoch", "seconds", -1, "progress seconds"),
+        ("round_1", "history", {}, "history.1"),
+        ("round_1", "round", 5, "record's round"),
+        ("round_0", "epochs", None, "record's epochs"),
+    ],
+)
+def test_the_exit_one_records_found_by_the_suite(dirs, tmp_path, which, key, value, fragment) -> None:
+    def damage(target: Path) -> None:
+        path = target / "checkpoints" / f"{which}.safetensors"
+        header, body = split(path.read_bytes())
+        record = json.loads(header["__metadata__"]["record"])
+        record[key] = value
+        header["__metadata__"]["record"] = json.dumps(record)
+        path.write_bytes(join(header, body))
+
+    out, err = io.StringIO(), io.StringIO()
+    target = tmp_path / "run"
+    shutil.copytree(dirs["interrupted"], target)
+    damage(target)
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(["run", str(dirs["config"]), "--out", str(target)])
+    last = err.getvalue().strip().splitlines()[-1]
+    assert rc == 2 and fragment in last and f"{which}.safetensors" in last, err.getvalue()[-500:]
