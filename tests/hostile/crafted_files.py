@@ -104,6 +104,13 @@ def _values_lie(meta: dict, header: dict) -> dict[str, bytes]:
     return _set_stored(header, "fc1.weight::values", "F32", np.ones(5, np.float32).tobytes(), 4)
 
 
+def _alias_lie(meta: dict, header: dict) -> None:
+    """fc1.weight: "another name of fc2.weight", which is [100, 300]."""
+    meta["tensors"]["fc1.weight"] = {"shape": WIDE, "dtype": "float32", "encoding": "alias", "of": "fc2.weight"}
+    header.pop("fc1.weight::gaps")
+    header.pop("fc1.weight::values")
+
+
 def _dense_lie(meta: dict, header: dict) -> None:
     """The table says [300, 193600]; the stored tensor is still [300, 64]."""
 
@@ -120,6 +127,7 @@ CASES: dict[str, tuple[str, bool, Callable[[dict, dict], Any], str]] = {
     "bitmask too short": ("sparse", False, _bitmask_short, "fc1.weight::mask"),
     "bitmask with an uncounted bit": ("sparse", False, _bitmask_popcount, "keeps 1 positions"),
     "values for pruned positions": ("sparse", False, _values_lie, "fc1.weight::values"),
+    "alias of a smaller tensor": ("sparse", False, _alias_lie, "not a stored tensor of its shape"),
     "dense tensor smaller than its entry": ("dense", False, _dense_lie, "fc1.weight"),
     "compact tensor smaller than its entry": ("compact", False, _dense_lie, "fc1.weight"),
     "low-bit codes for fewer values": ("sparse", True, _lowbit_short, "low-bit codes must be"),

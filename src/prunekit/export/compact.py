@@ -117,6 +117,7 @@ def load_compact(
         arch.check_budget(probe, path, max_bytes)
         narrow(probe, meta.get("modules"), shapes, path)
         set_counts(probe, meta.get("counts") or {}, path)
+        retie(probe, alias_names(probe) | _file_ties(meta["tensors"]), path)
         _check_fits(path, probe, meta["tensors"])
         if probe.arch.get("input_shape"):  # a user's model (package.module:factory) records no input shape
             arch.check_forward(probe, probe.arch["input_shape"], path)

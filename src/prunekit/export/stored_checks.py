@@ -61,6 +61,11 @@ def check_stored(handle: Any, meta: dict, source: str | os.PathLike[str], limit:
                     f"{dtype or 'any'} {_wanted(size)}"
                 )
             used.add(key)
+    for name, entry in meta["tensors"].items():  # a tied tensor: another name of a stored one of its shape
+        target = entries.get(str(entry.get("of"))) if entry.get("encoding") == "alias" else entry
+        if target is None or target["shape"] != entry["shape"]:
+            where = f"{source} is corrupted: tensor {clip(str(name), 60)!r}"
+            raise UserError(f"{where}: alias of {short(entry.get('of'), 40)}, not a stored tensor of its shape")
     extra = sorted(set(layout) - used)
     if extra:
         raise UserError(f"{source}: tensors not described by the header: {clip(', '.join(extra[:3]), 120)}")
