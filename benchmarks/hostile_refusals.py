@@ -1,24 +1,37 @@
-"""What refusing crafted model files costs (issue 27): CPU seconds and peak memory added, in one process.
+"""What crafted model files cost to refuse (issue 27): CPU seconds and peak memory added, one child process per file.
 
     PYTHONPATH=src python benchmarks/hostile_refusals.py /tmp/hostile
 
-Writes the files into the folder, loads a valid one first (torch's first use is not counted), then each crafted one.
+Writes the files into the folder. Each child loads a valid file first (torch's first use is not counted), then the
+crafted one with prunekit.load, and reports its own CPU time, its peak RSS (ru_maxrss) and what the file added to it.
 """
 
 from __future__ import annotations
 
 import json
-import resource
+import os
+import subprocess
 import sys
-import time
 from pathlib import Path
 
-import torch
-
-import prunekit
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.hostile.crafted_files import make_crafted, make_floor  # noqa: E402
 from tests.hostile.model_files import join, make_files, split  # noqa: E402
+
+CHILD = r"""
+import resource, sys, time
+import prunekit
+prunekit.load(sys.argv[1])
+before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.process_time()
+try:
+    prunekit.load(sys.argv[2])
+    verdict = "loaded"
+except prunekit.UserError as e:
+    verdict = "refused: " + str(e)[len(sys.argv[2]) + 1 :].strip()[:70]
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{time.process_time() - start:5.2f} CPU s  peak {peak:4.0f} MiB (+{peak - before / 1024:3.0f})  {verdict}")
+"""
 
 
 def _edit(source: Path, target: Path, edit) -> Path:
@@ -30,27 +43,11 @@ def _edit(source: Path, target: Path, edit) -> Path:
     return target
 
 
-def _zero_network(root: Path, dtype: str) -> Path:
-    """A 3.5 kB sparse file claiming an all-pruned LeNet-300-100 on 1x440x440 (232 MiB of float32 weights)."""
-    model = prunekit.create_model("lenet_300_100", 4, (1, 8, 8))
-    masks = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in model.named_parameters() if n.endswith("weight")}
-    path = prunekit.save(model, root / f"zero_{dtype}.tmp.safetensors", format="sparse", masks=masks)
-
-    def edit(meta: dict) -> None:
-        meta["arch"]["input_shape"] = [1, 440, 440]
-        meta["tensors"]["fc1.weight"].update(shape=[300, 440 * 440], dtype=dtype, encoding="gaps8", nnz=0)
-
-    out = _edit(path, root / f"zero_{dtype}.safetensors", edit)
-    path.unlink()
-    return out
-
-
 def main(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     files = make_files(root)
     many = ',"x":[' + ",".join(["{}"] * 13_000_000) + "]}"
     crafted = {
-        "dense (valid, warm-up)": files["dense"],
         "13 million empty objects": _edit(
             files["dense"], root / "many.safetensors", lambda m: json.dumps(m)[:-1] + many
         ),
@@ -59,19 +56,24 @@ def main(root: Path) -> None:
             root / "inf.safetensors",
             lambda m: m["modules"]["fc1"]["attrs"].__setitem__("out_features", float("inf")),
         ),
-        "complex128 all-zero network": _zero_network(root, "complex128"),
-        "float32 all-zero network (a load)": _zero_network(root, "float32"),
+        **{name: path for name, (path, _) in make_crafted(root / "crafted").items()},
     }
-    for what, path in crafted.items():
-        before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.process_time()
-        try:
-            prunekit.load(path)
-            verdict = "loaded"
-        except prunekit.UserError as e:
-            verdict = "refused: " + str(e)[len(str(path)) + 2 :][:50]
-        added = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-        size = path.stat().st_size
-        print(f"{what:36s} {size:>11,} B  {verdict:60s} {time.process_time() - start:5.2f} CPU s  +{added:.0f} MiB")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    env.pop("PRUNEKIT_MAX_MODEL_BYTES", None)
+    runs = [(what, path, env) for what, path in crafted.items()]
+    runs.append(("all pruned, just under the floor (a load)", make_floor(root / "floor"), env))
+    runs.append(
+        ("zero, limit raised to 1 GiB (a load)", crafted["zero"], {**env, "PRUNEKIT_MAX_MODEL_BYTES": "1073741824"})
+    )
+    for what, path, environment in runs:
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, str(files["sparse"]), str(path)],
+            capture_output=True,
+            text=True,
+            env=environment,
+        )
+        line = done.stdout.strip() or done.stderr.strip().splitlines()[-1]
+        print(f"{what:38s} {path.stat().st_size:>11,} B  {line}")
 
 
 if __name__ == "__main__":

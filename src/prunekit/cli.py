@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from prunekit.common.atomic import os_error
 
-        print(f"prunekit: error: {os_error(e.filename or '?', e, 'cannot use')}", file=sys.stderr)
+        print(f"prunekit: error: {os_error(e.filename or '', e, 'cannot use')}", file=sys.stderr)
         return 2
     except MemoryError:
         if debug:

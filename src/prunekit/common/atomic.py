@@ -38,6 +38,7 @@ _KINDS = {
 }
 _FIXES = {
     errno.ENOSPC: "the disk is full: free some space or write elsewhere",
+    errno.EFBIG: "the file is larger than this process may write (ulimit -f): raise the limit or write elsewhere",
     errno.EDQUOT: "the disk quota is exceeded: free some space or write elsewhere",
     errno.EACCES: "permission denied: choose a directory you can write to",
     errno.EPERM: "permission denied: choose a directory you can write to",
@@ -52,7 +53,8 @@ _FIXES = {
 def os_error(path: str | os.PathLike[str], exc: OSError, doing: str = "cannot write") -> UserError:
     """One line for an operating-system error on `path`, with what to do about it."""
     why = _FIXES.get(exc.errno or 0, exc.strerror or str(exc))
-    return UserError(f"{doing} {os.fspath(path) or repr('')}: {why}")
+    where = os.fspath(path) if path else ""
+    return UserError(f"{doing} {where}: {why}" if where else f"a read or write failed: {why}")
 
 
 def check_target(path: str | os.PathLike[str]) -> Path:

@@ -23,8 +23,10 @@ from prunekit.common.errors import UserError
 from prunekit.common.safe_text import clip, short
 from prunekit.config import MAX_CLASSES, MAX_EXAMPLE_VALUES
 
-MODEL_BYTES_FLOOR = 256 * 2**20  # any file may rebuild a network this large (dense float32 tensors)
+MODEL_BYTES_FLOOR = 96 * 2**20  # any file may decode to this much (a load costs about 2.3x: under 300 MB)
 MODEL_BYTES_PER_FILE_BYTE = 64  # beyond the floor: 64x the file's size (a 98%-sparse file of a large network)
+LIMIT_VARIABLE = "PRUNEKIT_MAX_MODEL_BYTES"  # raises the budget for the command line (max_bytes= in Python)
+RAISE_HINT = f"if the file is genuine, load it with prunekit.load(path, max_bytes=...) or set {LIMIT_VARIABLE}"
 ARCH_KEYS = ("name", "num_classes", "input_shape")
 
 
@@ -116,16 +118,27 @@ def budget(file_bytes: int) -> int:
     return max(MODEL_BYTES_FLOOR, MODEL_BYTES_PER_FILE_BYTE * file_bytes)
 
 
+def limit(source: str | os.PathLike[str], max_bytes: int | None = None) -> int:
+    """`max_bytes`, else the environment's PRUNEKIT_MAX_MODEL_BYTES, else the budget of `source`'s size."""
+    if max_bytes is not None:
+        return max_bytes
+    if os.environ.get(LIMIT_VARIABLE):
+        text = os.environ[LIMIT_VARIABLE]
+        if not (text.isascii() and text.isdigit() and len(text) <= 18):
+            raise UserError(f"{LIMIT_VARIABLE}={clip(text, 30)!r} is not a number of bytes")
+        return int(text)
+    return budget(Path(source).stat().st_size if Path(source).is_file() else 0)
+
+
 def check_budget(model: nn.Module, source: str | os.PathLike[str], max_bytes: int | None = None) -> None:
     """Refuse to build `model` (a meta model) when it is larger than `max_bytes` or the budget of `source`'s size."""
     size = Path(source).stat().st_size if Path(source).is_file() else 0
-    limit = budget(size) if max_bytes is None else max_bytes
+    allowed = limit(source, max_bytes)
     needed = state_bytes(model)
-    if needed > limit:
+    if needed > allowed:
         raise UserError(
             f"{source} would rebuild a network of {needed / 2**20:,.0f} MiB from a file of {size / 2**20:,.1f} MiB, "
-            f"more than the {limit / 2**20:,.0f} MiB allowed; if the file is genuine, load it with "
-            "prunekit.load(path, max_bytes=...)"
+            f"more than the {allowed / 2**20:,.0f} MiB allowed; {RAISE_HINT}"
         )
 
 

@@ -36,6 +36,7 @@ from prunekit.export.formats import (
     _dtype_name,
     _read,
     alias_names,
+    check_data,
     read_metadata,
     refuse_inference_only,
 )
@@ -109,12 +110,14 @@ def load_compact(
     meta = read_metadata(path)
     if meta["format"] != "compact":
         raise UserError(f"{path} is a {meta['format']} file, not compact; read it with prunekit.export.load")
+    check_data(path, meta, arch.limit(path, max_bytes) if builder is None else None)
     shapes = {k: e.get("shape") if isinstance(e, dict) else None for k, e in meta["tensors"].items()}
     if builder is None:  # narrow and compare on the meta device first; the base network is what gets allocated
         probe = arch.meta_model(meta.get("arch"), path)
         arch.check_budget(probe, path, max_bytes)
         narrow(probe, meta.get("modules"), shapes, path)
         set_counts(probe, meta.get("counts") or {}, path)
+        retie(probe, alias_names(probe) | _file_ties(meta["tensors"]), path)
         _check_fits(path, probe, meta["tensors"])
         if probe.arch.get("input_shape"):  # a user's model (package.module:factory) records no input shape
             arch.check_forward(probe, probe.arch["input_shape"], path)

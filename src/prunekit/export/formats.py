@@ -38,6 +38,7 @@ from prunekit.export.bitpack import (
     unpack_mask,
 )
 from prunekit.export.meta_checks import parse_meta_text
+from prunekit.export.stored_checks import check_stored
 from prunekit.pruning import lowbit
 
 FORMATS = ("dense", "sparse", "compact")  # compact: see prunekit.export.compact
@@ -168,7 +169,9 @@ def read_metadata(path: PathLike) -> dict:
 
 
 def load_state_dict(path: PathLike) -> tuple[dict[str, Tensor], dict]:
-    """The dense state dict (sparse tensors filled with zeros, original dtypes) and the metadata."""
+    """The dense state dict (sparse tensors filled with zeros, original dtypes) and the metadata; a file decoding
+    to more than the budget of its size (prunekit.export.arch.budget) is refused."""
+    check_data(path, read_metadata(path), arch.limit(path, None))
     state, _, meta = _read(path)
     return state, meta
 
@@ -202,6 +205,7 @@ def load(
         raise UserError("semi_structured=True needs a CUDA device (2:4 sparse tensor cores); none is available")
     if meta["format"] == "compact":  # read by prunekit.export.compact, through prunekit.export.load
         raise ValueError("compact files are read by prunekit.export.load (prunekit.export.files)")
+    check_data(path, meta, arch.limit(path, max_bytes) if builder is None else None)
     if builder is None:  # shapes first, on the meta device: a hostile header cannot make us allocate
         probe = arch.meta_model(meta.get("arch"), path)
         _check_fits(path, probe, meta["tensors"])
@@ -226,6 +230,13 @@ def load(
         model.to(torch.bfloat16 if meta.get("dtype") == "bfloat16" else torch.float16)
         model.semi_structured = to_semi_structured(model)
     return model
+
+
+def check_data(path: PathLike, meta: dict, limit: int | None) -> None:
+    """The stored data against the tensor table, and its decoded size against `limit`, before anything is built
+    (:mod:`prunekit.export.stored_checks`)."""
+    with _opened(Path(path)) as f:
+        check_stored(f, meta, path, limit)
 
 
 def _read(path: PathLike) -> tuple[dict[str, Tensor], dict[str, Tensor], dict]:

@@ -39,6 +39,7 @@ from prunekit.runner import agree
 from prunekit.runner.checks import check_config, pick_device, seed_for
 from prunekit.runner.controls import control_start, wants_control
 from prunekit.runner.memory import check_fits
+from prunekit.runner.progress_check import checked_progress
 from prunekit.runner.prune import decide, pruned_score
 from prunekit.runner.records import round_record, with_learned
 from prunekit.runner.train import train_round
@@ -212,8 +213,9 @@ class Run:
             from prunekit.export.compact import narrow
 
             model = self._fresh_model()
-            if shape:
-                narrow(model, shape["modules"], shape["shapes"], "the run checkpoint")
+            if shape:  # a damaged table (not a dict, no modules) is narrow's one-line refusal
+                table = shape if isinstance(shape, dict) else {}
+                narrow(model, table.get("modules"), table.get("shapes") or {}, "the run checkpoint")
             self.model = model.to(self.device)
 
     def _ordered(self, masks: Masks) -> Masks:
@@ -262,6 +264,7 @@ class Run:
         epoch_path = self.store.epoch_path(plan.index)
         if self.store.exists(epoch_path):
             state, masks, progress, opt = self.store.load(epoch_path)
+            progress = checked_progress(progress, plan.epochs, self._key("val_"), epoch_path)
             masks = self._ordered(masks)
             self._reshape(progress.get("shape"))
             checkpoint.load_weights(self.model, state, epoch_path)  # a damaged file is named (exit 2)

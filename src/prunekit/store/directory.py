@@ -19,6 +19,7 @@ from typing import Any
 from torch import Tensor
 
 from prunekit import config as config_mod
+from prunekit.common.atomic import os_error
 from prunekit.common.errors import UserError
 from prunekit.common.safety import atomic_write_text, one_line
 from prunekit.config import Config
@@ -156,8 +157,12 @@ def lock_directory(path: Path, what: str, option: str) -> int:
         raise UserError(
             f"{what} {path} is in use by process {holder}; wait for it to finish or use another {option}"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    except OSError as e:  # a full disk: no room for the pid
+        os.close(fd)
+        raise os_error(path / LOCK, e) from None
     return fd
 
 

@@ -8,9 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prunekit.common.errors import UserError
+from prunekit.common.safe_text import short
 from prunekit.common.safety import atomic_write_text
 from prunekit.config import Config
 from prunekit.store import checkpoint
+from prunekit.store import summary as run_summary
 
 ROUND_FIELDS = [
     "round",
@@ -44,13 +47,26 @@ def collect(ck: Path, indices: list[int]) -> tuple[list[dict[str, Any]], dict[st
         path = ck / f"round_{index}.safetensors"
         if not path.exists():
             break
-        record = checkpoint.read_record(path)
+        record = _checked(path, index, checkpoint.read_record(path))
         histories[str(index)] = record.get("history", [])
         layers = record.get("layers", [])
         control = ck / f"round_{index}.control.safetensors"
         record["control_accuracy"] = checkpoint.read_record(control)["test_accuracy"] if control.exists() else None
         rows.append({k: record.get(k) for k in ROUND_FIELDS} | {k: record[k] for k in OPTIONAL_FIELDS if k in record})
     return rows, histories, layers
+
+
+def _checked(path: Path, index: int, record: dict[str, Any]) -> dict[str, Any]:
+    """A round's record with the types summary.json readers check (a damaged one would be copied into the summary and
+    refused only by the next reader), its round number and the fields the totals add up."""
+    history = {str(index): record.get("history", [])}
+    run_summary.check({"rounds": [record], "layers": record.get("layers"), "history": history}, path)
+    for key, wanted in (("round", index), ("epochs", None), ("wall_seconds", None)):
+        if record.get(key) is None or (wanted is not None and record[key] != wanted):
+            raise UserError(
+                f"checkpoint {path} is damaged: its record's {key} is {short(record.get(key), 20)}; delete it"
+            )
+    return record
 
 
 def write(
