@@ -2,7 +2,7 @@
 dense model, depth -25%, width -25% and both, each before and after distillation from the dense model.
 
     PYTHONPATH=src nice -n 10 python benchmarks/llm_compress.py --out runs/llm_compress [--distill-seconds 420]
-        [--variants depth,width,both,hidden] [--no-speed]     # --distill-seconds 0: no distillation
+        [--variants depth,width,both,hidden] [--no-speed] [--sparse-rows]   # --distill-seconds 0: no distillation
 
 Needs the converted checkpoint (`make smollm2`, the llm workload) in ~/.cache/prunekit/smollm2-135m. Text: the
 reference documentation in `pydoc_data.topics`, cut into pieces of whole paragraphs, each piece in one split by
@@ -130,6 +130,11 @@ def speed(paths: dict[str, Path], prompt: torch.Tensor, args) -> dict:
 
     torch.set_num_threads(args.threads)
     models = {name: AutoModelForCausalLM.from_pretrained(path).eval() for name, path in paths.items()}
+    if args.sparse_rows:  # zeros in dense storage: item 2's unstructured and N:M models, timed beside the others
+        for name, pattern in (("unstructured 50%", "unstructured"), ("2:4", "2:4")):
+            model = AutoModelForCausalLM.from_pretrained(paths["dense"]).eval()
+            prunekit.prune(model, 0.5, criterion="magnitude", scope="layerwise", pattern=pattern)
+            models[name] = model
     times: dict[str, dict[int, list[float]]] = {name: {1: [], 8: []} for name in models}
     kwargs = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False)
     for batch in (1, 8):
@@ -169,6 +174,12 @@ def main() -> None:
     p.add_argument("--resume", action="store_true", help="keep the rows of --out/partial.json, run the others")
     p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--no-speed", action="store_true", help="skip the generation-speed rounds")
+    p.add_argument(
+        "--sparse-rows",
+        action="store_true",
+        help="also time the dense model with 50%% unstructured and 2:4 zeros (magnitude masks; dense storage, so the "
+        "speed does not depend on which weights are zero)",
+    )
     args = p.parse_args()
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in VARIANTS]

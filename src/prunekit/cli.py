@@ -214,7 +214,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     failed = [o["name"] for o in outcomes if not o["ok"]]
     if failed:
         print(f"{len(failed)} of the runs failed: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+    if not failed:
+        return 0
+    # exit 2 when every failed run stopped on bad input (a one-line error), 1 when any crashed (a bug, a killed process)
+    return 2 if all(o.get("user_error") for o in outcomes if not o["ok"]) else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:

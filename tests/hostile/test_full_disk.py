@@ -74,7 +74,7 @@ def test_a_sweep_whose_points_run_out_of_disk_says_so_per_point(configs) -> None
     assert "internal error" not in done.stdout + done.stderr and "Traceback" not in done.stderr
     failed = [line for line in done.stdout.splitlines() if "FAILED" in line]
     assert len(failed) == 1 and "the disk is full: free some space" in failed[0], done.stdout
-    assert done.returncode == 1  # docs/sweeps.md: a sweep with a failed run exits 1
+    assert done.returncode == 2  # docs/sweeps.md: every failed run stopped on bad input (a full disk)
 
 
 def test_a_file_size_limit_is_one_line(tmp_path) -> None:

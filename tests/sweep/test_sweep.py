@@ -36,7 +36,7 @@ def test_sweep_runs_skips_reports_and_survives_a_failure(tmp_path: Path, capsys:
     # seed 1 of the second point asks for a model that breaks at run time (prune.ignore naming no layer): it fails
     spec = {"seeds": [0, 1], "runs": [{"prune.rounds": 1}, {"prune.rounds": 2, "prune.ignore": ["nope"]}]}
     out = tmp_path / "out"
-    assert main(["sweep", str(_sweep(tmp_path, spec)), "--out", str(out), "--workers", "2"]) == 1
+    assert main(["sweep", str(_sweep(tmp_path, spec)), "--out", str(out), "--workers", "2"]) == 2
     printed = capsys.readouterr()
     assert printed.out.count("FAILED") == 2 and "ignore entries match no prunable tensor" in printed.out
     assert "2 of the runs failed" in printed.err
@@ -46,7 +46,7 @@ def test_sweep_runs_skips_reports_and_survives_a_failure(tmp_path: Path, capsys:
     report = (out / "report.md").read_text()
     assert "Sweeps (mean ± std over seeds)" in report and "0, 1" in report
     before = _mtimes(out)
-    assert main(["sweep", str(_sweep(tmp_path, spec)), "--out", str(out)]) == 1
+    assert main(["sweep", str(_sweep(tmp_path, spec)), "--out", str(out)]) == 2
     printed = capsys.readouterr().out
     assert "2 finished (skipped), 2 to run" in printed and _mtimes(out) == before  # finished runs untouched
 
@@ -131,3 +131,16 @@ def test_ray_and_local_executors_make_the_same_runs(tmp_path: Path) -> None:
         a, b = (json.loads((d / name / "summary.json").read_text())["rounds"] for d in (local, ray))
         assert [r["test_accuracy"] for r in a] == [r["test_accuracy"] for r in b]
     assert "± " in (ray / "report.md").read_text()
+
+
+
+@pytest.mark.parametrize(
+    ("failures", "code"),
+    [([], 0), ([{"user_error": True}], 2), ([{"user_error": True}, {}], 1), ([{}], 1)],
+)
+def test_the_exit_code_says_whether_a_failed_run_was_bad_input_or_a_crash(tmp_path, monkeypatch, failures, code):
+    import prunekit.sweep as sweep_mod
+
+    outcomes = [{"name": "good", "ok": True}] + [{"name": f"f{i}", "ok": False, **f} for i, f in enumerate(failures)]
+    monkeypatch.setattr(sweep_mod, "run_sweep", lambda *a, **k: outcomes)
+    assert main(["sweep", str(_sweep(tmp_path, {"seeds": [0]})), "--out", str(tmp_path / "out")]) == code

@@ -53,7 +53,7 @@ def run_point(job: dict[str, Any]) -> dict[str, Any]:
                 metric=(summary.get("metric") or {}).get("name", "accuracy"),
             )
         except UserError as e:
-            outcome["error"] = str(e)
+            outcome.update(error=str(e), user_error=True)
             print(f"prunekit: error: {e}", file=sys.stderr, flush=True)
     except Exception as e:  # a bug in this run: recorded, the sweep goes on
         traceback.print_exc()
