@@ -133,7 +133,6 @@ def test_ray_and_local_executors_make_the_same_runs(tmp_path: Path) -> None:
     assert "± " in (ray / "report.md").read_text()
 
 
-
 @pytest.mark.parametrize(
     ("failures", "code"),
     [([], 0), ([{"user_error": True}], 2), ([{"user_error": True}, {}], 1), ([{}], 1)],
