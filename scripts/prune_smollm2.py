@@ -56,7 +56,7 @@ def main() -> int:
     parser.add_argument("--eval-windows", type=int, default=10)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", help="comma-separated row labels (default: all)")
+    parser.add_argument("--only", help="comma-separated row labels, run in that order (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     try:
@@ -77,8 +77,12 @@ def main() -> int:
         "threads": args.threads,
     }
     labels = {r["label"] for r in done["rows"]}
-    wanted = set(args.only.split(",")) if args.only else None
-    for label, criterion, sparsity, pattern, allocation, calibration in ROWS:
+    wanted = args.only.split(",") if args.only else None
+    unknown = set(wanted or ()) - {row[0] for row in ROWS}
+    if unknown:
+        parser.error(f"--only: unknown rows {sorted(unknown)}")
+    order = sorted(ROWS, key=lambda row: wanted.index(row[0]) if row[0] in wanted else len(wanted)) if wanted else ROWS
+    for label, criterion, sparsity, pattern, allocation, calibration in order:  # --only: in the order given
         if label in labels or (wanted and label not in wanted):
             continue
         model.load_state_dict(dense)
