@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from prunekit.pruning.posttrain.wanda import CHUNK
+
 GB = 1e9
 SHAPES = {  # hidden, intermediate, layers, heads, kv heads, vocab
     "bench-2b": (2560, 6912, 24, 20, 20, 32000),
@@ -168,16 +170,19 @@ print("{}")
 def predicted(shape: tuple[int, ...], criterion: str, tokens: int, baseline: float) -> dict:
     """Peak bytes by the per-block arithmetic, fp32 weights and activations (h = hidden, i = intermediate):
     baseline + block weights (4 B each) + the block's masks (1 B each) + calibration hidden states (tokens x h x 4 B)
-    + the method's state: Wanda 48 B per weight of the largest layer (the float64 weight and its |.|, the score, its
-    masked copy, argsort's int64 indices and the stable sort's buffer); SparseGPT, calibrating a block in one pass,
-    holds every layer's fp32 Hessian (6 h^2 + i^2 for a Llama block) and, pruning down_proj, 4 i^2 more floats
-    (the scaled Hessian, the damped copy, its Cholesky factor and inverse) and 3 fp32 copies of the weight."""
+    + the method's state: Wanda's new mask (1 B per weight of the largest layer) and 48 B per score of the slice
+    of rows it ranks at once (at most `wanda.CHUNK` scores: the float64 weight and its |.|, the score, its masked
+    copy, argsort's int64 indices and the stable sort's buffer; the weight is zeroed in place); SparseGPT,
+    calibrating a block in one pass, holds every layer's fp32 Hessian (6 h^2 + i^2 for a Llama block) and, pruning
+    down_proj, 4 i^2 more floats (the scaled Hessian, the damped copy, its Cholesky factor and inverse) and 3 fp32
+    copies of the weight."""
     hidden, inter, _, heads, kv, vocab = shape
     weights = _block_params(shape) * 5  # 4 B per weight, and 1 B for its mask
     activations = tokens * hidden * 4  # the hidden states entering the block (each replaced by its output in turn)
     largest = hidden * inter
     if criterion == "wanda":
-        method = 48 * largest
+        chunk = max(min(rows, max(1, CHUNK // cols)) * cols for rows, cols in ((inter, hidden), (hidden, inter)))
+        method = largest + 48 * chunk
     else:
         method = 4 * (6 * hidden * hidden + inter * inter) + 4 * 4 * inter * inter + 3 * 4 * largest
     embedding = vocab * hidden * 4  # read once to make block 0's inputs, emptied before block 0
@@ -205,12 +210,13 @@ def main() -> None:
     parser.add_argument("--runs", default="wanda:unstructured,wanda:2:4,sparsegpt:unstructured,sparsegpt:2:4")
     parser.add_argument("--blocks", default="4,4,3,3", help="per run: stop after K blocks (0: all)")
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint (default: deleted at the end)")
+    parser.add_argument("--shape", help="hidden,intermediate,layers,heads,kv_heads,vocab (default: bench-2b's)")
     parser.add_argument("--predict", type=float, metavar="BASELINE_GB", help="only print the per-block arithmetic")
     args = parser.parse_args()
     if args.predict is not None:
         print(json.dumps(predictions(args.predict * GB, args.batches * args.seq_len), indent=1))
         return
-    shape = SHAPES["bench-2b"]
+    shape = tuple(int(x) for x in args.shape.split(",")) if args.shape else SHAPES["bench-2b"]
     src = args.dir / "dense"
     started = time.perf_counter()
     info = write_checkpoint(src, shape, args.shard_gb * GB) if not (src / "config.json").exists() else {}
