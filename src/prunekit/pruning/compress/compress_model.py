@@ -92,25 +92,16 @@ def compress_model(
     require_transformers()
     family = family_of(model)
     batches = list(batches or [])
-    _check_options(fraction, sizes, width, depth, heads, importance, block_metric, depth_share, batches)
-    if depth and getattr(model.config, "scale_attn_by_inverse_layer_idx", False):
-        raise UserError("compress: this GPT-2 scales attention by its block index, which depth removal would change")
     started = time.perf_counter()
-    q, kv, _ = attention_sizes(model, family)
-    before = Sizes(len(blocks(model, family)), mlp_size(model, family), q, kv)
-    mode = heads if family.heads else "none"
-    if sizes is not None:
-        after = Sizes(**{**before.__dict__, **{SIZE_KEYS[k]: int(v) for k, v in sizes.items()}})
-    else:
-        costs = unit_costs(model, family, before)
-        after = target_sizes(
-            before, costs, fraction, width=width, depth=depth, heads=mode, depth_share=depth_share, round_to=round_to
-        )
-    check_sizes(before, after, family.heads)
-    scores = _scores(model, family, batches, inputs_fn, before, after, importance)
-    dropped = drop_blocks(scores, before.layers - after.layers, block_metric)
-    kept = [b for b in range(before.layers) if b not in dropped]
-    plan = choose(before, after, kept, scores.mlp, scores.head)
+    before, after, mode = target(
+        model, family, fraction, sizes, width, depth, heads, importance, block_metric, depth_share, round_to, batches
+    )
+    span = block_span(before, after)
+    measured = (
+        activations(model, family, batches, make_objective(None, inputs_fn), before.heads, span) if batches else None
+    )
+    weights = magnitude(model, family, before.heads) if importance == "magnitude" else None
+    dropped, plan = decide(before, after, combine(family, before, measured, weights), block_metric)
     params_before = count_params(model)
     apply_plan(model, family, plan)
     return CompressReport(
@@ -123,10 +114,71 @@ def compress_model(
         importance,
         block_metric,
         mode,
-        scores.tokens,
+        measured.tokens if measured else 0,
         time.perf_counter() - started,
         plan,
     )
+
+
+def target(
+    model: nn.Module,
+    family: Family,
+    fraction: float | None,
+    sizes: dict[str, int] | None,
+    width: bool,
+    depth: bool,
+    heads: str,
+    importance: str,
+    block_metric: str,
+    depth_share: float,
+    round_to: int,
+    batches: list[Batch],
+) -> tuple[Sizes, Sizes, str]:
+    """The options checked, and the sizes before and after (from `fraction` or `sizes`) with the head mode; reads
+    only shapes and the config, so a model on the meta device will do."""
+    _check_options(fraction, sizes, width, depth, heads, importance, block_metric, depth_share, batches)
+    if depth and getattr(model.config, "scale_attn_by_inverse_layer_idx", False):
+        raise UserError("compress: this GPT-2 scales attention by its block index, which depth removal would change")
+    q, kv, _ = attention_sizes(model, family)
+    before = Sizes(len(blocks(model, family)), mlp_size(model, family), q, kv)
+    mode = heads if family.heads else "none"
+    if sizes is not None:
+        after = Sizes(**{**before.__dict__, **{SIZE_KEYS[k]: int(v) for k, v in sizes.items()}})
+    else:
+        costs = unit_costs(model, family, before)
+        after = target_sizes(
+            before, costs, fraction, width=width, depth=depth, heads=mode, depth_share=depth_share, round_to=round_to
+        )
+    check_sizes(before, after, family.heads)
+    return before, after, mode
+
+
+def block_span(before: Sizes, after: Sizes) -> int:
+    """The run length the angular distance compares (the blocks removed; at least 1)."""
+    return max(1, before.layers - after.layers)
+
+
+def combine(
+    family: Family,
+    before: Sizes,
+    measured: Scores | None,
+    weights: tuple[list[list[float]], list[list[float]]] | None,
+) -> Scores:
+    """The scores a decision uses: the activation scores (block influence zero without calibration), the units'
+    and heads' replaced by weight norms for magnitude importance, equal head scores where heads stay."""
+    scores = measured or Scores(mlp=[], head=[], influence=[0.0] * before.layers)
+    if weights is not None:
+        scores.mlp, scores.head = weights
+    if not family.heads:
+        scores.head = [[1.0] * before.heads for _ in range(before.layers)]
+    return scores
+
+
+def decide(before: Sizes, after: Sizes, scores: Scores, block_metric: str) -> tuple[list[int], Plan]:
+    """The blocks removed and the plan of what stays, from the scores (the same for the same scores)."""
+    dropped = drop_blocks(scores, before.layers - after.layers, block_metric)
+    kept = [b for b in range(before.layers) if b not in dropped]
+    return dropped, choose(before, after, kept, scores.mlp, scores.head)
 
 
 def require_transformers() -> None:
@@ -164,27 +216,6 @@ def _check_options(
         raise UserError(f"compress: depth_share must be in (0, 1), got {depth_share}")
     if not batches and (importance == "activation" or depth):
         raise UserError("compress: activation importance and block ranking need calibration batches (batches=...)")
-
-
-def _scores(
-    model: nn.Module,
-    family: Family,
-    batches: list[Batch],
-    inputs_fn: InputsFn | None,
-    before: Sizes,
-    after: Sizes,
-    importance: str,
-) -> Scores:
-    span = max(1, before.layers - after.layers)
-    if batches:
-        scores = activations(model, family, batches, make_objective(None, inputs_fn), before.heads, span)
-    else:
-        scores = Scores(mlp=[], head=[], influence=[0.0] * before.layers)
-    if importance == "magnitude":
-        scores.mlp, scores.head = magnitude(model, family, before.heads)
-    if not family.heads:
-        scores.head = [[1.0] * before.heads for _ in range(before.layers)]
-    return scores
 
 
 def unit_costs(model: nn.Module, family: Family, sizes: Sizes) -> Costs:

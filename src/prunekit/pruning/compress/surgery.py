@@ -27,13 +27,19 @@ def apply_plan(model: nn.Module, family: Family, plan: Plan) -> None:
     kept = [layers[b] for b in plan.layers]
     del layers[:]  # the same ModuleList, holding the blocks that stay, in order
     layers.extend(kept)
-    with torch.no_grad():
-        for new_index, block in enumerate(kept):
-            _renumber(block, new_index)
-            _cut_mlp(block, family, plan.mlp[new_index])
-            if family.heads:
-                _cut_heads(block, family, plan.kv[new_index], plan.q[new_index], head_dim)
+    for new_index, block in enumerate(kept):
+        cut_block(block, family, plan, new_index, head_dim)
     _restate(model, family, plan, heads, kv_heads, head_dim)
+
+
+@torch.no_grad()
+def cut_block(block: nn.Module, family: Family, plan: Plan, new_index: int, head_dim: int) -> None:
+    """Cut one block, the plan's `new_index`-th (original block plan.layers[new_index]), in place: its MLP units and
+    heads sliced, its layer index renumbered (also what the streamed compression does to each block it writes)."""
+    _renumber(block, new_index)
+    _cut_mlp(block, family, plan.mlp[new_index])
+    if family.heads:
+        _cut_heads(block, family, plan.kv[new_index], plan.q[new_index], head_dim)
 
 
 def _renumber(block: nn.Module, index: int) -> None:
