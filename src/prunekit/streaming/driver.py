@@ -65,7 +65,7 @@ def prune_checkpoint(
     """Prune the checkpoint directory `source` into `out` (a new directory); returns the run's summary."""
     started = time.perf_counter()
     source, out = Path(source), Path(out)
-    _check_paths(source, out)
+    check_paths(source, out)
     if activations not in ("auto", "memory", "disk"):
         raise UserError(f"activations must be auto, memory or disk, got {activations!r}")
     ckpt = open_checkpoint(source)
@@ -261,7 +261,7 @@ class _Stream:
         return summary
 
 
-def _check_paths(source: Path, out: Path) -> None:
+def check_paths(source: Path, out: Path) -> None:
     if not str(out).strip():
         raise UserError("the output directory is empty: give a directory name")
     src, dst = source.resolve(), out.resolve()

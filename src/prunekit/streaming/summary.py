@@ -38,10 +38,10 @@ def write_summary(root: Path, summary: dict[str, Any], layers: list[dict[str, An
     return summary
 
 
-def finished(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The summary of a finished prune with these settings in `out`, or None."""
+def finished(out: Path, settings: dict[str, Any], name: str = SUMMARY) -> dict[str, Any] | None:
+    """The summary (file `name`) of a finished prune or compression with these settings in `out`, or None."""
     try:
-        summary = json.loads((out / SUMMARY).read_text())
+        summary = json.loads((out / name).read_text())
     except (OSError, ValueError):
         return None
     return summary if isinstance(summary, dict) and summary.get("settings") == settings else None
