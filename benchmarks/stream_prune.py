@@ -2,8 +2,9 @@
 
 Writes a randomly initialised Llama-style checkpoint (fp32 safetensors, sharded as Hugging Face does; about 2.1B
 parameters and 8.5 GB with the defaults) without ever holding it whole, then prunes it with `prunekit.streaming`
-(Wanda and SparseGPT, 50% unstructured and 2:4), each in its own process. The peak resident memory is the
-operating system's (`os.wait4`'s ru_maxrss of that child); `--blocks K` stops a run after K blocks (every block has
+(Wanda and SparseGPT, 50% unstructured and 2:4; `compress:width|depth|both`: the streamed structured compression,
+25% of the parameters), each in its own process. The peak resident memory is the operating system's (`os.wait4`'s
+ru_maxrss of that child); `--blocks K` stops a run after K blocks (every block has
 the same shapes, so the peak is the full run's; the full time is extrapolated from the mean block time and said so).
 A baseline process that only imports torch, transformers and prunekit and builds the model on the meta device gives
 the fixed part of the memory. The per-block arithmetic (block weights + method state + calibration activations +
@@ -47,6 +48,13 @@ def after(k):
     if a["blocks"] and k + 1 >= a["blocks"]:
         raise Stop
 log = lambda line: print(line, file=sys.stderr, flush=True)
+if a["criterion"] == "compress":  # pattern: width, depth or both; 25% of the parameters
+    from prunekit.streaming.compress import compress_checkpoint
+    width, depth = a["pattern"] in ("width", "both"), a["pattern"] in ("depth", "both")
+    s = compress_checkpoint(a["src"], a["out"], 0.25, batches=batches, width=width, depth=depth, log=log)
+    removed = s["report"]["fraction_removed"]
+    print(json.dumps({"blocks_done": s["steps"], "block_seconds": s["step_seconds"], "sparsity": removed}))
+    sys.exit(0)
 try:
     s = prune_checkpoint(a["src"], a["out"], a["sparsity"], criterion=a["criterion"], pattern=a["pattern"],
                          batches=batches, log=log, after_block=after)
@@ -177,10 +185,12 @@ def predicted(shape: tuple[int, ...], criterion: str, tokens: int, baseline: flo
     down_proj, 4 i^2 more floats (the scaled Hessian, the damped copy, its Cholesky factor and inverse) and 3 fp32
     copies of the weight."""
     hidden, inter, _, heads, kv, vocab = shape
-    weights = _block_params(shape) * 5  # 4 B per weight, and 1 B for its mask
+    weights = _block_params(shape) * (4 if criterion == "compress" else 5)  # 4 B per weight, 1 B for its mask
     activations = tokens * hidden * 4  # the hidden states entering the block (each replaced by its output in turn)
     largest = hidden * inter
-    if criterion == "wanda":
+    if criterion == "compress":  # the block cut to the plan, written while the block is held
+        method = _block_params(shape) * 4
+    elif criterion == "wanda":
         chunk = max(min(rows, max(1, CHUNK // cols)) * cols for rows, cols in ((inter, hidden), (hidden, inter)))
         method = largest + 48 * chunk
     else:
