@@ -58,3 +58,31 @@ def test_the_decision_follows_the_calibration_data(tmp_path):
     assert a["plan"]["mlp"] != b["plan"]["mlp"]
     report, _ = in_memory(source, tmp_path / "memory", 0.3, {"batches": other, **options})
     assert b["plan"] == report.plan.as_dict()
+
+
+def test_sizes_transformers_would_not_load_are_refused_before_anything_changes(tmp_path):
+    """hidden 40 over 10 query heads (5 key/value groups of 2): 3 groups leave 6 heads, which transformers' config
+    validation refuses (40 is not a multiple of 6). Refused in one line: in memory the model is unchanged, streamed
+    nothing is written."""
+    from prunekit.streaming.workdir import partial_dir
+    from tests.streaming.checkpoints import VOCAB, transformers
+
+    config = transformers.LlamaConfig(
+        hidden_size=40, intermediate_size=64, num_hidden_layers=2, num_attention_heads=10, num_key_value_heads=5,
+        vocab_size=VOCAB, max_position_embeddings=32,
+    )  # fmt: skip
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "dense", max_shard_size="12KB")
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "dense")
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    bad = {"sizes": {"num_key_value_heads": 3, "num_attention_heads": 6}, "batches": calibration()}
+    with pytest.raises(prunekit.UserError, match=r"not a multiple of the number of attention heads \(6\)"):
+        prunekit.compress(model, **bad)
+    assert model.config.num_attention_heads == 10
+    assert all(torch.equal(p, before[n]) for n, p in model.state_dict().items())
+    with pytest.raises(prunekit.UserError, match="would not save or load"):
+        prunekit.compress(tmp_path / "dense", out=tmp_path / "o", **bad)
+    assert not (tmp_path / "o").exists() and not partial_dir(tmp_path / "o").exists()
+    good = {"sizes": {"num_key_value_heads": 4, "num_attention_heads": 8}, "batches": calibration()}
+    summary = prunekit.compress(tmp_path / "dense", out=tmp_path / "o", **good)
+    assert transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "o").config.num_attention_heads == 8
+    assert summary["report"]["after"]["num_key_value_heads"] == 4

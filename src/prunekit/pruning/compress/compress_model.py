@@ -17,7 +17,7 @@ from prunekit.common.errors import UserError
 from prunekit.pruning.compress.families import Family, attention_sizes, blocks, family_of, mlp_size
 from prunekit.pruning.compress.importance import Scores, activations, drop_blocks, magnitude
 from prunekit.pruning.compress.plan import Costs, Plan, Sizes, check_sizes, choose, target_sizes
-from prunekit.pruning.compress.surgery import apply_plan
+from prunekit.pruning.compress.surgery import apply_plan, check_loadable
 
 IMPORTANCE = ("activation", "magnitude")
 BLOCK_METRICS = ("influence", "angular")
@@ -150,6 +150,7 @@ def target(
             before, costs, fraction, width=width, depth=depth, heads=mode, depth_share=depth_share, round_to=round_to
         )
     check_sizes(before, after, family.heads)
+    check_loadable(model, family, after)
     return before, after, mode
 
 

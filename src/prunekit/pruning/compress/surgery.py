@@ -9,13 +9,16 @@ that plain `transformers` loads at those sizes.
 
 from __future__ import annotations
 
+import copy
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from prunekit.common.errors import UserError
 from prunekit.pruning.compress.families import Family, attention_sizes, blocks
-from prunekit.pruning.compress.plan import Plan
+from prunekit.pruning.compress.plan import Plan, Sizes
 
 PER_LAYER_KEYS = ("layer_types",)  # config lists with one entry per block
 
@@ -112,3 +115,30 @@ def _restate(model: nn.Module, family: Family, plan: Plan, heads: int, kv_heads:
         c.head_dim = head_dim
     if getattr(c, "max_window_layers", None) is not None:  # Qwen2: blocks below it use full attention
         c.max_window_layers = sum(1 for b in plan.layers if b < c.max_window_layers)
+
+
+def check_loadable(model: nn.Module, family: Family, after: Sizes) -> None:
+    """Refuse, in one line, sizes whose config the model's config class would not save or load (transformers 5
+    requires hidden_size to be a multiple of the query heads, whatever head_dim says): checked on a copy of the config
+    restated as `apply_plan` would, before anything changes."""
+    validate = getattr(model.config, "validate", None)
+    if validate is None:
+        return
+    try:
+        validate()
+    except Exception:  # noqa: BLE001 - the model's own config does not validate: nothing to hold the new one to
+        return
+    probe = copy.deepcopy(model.config)
+    heads, kv_heads, head_dim = attention_sizes(model, family)
+    n = after.layers
+    units = [list(range(after.mlp))] * n
+    plan = Plan(list(range(n)), units, [list(range(after.kv_heads))] * n, [list(range(after.heads))] * n)
+    _restate(SimpleNamespace(config=probe), family, plan, heads, kv_heads, head_dim)
+    try:
+        probe.validate()
+    except Exception as exc:  # noqa: BLE001 - transformers' validation errors have no common class
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
+        raise UserError(
+            f"compress: transformers would not save or load the compressed config ({reason}): "
+            "choose other sizes (sizes=...), or keep the heads (heads='none')"
+        ) from None
