@@ -28,7 +28,7 @@ from prunekit.streaming.importance import angular_of, magnitudes_of, score_block
 from prunekit.streaming.inputs import first_block_calls, hidden_of, with_hidden
 from prunekit.streaming.output import copy_side_files, shard_name, write_shard
 from prunekit.streaming.safetensors_files import write_file
-from prunekit.streaming.summary import peak_rss
+from prunekit.streaming.summary import give_back_memory, peak_rss
 from prunekit.streaming.workdir import WorkDir
 
 SUMMARY = "compress_summary.json"
@@ -154,6 +154,7 @@ class Compression:
                 after_step(self.blocks_count + j)
 
     def _step_done(self, step: int, tick: float, what: str) -> None:
+        give_back_memory()
         self.seconds.append(round(time.perf_counter() - tick, 3))
         self.work.record(step + 1, self.settings, self.seconds)
         self.progress.epoch_done(what, self.seconds[-1], f"peak memory {peak_rss() / 2**20:,.0f} MiB")
