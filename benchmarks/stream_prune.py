@@ -2,8 +2,9 @@
 
 Writes a randomly initialised Llama-style checkpoint (fp32 safetensors, sharded as Hugging Face does; about 2.1B
 parameters and 8.5 GB with the defaults) without ever holding it whole, then prunes it with `prunekit.streaming`
-(Wanda and SparseGPT, 50% unstructured and 2:4), each in its own process. The peak resident memory is the
-operating system's (`os.wait4`'s ru_maxrss of that child); `--blocks K` stops a run after K blocks (every block has
+(Wanda and SparseGPT, 50% unstructured and 2:4; `compress:width|depth|both`: the streamed structured compression,
+25% of the parameters), each in its own process. The peak resident memory is the operating system's (`os.wait4`'s
+ru_maxrss of that child); `--blocks K` stops a run after K blocks (every block has
 the same shapes, so the peak is the full run's; the full time is extrapolated from the mean block time and said so).
 A baseline process that only imports torch, transformers and prunekit and builds the model on the meta device gives
 the fixed part of the memory. The per-block arithmetic (block weights + method state + calibration activations +
@@ -27,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from prunekit.pruning.posttrain.wanda import CHUNK
+
 GB = 1e9
 SHAPES = {  # hidden, intermediate, layers, heads, kv heads, vocab
     "bench-2b": (2560, 6912, 24, 20, 20, 32000),
@@ -45,6 +48,13 @@ def after(k):
     if a["blocks"] and k + 1 >= a["blocks"]:
         raise Stop
 log = lambda line: print(line, file=sys.stderr, flush=True)
+if a["criterion"] == "compress":  # pattern: width, depth or both; 25% of the parameters
+    from prunekit.streaming.compress import compress_checkpoint
+    width, depth = a["pattern"] in ("width", "both"), a["pattern"] in ("depth", "both")
+    s = compress_checkpoint(a["src"], a["out"], 0.25, batches=batches, width=width, depth=depth, log=log)
+    removed = s["report"]["fraction_removed"]
+    print(json.dumps({"blocks_done": s["steps"], "block_seconds": s["step_seconds"], "sparsity": removed}))
+    sys.exit(0)
 try:
     s = prune_checkpoint(a["src"], a["out"], a["sparsity"], criterion=a["criterion"], pattern=a["pattern"],
                          batches=batches, log=log, after_block=after)
@@ -168,16 +178,21 @@ print("{}")
 def predicted(shape: tuple[int, ...], criterion: str, tokens: int, baseline: float) -> dict:
     """Peak bytes by the per-block arithmetic, fp32 weights and activations (h = hidden, i = intermediate):
     baseline + block weights (4 B each) + the block's masks (1 B each) + calibration hidden states (tokens x h x 4 B)
-    + the method's state: Wanda 48 B per weight of the largest layer (the float64 weight and its |.|, the score, its
-    masked copy, argsort's int64 indices and the stable sort's buffer); SparseGPT, calibrating a block in one pass,
-    holds every layer's fp32 Hessian (6 h^2 + i^2 for a Llama block) and, pruning down_proj, 4 i^2 more floats
-    (the scaled Hessian, the damped copy, its Cholesky factor and inverse) and 3 fp32 copies of the weight."""
+    + the method's state: Wanda's new mask (1 B per weight of the largest layer) and 48 B per score of the slice
+    of rows it ranks at once (at most `wanda.CHUNK` scores: the float64 weight and its |.|, the score, its masked
+    copy, argsort's int64 indices and the stable sort's buffer; the weight is zeroed in place); SparseGPT,
+    calibrating a block in one pass, holds every layer's fp32 Hessian (6 h^2 + i^2 for a Llama block) and, pruning
+    down_proj, 4 i^2 more floats (the scaled Hessian, the damped copy, its Cholesky factor and inverse) and 3 fp32
+    copies of the weight."""
     hidden, inter, _, heads, kv, vocab = shape
-    weights = _block_params(shape) * 5  # 4 B per weight, and 1 B for its mask
+    weights = _block_params(shape) * (4 if criterion == "compress" else 5)  # 4 B per weight, 1 B for its mask
     activations = tokens * hidden * 4  # the hidden states entering the block (each replaced by its output in turn)
     largest = hidden * inter
-    if criterion == "wanda":
-        method = 48 * largest
+    if criterion == "compress":  # the block cut to the plan, written while the block is held
+        method = _block_params(shape) * 4
+    elif criterion == "wanda":
+        chunk = max(min(rows, max(1, CHUNK // cols)) * cols for rows, cols in ((inter, hidden), (hidden, inter)))
+        method = largest + 48 * chunk
     else:
         method = 4 * (6 * hidden * hidden + inter * inter) + 4 * 4 * inter * inter + 3 * 4 * largest
     embedding = vocab * hidden * 4  # read once to make block 0's inputs, emptied before block 0
@@ -205,12 +220,13 @@ def main() -> None:
     parser.add_argument("--runs", default="wanda:unstructured,wanda:2:4,sparsegpt:unstructured,sparsegpt:2:4")
     parser.add_argument("--blocks", default="4,4,3,3", help="per run: stop after K blocks (0: all)")
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint (default: deleted at the end)")
+    parser.add_argument("--shape", help="hidden,intermediate,layers,heads,kv_heads,vocab (default: bench-2b's)")
     parser.add_argument("--predict", type=float, metavar="BASELINE_GB", help="only print the per-block arithmetic")
     args = parser.parse_args()
     if args.predict is not None:
         print(json.dumps(predictions(args.predict * GB, args.batches * args.seq_len), indent=1))
         return
-    shape = SHAPES["bench-2b"]
+    shape = tuple(int(x) for x in args.shape.split(",")) if args.shape else SHAPES["bench-2b"]
     src = args.dir / "dense"
     started = time.perf_counter()
     info = write_checkpoint(src, shape, args.shard_gb * GB) if not (src / "config.json").exists() else {}

@@ -240,7 +240,7 @@ def prune_channels(
 
 
 def compress(
-    model: nn.Module,
+    model: nn.Module | str | os.PathLike[str],
     fraction: float | None = None,
     *,
     batches: list[Any] | None = None,
@@ -254,6 +254,7 @@ def compress(
     round_to: int = 8,
     sizes: dict[str, int] | None = None,
     inputs_fn: Any = None,
+    out: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Remove about `fraction` of the parameters of a Hugging Face decoder (Llama, Mistral, Qwen2, GPT-2) in place,
     leaving a smaller dense model of the same class that `save_pretrained` writes as an ordinary checkpoint.
@@ -268,27 +269,31 @@ def compress(
     output are closest). Both: depth takes `depth_share` of the parameters removed. importance: "activation"
     (Minitron: mean |activation| of a unit, mean norm of a head's output over the calibration tokens) or
     "magnitude" (weight norms). sizes: exact new sizes instead of `fraction`, by config key (num_hidden_layers,
-    intermediate_size, num_attention_heads, num_key_value_heads, hidden_size). MLP widths keep a multiple of `round_to`.
+    intermediate_size, num_attention_heads, num_key_value_heads, hidden_size). MLP widths keep a multiple of
+    `round_to`.
     Batches are the model's inputs (dicts of input_ids, tensors) or `inputs_fn(batch)` of them.
     Returns a report (`str()` it; `.plan` says which units stayed). A refusal is one line and changes nothing.
+
+    A Hugging Face checkpoint directory (safetensors) instead of a model is compressed into the new directory `out`,
+    one block in memory at a time, to the same units and the same bytes as in memory; a rerun after a kill resumes.
+    Returns the summary (also out/compress_summary.json; its "report" and "plan" are the report's). hidden is not
+    streamed yet (refused in one line): compress such a model in memory.
     """
+    options = {"width": width, "depth": depth, "heads": heads, "importance": importance, "sizes": sizes}
+    options |= {"block_metric": block_metric, "depth_share": depth_share, "round_to": round_to, "inputs_fn": inputs_fn}
+    if isinstance(model, str | os.PathLike):
+        if out is None:
+            raise UserError("compressing a checkpoint directory needs out=, the new directory to write")
+        from prunekit.streaming.compress import NOT_STREAMED, compress_checkpoint
+
+        if hidden:
+            raise UserError(NOT_STREAMED)
+        return compress_checkpoint(model, out, fraction, batches=batches, **options)
+    if out is not None:
+        raise UserError("out= is for a checkpoint directory: a model is compressed in place")
     from prunekit.pruning.compress import compress_model
 
-    return compress_model(
-        model,
-        fraction,
-        batches=batches,
-        width=width,
-        depth=depth,
-        hidden=hidden,
-        heads=heads,
-        importance=importance,
-        block_metric=block_metric,
-        depth_share=depth_share,
-        round_to=round_to,
-        sizes=sizes,
-        inputs_fn=inputs_fn,
-    )
+    return compress_model(model, fraction, batches=batches, hidden=hidden, **options)
 
 
 def keep_masked(model: nn.Module, masks: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> Any:

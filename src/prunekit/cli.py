@@ -1,4 +1,4 @@
-"""prunekit run | sweep | report | export | inspect | sensitivity | fetch | prune-checkpoint.
+"""prunekit run | sweep | report | export | inspect | sensitivity | fetch | prune-checkpoint | compress-checkpoint.
 
 Bad input exits 2 with one line on stderr; --debug shows tracebacks.
 """
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--examples", type=int, help="validation examples to evaluate on (default: all)")
     _import_flag(sens)
     _prune_checkpoint_parser(sub)
+    _compress_checkpoint_parser(sub)
     return parser
 
 
@@ -127,6 +128,28 @@ def _prune_checkpoint_parser(sub: argparse._SubParsersAction) -> None:
     pc.add_argument("--batches", type=int, help="calibration sequences (default 16)")
     pc.add_argument("--seq-len", type=int, help="tokens per calibration sequence (default 512)")
     pc.add_argument("--seed", type=int, help="seed of synthetic calibration tokens (default 0)")
+
+
+def _compress_checkpoint_parser(sub: argparse._SubParsersAction) -> None:
+    cc = sub.add_parser(
+        "compress-checkpoint",
+        help="structured compression of a Hugging Face checkpoint directory (heads, MLP units, blocks), streamed",
+    )
+    cc.add_argument("source", type=_path, help="checkpoint directory (safetensors)")
+    cc.add_argument("--out", type=_path, required=True, help="new directory (rerun the same command to resume)")
+    cc.add_argument("--fraction", type=float, help="fraction of the parameters removed (default 0.25)")
+    cc.add_argument("--size", action="append", metavar="KEY=N", help="exact new size by config key (repeatable)")
+    cc.add_argument("--depth", action="store_true", default=None, help="remove whole blocks too")
+    cc.add_argument("--no-width", dest="width", action="store_false", default=None, help="keep heads and MLP units")
+    cc.add_argument("--heads", choices=["groups", "within", "none"], help="how heads go (default groups)")
+    cc.add_argument("--importance", choices=["activation", "magnitude"], help="default activation")
+    cc.add_argument("--block-metric", choices=["influence", "angular"], help="default influence")
+    cc.add_argument("--depth-share", type=float, help="share of the budget taken by blocks (default 0.5)")
+    cc.add_argument("--round-to", type=int, help="MLP widths keep a multiple of it (default 8)")
+    cc.add_argument("--calibration", dest="calibration_source", help="synthetic (default), pystdlib or text:PATH")
+    cc.add_argument("--batches", type=int, help="calibration sequences (default 16)")
+    cc.add_argument("--seq-len", type=int, help="tokens per calibration sequence (default 512)")
+    cc.add_argument("--seed", type=int, help="seed of synthetic calibration tokens (default 0)")
 
 
 def _import_flag(parser: argparse.ArgumentParser) -> None:
@@ -259,6 +282,19 @@ def cmd_prune_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress_checkpoint(args: argparse.Namespace) -> int:
+    from prunekit.streaming.compress_command import run_command
+
+    keys = ("fraction", "size", "depth", "width", "heads", "importance", "block_metric", "depth_share", "round_to")
+    calibration = {"source": args.calibration_source, "batches": args.batches, "seq_len": args.seq_len}
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    summary = run_command(
+        args.source, args.out, {k: getattr(args, k) for k in keys}, {**calibration, "seed": args.seed}, log
+    )
+    print(f"wrote {args.out}: {summary['text']}")
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from prunekit.models.smollm2 import convert
 
@@ -279,6 +315,7 @@ COMMANDS = {
     "sensitivity": cmd_sensitivity,
     "fetch": cmd_fetch,
     "prune-checkpoint": cmd_prune_checkpoint,
+    "compress-checkpoint": cmd_compress_checkpoint,
 }
 
 

@@ -97,9 +97,21 @@ def row_mask(score: Tensor, alive: Tensor, keep: int) -> Tensor:
     """Keep `keep` weights of a [rows, cols] matrix, compared within each row (Wanda's comparison group): every
     row keeps keep // rows of its best alive entries, the first keep % rows rows one more; ties go to the lower
     column."""
-    rows, cols = score.shape
+    return rows_mask(score, alive, row_counts(score.shape[0], keep))
+
+
+def row_counts(rows: int, keep: int) -> Tensor:
+    """How many weights each of `rows` rows keeps when `keep` are kept in all: keep // rows, the first keep % rows
+    rows one more."""
     per_row = torch.full((rows,), keep // rows, dtype=torch.long)
     per_row[: keep % rows] += 1
+    return per_row
+
+
+def rows_mask(score: Tensor, alive: Tensor, per_row: Tensor) -> Tensor:
+    """Keep the `per_row[r]` best alive entries of every row r (ties: the lower column). Each row is decided from
+    its own scores alone, so a matrix decided a slice of rows at a time gives the same bits."""
+    cols = score.shape[1]
     ranked = torch.where(alive, score.double(), -math.inf)
     order = torch.argsort(ranked, dim=1, descending=True, stable=True)
     take = torch.arange(cols).unsqueeze(0) < per_row.to(score.device).unsqueeze(1)

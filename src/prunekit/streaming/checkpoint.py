@@ -110,6 +110,7 @@ def skeleton(root: Path) -> nn.Module:
         config = transformers.AutoConfig.from_pretrained(root, local_files_only=True, trust_remote_code=False)
         with params_on_meta():
             model = transformers.AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+        model.tie_weights()  # moved to meta one by one, tied parameters (lm_head = embedding) came apart: tie again
     except (ValueError, KeyError, OSError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{root / 'config.json'}: cannot build the model it describes: {first}") from None

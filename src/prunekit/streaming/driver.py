@@ -39,7 +39,7 @@ from prunekit.streaming.output import copy_side_files, shard_name, write_index, 
 from prunekit.streaming.owl_pass import outlier_ratios
 from prunekit.streaming.plan import Plan, make_plan, prune_block
 from prunekit.streaming.settings import available_memory, fingerprint_batches, fingerprint_checkpoint
-from prunekit.streaming.summary import SUMMARY, finished, peak_rss, write_summary
+from prunekit.streaming.summary import SUMMARY, finished, give_back_memory, peak_rss, write_summary
 from prunekit.streaming.workdir import WorkDir, partial_dir
 
 
@@ -65,7 +65,7 @@ def prune_checkpoint(
     """Prune the checkpoint directory `source` into `out` (a new directory); returns the run's summary."""
     started = time.perf_counter()
     source, out = Path(source), Path(out)
-    _check_paths(source, out)
+    check_paths(source, out)
     if activations not in ("auto", "memory", "disk"):
         raise UserError(f"activations must be auto, memory or disk, got {activations!r}")
     ckpt = open_checkpoint(source)
@@ -206,6 +206,7 @@ class _Stream:
             self.work.forget_hidden(k)
             empty_tree(block)
             del changed
+            give_back_memory()
             details = f"{len(masks)} layers pruned to {1 - kept / max(total, 1):.1%}"
             progress.epoch_done(
                 f"block {k + 1}/{len(self.blocks)}",
@@ -261,7 +262,7 @@ class _Stream:
         return summary
 
 
-def _check_paths(source: Path, out: Path) -> None:
+def check_paths(source: Path, out: Path) -> None:
     if not str(out).strip():
         raise UserError("the output directory is empty: give a directory name")
     src, dst = source.resolve(), out.resolve()

@@ -3,6 +3,8 @@ sparsity, time per block and the peak resident memory the operating system repor
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import math
 import resource
@@ -19,6 +21,26 @@ def peak_rss() -> int:
     """The process's peak resident memory in bytes (getrusage's ru_maxrss: KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def give_back_memory() -> None:
+    """Return the heap's free pages to the operating system (glibc's malloc_trim; elsewhere nothing). Freed tensors
+    smaller than glibc's mmap threshold stay on the heap, and blocks whose tensors differ in size (a compression cuts
+    them) leave holes the next block cannot reuse: measured, the peak grew by about 45 MB per block written without
+    it and stayed flat with it."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def write_summary(root: Path, summary: dict[str, Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -38,10 +60,10 @@ def write_summary(root: Path, summary: dict[str, Any], layers: list[dict[str, An
     return summary
 
 
-def finished(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The summary of a finished prune with these settings in `out`, or None."""
+def finished(out: Path, settings: dict[str, Any], name: str = SUMMARY) -> dict[str, Any] | None:
+    """The summary (file `name`) of a finished prune or compression with these settings in `out`, or None."""
     try:
-        summary = json.loads((out / SUMMARY).read_text())
+        summary = json.loads((out / name).read_text())
     except (OSError, ValueError):
         return None
     return summary if isinstance(summary, dict) and summary.get("settings") == settings else None

@@ -19,7 +19,7 @@ from prunekit.pruning.compress.families import Family, attention_sizes, blocks, 
 from prunekit.pruning.compress.hidden import channel_norms, rescale_norms
 from prunekit.pruning.compress.importance import Scores, activations, drop_blocks, magnitude
 from prunekit.pruning.compress.plan import Costs, Plan, Sizes, check_sizes, choose, target_sizes
-from prunekit.pruning.compress.surgery import apply_plan
+from prunekit.pruning.compress.surgery import apply_plan, check_loadable
 
 IMPORTANCE = ("activation", "magnitude")
 BLOCK_METRICS = ("influence", "angular")
@@ -96,11 +96,59 @@ def compress_model(
     require_transformers()
     family = family_of(model)
     batches = list(batches or [])
+    started = time.perf_counter()
+    options = (fraction, sizes, width, depth, heads, importance, block_metric, depth_share, round_to, batches)
+    before, after, mode = target(model, family, *options, hidden=hidden)
+    channels = after.hidden < before.hidden
+    span = block_span(before, after)
+    objective = make_objective(None, inputs_fn)
+    measured = (
+        activations(model, family, batches, objective, before.heads, span, channels=channels) if batches else None
+    )
+    weights = magnitude(model, family, before.heads) if importance == "magnitude" else None
+    norms = channel_norms(model, family) if weights is not None and channels else None
+    scores = combine(family, before, after, measured, weights, norms)
+    dropped, plan = decide(before, after, scores, block_metric)
+    params_before = count_params(model)
+    apply_plan(model, family, plan)
+    rescale_norms(model, family, plan, scores.norm_inputs)  # hidden channels went: norms keep their output scale
+    return CompressReport(
+        family.name,
+        before,
+        after,
+        params_before,
+        count_params(model),
+        dropped,
+        importance,
+        block_metric,
+        mode,
+        measured.tokens if measured else 0,
+        time.perf_counter() - started,
+        plan,
+    )
+
+
+def target(
+    model: nn.Module,
+    family: Family,
+    fraction: float | None,
+    sizes: dict[str, int] | None,
+    width: bool,
+    depth: bool,
+    heads: str,
+    importance: str,
+    block_metric: str,
+    depth_share: float,
+    round_to: int,
+    batches: list[Batch],
+    hidden: bool | float = False,
+) -> tuple[Sizes, Sizes, str]:
+    """The options checked, and the sizes before and after (from `fraction` or `sizes`) with the head mode; reads
+    only shapes and the config, so a model on the meta device will do."""
     options = (heads, importance, block_metric, depth_share, batches)
     hidden = _check_options(fraction, sizes, width, depth, hidden, *options)
     if depth and getattr(model.config, "scale_attn_by_inverse_layer_idx", False):
         raise UserError("compress: this GPT-2 scales attention by its block index, which depth removal would change")
-    started = time.perf_counter()
     q, kv, head_dim = attention_sizes(model, family)
     channels = int(model.get_input_embeddings().weight.shape[1])
     before = Sizes(len(blocks(model, family)), mlp_size(model, family), q, kv, channels)
@@ -126,27 +174,40 @@ def compress_model(
             divides=family.divides,
         )  # fmt: skip
     check_sizes(before, after, family.fused, head_dim, family.divides)
-    scores = _scores(model, family, batches, inputs_fn, before, after, importance)
+    check_loadable(model, family, after)
+    return before, after, mode
+
+
+def block_span(before: Sizes, after: Sizes) -> int:
+    """The run length the angular distance compares (the blocks removed; at least 1)."""
+    return max(1, before.layers - after.layers)
+
+
+def combine(
+    family: Family,
+    before: Sizes,
+    after: Sizes,
+    measured: Scores | None,
+    weights: tuple[list[list[float]], list[list[float]]] | None,
+    channel_weights: list[float] | None = None,
+) -> Scores:
+    """The scores a decision uses: the activation scores (block influence zero without calibration), the units',
+    heads' and hidden channels' replaced by weight norms for magnitude importance (`channel_weights`: the channels'
+    norms where channels go), equal head scores where every head stays."""
+    scores = measured or Scores(mlp=[], head=[], influence=[0.0] * before.layers)
+    if weights is not None:
+        scores.mlp, scores.head = weights
+        scores.hidden = channel_weights or []
+    if (after.heads, after.kv_heads) == (before.heads, before.kv_heads):  # the choice of heads is then all of them
+        scores.head = [[1.0] * before.heads for _ in range(before.layers)]
+    return scores
+
+
+def decide(before: Sizes, after: Sizes, scores: Scores, block_metric: str) -> tuple[list[int], Plan]:
+    """The blocks removed and the plan of what stays, from the scores (the same for the same scores)."""
     dropped = drop_blocks(scores, before.layers - after.layers, block_metric)
     kept = [b for b in range(before.layers) if b not in dropped]
-    plan = choose(before, after, kept, scores.mlp, scores.head, scores.hidden)
-    params_before = count_params(model)
-    apply_plan(model, family, plan)
-    rescale_norms(model, family, plan, scores.norm_inputs)  # hidden channels went: norms keep their output scale
-    return CompressReport(
-        family.name,
-        before,
-        after,
-        params_before,
-        count_params(model),
-        dropped,
-        importance,
-        block_metric,
-        mode,
-        scores.tokens,
-        time.perf_counter() - started,
-        plan,
-    )
+    return dropped, choose(before, after, kept, scores.mlp, scores.head, scores.hidden)
 
 
 def require_transformers() -> None:
@@ -194,28 +255,6 @@ def _check_options(
     if not batches and (importance == "activation" or depth):
         raise UserError("compress: activation importance and block ranking need calibration batches (batches=...)")
     return hidden
-
-
-def _scores(
-    model: nn.Module,
-    family: Family,
-    batches: list[Batch],
-    inputs_fn: InputsFn | None,
-    before: Sizes,
-    after: Sizes,
-    importance: str,
-) -> Scores:
-    span = max(1, before.layers - after.layers)
-    channels = after.hidden < before.hidden
-    if batches:
-        objective = make_objective(None, inputs_fn)
-        scores = activations(model, family, batches, objective, before.heads, span, channels=channels)
-    else:
-        scores = Scores(mlp=[], head=[], influence=[0.0] * before.layers)
-    if importance == "magnitude":
-        scores.mlp, scores.head = magnitude(model, family, before.heads)
-        scores.hidden = channel_norms(model, family) if channels else []
-    return scores
 
 
 def unit_costs(model: nn.Module, family: Family, sizes: Sizes) -> Costs:

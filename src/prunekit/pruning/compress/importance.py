@@ -56,6 +56,43 @@ def _cos(a: Tensor, b: Tensor) -> Tensor:
     return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).clamp(-1.0, 1.0)
 
 
+# The sums over one batch's tokens, shared with the streamed measurement (prunekit.streaming.importance), which
+# adds them up block by block in the same order and so gets the same bits.
+def unit_sums(x: Tensor) -> Tensor:
+    """Per MLP unit: the sum of |activation| over the tokens of `x` (the input of the down projection)."""
+    return x.detach().abs().reshape(-1, x.shape[-1]).double().sum(0)
+
+
+def head_sums(x: Tensor, heads: int) -> Tensor:
+    """Per query head: the sum over tokens of the L2 norm of its slice of `x` (the input of o_proj)."""
+    x = x.detach()
+    return x.reshape(-1, heads, x.shape[-1] // heads).double().norm(dim=-1).sum(0)
+
+
+def influence_sum(h_in: Tensor, h_out: Tensor) -> float:
+    """ShortGPT's block influence summed over tokens: 1 - cos(h_in, h_out)."""
+    return float((1.0 - _cos(h_in.detach(), h_out.detach())).sum())
+
+
+def angular_sum(first: Tensor, last: Tensor) -> float:
+    """Gromov et al.'s angular distance summed over tokens: arccos(cos(h_first, h_last)) / pi."""
+    return float((torch.arccos(_cos(first, last)) / math.pi).sum())
+
+
+def from_sums(
+    mlp: list[Tensor], head: list[Tensor | None], influence: list[float], angular: list[float], tokens: int
+) -> Scores:
+    """The mean scores from their sums over `tokens` tokens."""
+    scale = 1.0 / max(tokens, 1)
+    return Scores(
+        mlp=[(s * scale).tolist() for s in mlp],
+        head=[(s * scale).tolist() if s is not None else [] for s in head],
+        influence=[v * scale for v in influence],
+        angular=[v * scale for v in angular],
+        tokens=tokens,
+    )
+
+
 def activations(
     model: nn.Module,
     family: Family,
@@ -98,15 +135,14 @@ def activations(
 
     def on_mlp(b: int) -> Callable[..., None]:
         def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
-            a = args[0].detach().abs().reshape(-1, args[0].shape[-1]).double().sum(0)
+            a = unit_sums(args[0])
             mlp_sum[b] = a if mlp_sum[b] is None else mlp_sum[b] + a
 
         return hook
 
     def on_heads(b: int) -> Callable[..., None]:
         def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
-            x = args[0].detach()
-            norms = x.reshape(-1, heads, x.shape[-1] // heads).double().norm(dim=-1).sum(0)
+            norms = head_sums(args[0], heads)
             head_sum[b] = norms if head_sum[b] is None else head_sum[b] + norms
 
         return hook
@@ -114,7 +150,7 @@ def activations(
     def on_block(b: int) -> Callable[..., None]:
         def hook(_: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
             h_in, h_out = _hidden(args, kwargs).detach(), _output(out).detach()
-            influence[b] += float((1.0 - _cos(h_in, h_out)).sum())
+            influence[b] += influence_sum(h_in, h_out)
             if b == 0:
                 boundary[0] = h_in
             boundary[b + 1] = h_out
@@ -142,38 +178,38 @@ def activations(
                 count = boundary[0].shape[:-1].numel()
                 tokens += count
                 for start in range(len(angular)):
-                    cos = _cos(boundary[start], boundary[start + span])
-                    angular[start] += float((torch.arccos(cos) / math.pi).sum())
+                    angular[start] += angular_sum(boundary[start], boundary[start + span])
                 boundary = [None] * (n + 1)
     finally:
         for handle in handles:
             handle.remove()
+    scores = from_sums(mlp_sum, head_sum, influence, angular, tokens)
     scale = 1.0 / max(tokens, 1)
-    return Scores(
-        mlp=[(s * scale).tolist() for s in mlp_sum],
-        head=[(s * scale).tolist() if s is not None else [] for s in head_sum],
-        influence=[v * scale for v in influence],
-        angular=[v * scale for v in angular],
-        tokens=tokens,
-        hidden=(hidden_sum[0] * scale).tolist() if hidden_sum else [],
-        norm_inputs={key: (e * scale).tolist() for key, e in energy.items()},
-    )
+    scores.hidden = (hidden_sum[0] * scale).tolist() if hidden_sum else []
+    scores.norm_inputs = {key: (e * scale).tolist() for key, e in energy.items()}
+    return scores
 
 
 def magnitude(model: nn.Module, family: Family, heads: int) -> tuple[list[list[float]], list[list[float]]]:
     """(mlp[b][u], head[b][h]): L2 norms of each unit's and each query head's weights."""
     mlp, head = [], []
-    with torch.no_grad():
-        for block in blocks(model, family):
-            sq = sum(_rows(block.get_submodule(p).weight, family.transposed).pow(2).sum(1) for p in family.mlp_in)
-            sq = sq + _rows(block.get_submodule(family.mlp_out).weight, not family.transposed).pow(2).sum(1)
-            mlp.append(sq.sqrt().tolist())
-            attn = block.get_submodule(family.attention)
-            o = _rows(attn.get_submodule(family.o).weight, family.transposed).t()  # [heads * head_dim, hidden]
-            q = _rows(attn.get_submodule(family.q).weight, family.transposed)[: o.shape[0]]  # GPT-2: c_attn's q part
-            per = q.reshape(heads, -1).pow(2).sum(1) + o.reshape(heads, -1).pow(2).sum(1)
-            head.append(per.sqrt().tolist())
+    for block in blocks(model, family):
+        units, per_head = block_magnitude(block, family, heads)
+        mlp.append(units)
+        head.append(per_head)
     return mlp, head
+
+
+@torch.no_grad()
+def block_magnitude(block: nn.Module, family: Family, heads: int) -> tuple[list[float], list[float]]:
+    """One block's (mlp[u], head[h]) weight norms."""
+    sq = sum(_rows(block.get_submodule(p).weight, family.transposed).pow(2).sum(1) for p in family.mlp_in)
+    sq = sq + _rows(block.get_submodule(family.mlp_out).weight, not family.transposed).pow(2).sum(1)
+    attn = block.get_submodule(family.attention)
+    o = _rows(attn.get_submodule(family.o).weight, family.transposed).t()  # [heads * head_dim, hidden]
+    q = _rows(attn.get_submodule(family.q).weight, family.transposed)[: o.shape[0]]  # GPT-2: c_attn's q part
+    per = q.reshape(heads, -1).pow(2).sum(1) + o.reshape(heads, -1).pow(2).sum(1)
+    return sq.sqrt().tolist(), per.sqrt().tolist()
 
 
 def _rows(weight: Tensor, transposed: bool) -> Tensor:

@@ -13,14 +13,16 @@ loads at those sizes.
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from prunekit.common.errors import UserError
 from prunekit.pruning.compress.families import Family, attention_sizes, blocks
 from prunekit.pruning.compress.hidden import cut_hidden, take
-from prunekit.pruning.compress.plan import Plan
+from prunekit.pruning.compress.plan import Plan, Sizes
 
 PER_LAYER_KEYS = ("layer_types",)  # config lists with one entry per block
 
@@ -33,12 +35,8 @@ def apply_plan(model: nn.Module, family: Family, plan: Plan) -> None:
     kept = [layers[b] for b in plan.layers]
     del layers[:]  # the same ModuleList, holding the blocks that stay, in order
     layers.extend(kept)
-    with torch.no_grad():
-        for new_index, block in enumerate(kept):
-            _renumber(block, new_index)
-            _cut_mlp(block, family, plan.mlp[new_index])
-            if len(plan.q[new_index]) < heads or len(plan.kv[new_index]) < kv_heads:
-                _cut_heads(block, family, plan.kv[new_index], plan.q[new_index], head_dim)
+    for new_index, block in enumerate(kept):
+        cut_block(block, family, plan, new_index, (heads, kv_heads, head_dim))
     if plan.hidden is not None and len(plan.hidden) < int(model.config.hidden_size):
         cut_hidden(model, family, plan.hidden)
         model.config.hidden_size = len(plan.hidden)
@@ -53,6 +51,18 @@ def own_config(model: nn.Module) -> None:
     for module in model.modules():
         if getattr(module, "config", None) is shared:
             module.config = mine
+
+
+@torch.no_grad()
+def cut_block(block: nn.Module, family: Family, plan: Plan, new_index: int, attention: tuple[int, int, int]) -> None:
+    """Cut one block, the plan's `new_index`-th (original block plan.layers[new_index]), in place: its MLP units and
+    heads sliced (`attention`: the model's query heads, key/value heads and head_dim before), its layer index
+    renumbered (also what the streamed compression does to each block it writes). Hidden channels: `apply_plan`."""
+    heads, kv_heads, head_dim = attention
+    _renumber(block, new_index)
+    _cut_mlp(block, family, plan.mlp[new_index])
+    if len(plan.q[new_index]) < heads or len(plan.kv[new_index]) < kv_heads:
+        _cut_heads(block, family, plan.kv[new_index], plan.q[new_index], head_dim)
 
 
 def _renumber(block: nn.Module, index: int) -> None:
@@ -128,3 +138,31 @@ def _restate(model: nn.Module, family: Family, plan: Plan, heads: int, kv_heads:
         c.head_dim = head_dim
     if getattr(c, "max_window_layers", None) is not None:  # Qwen2: blocks below it use full attention
         c.max_window_layers = sum(1 for b in plan.layers if b < c.max_window_layers)
+
+
+def check_loadable(model: nn.Module, family: Family, after: Sizes) -> None:
+    """Refuse, in one line, sizes whose config the model's config class would not save or load (transformers 5
+    requires hidden_size to be a multiple of the query heads, whatever head_dim says): checked on a copy of the config
+    restated as `apply_plan` would, before anything changes."""
+    validate = getattr(model.config, "validate", None)
+    if validate is None:
+        return
+    try:
+        validate()
+    except Exception:  # noqa: BLE001 - the model's own config does not validate: nothing to hold the new one to
+        return
+    probe = copy.deepcopy(model.config)
+    heads, kv_heads, head_dim = attention_sizes(model, family)
+    n = after.layers
+    units = [list(range(after.mlp))] * n
+    plan = Plan(list(range(n)), units, [list(range(after.kv_heads))] * n, [list(range(after.heads))] * n)
+    _restate(SimpleNamespace(config=probe), family, plan, heads, kv_heads, head_dim)
+    probe.hidden_size = after.hidden
+    try:
+        probe.validate()
+    except Exception as exc:  # noqa: BLE001 - transformers' validation errors have no common class
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
+        raise UserError(
+            f"compress: transformers would not save or load the compressed config ({reason}): "
+            "choose other sizes (sizes=...), or keep the heads (heads='none')"
+        ) from None

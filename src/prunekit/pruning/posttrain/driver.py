@@ -146,8 +146,13 @@ class _LayerPruner:
     def _prune(self, name: str, stats: Statistics) -> None:
         module, t = self.modules[name], name in self.transposed
         alive = matrix(self.masks[name], t).to(module.weight.device)
-        weight, mask = self.method.prune(weight_matrix(module), stats, alive, self.targets[name], name)
-        set_weight_matrix(module, weight * mask)
+        current = weight_matrix(module)
+        weight, mask = self.method.prune(current, stats, alive, self.targets[name], name)
+        shared = current.untyped_storage().data_ptr() == module.weight.untyped_storage().data_ptr()
+        if weight is current and shared:  # unchanged (Wanda), a view: zero the pruned weights in place, no copy
+            current.mul_(mask)
+        else:
+            set_weight_matrix(module, weight * mask)
         self.masks[name] = from_matrix(mask, self.masks[name].shape, t).to(self.masks[name].device)
 
 
