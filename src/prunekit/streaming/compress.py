@@ -32,7 +32,7 @@ from prunekit.streaming.checkpoint import check_shapes, open_checkpoint, skeleto
 from prunekit.streaming.compress_steps import SUMMARY, Compression
 from prunekit.streaming.driver import check_paths
 from prunekit.streaming.settings import fingerprint_batches, fingerprint_checkpoint
-from prunekit.streaming.summary import finished
+from prunekit.streaming.summary import already_done
 from prunekit.streaming.workdir import WorkDir
 
 NOT_STREAMED = "hidden-size removal is not streamed yet; compress the model in memory"
@@ -85,11 +85,8 @@ def compress_checkpoint(
         "round_to": int(round_to),
         "calibration": fingerprint_batches(batches, objective) if batches else None,
     }
-    if out.exists():
-        done_before = finished(out, settings, SUMMARY)
-        if done_before is None:
-            raise UserError(f"{out} already exists: give a new output directory (or delete it)")
-        log(f"{out} already holds this compression: nothing to recompute")
+    done_before = already_done(out, settings, "compression", log, SUMMARY)
+    if done_before is not None:
         return done_before
     work = WorkDir(out)
     done = work.start(settings)

@@ -39,7 +39,7 @@ from prunekit.streaming.output import copy_side_files, shard_name, write_index, 
 from prunekit.streaming.owl_pass import outlier_ratios
 from prunekit.streaming.plan import Plan, make_plan, prune_block
 from prunekit.streaming.settings import available_memory, fingerprint_batches, fingerprint_checkpoint
-from prunekit.streaming.summary import SUMMARY, finished, give_back_memory, peak_rss, write_summary
+from prunekit.streaming.summary import SUMMARY, already_done, give_back_memory, peak_rss, write_summary
 from prunekit.streaming.workdir import WorkDir, partial_dir
 
 
@@ -109,11 +109,8 @@ def prune_checkpoint(
         "calibration_order": calibration if plan.calibrated else None,
         "owl": list(owl) if allocation == "owl" else None,
     }
-    if out.exists():
-        done_before = finished(out, settings)
-        if done_before is None:
-            raise UserError(f"{out} already exists: give a new output directory (or delete it)")
-        log(f"{out} already holds this prune: nothing to recompute")
+    done_before = already_done(out, settings, "prune", log)
+    if done_before is not None:
         return done_before
     work = WorkDir(out)
     done = work.start(settings)

@@ -9,10 +9,12 @@ import json
 import math
 import resource
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prunekit.common.atomic import atomic_write_text
+from prunekit.common.errors import UserError
 
 SUMMARY = "prune_summary.json"
 
@@ -58,6 +60,20 @@ def write_summary(root: Path, summary: dict[str, Any], layers: list[dict[str, An
     }
     atomic_write_text(root / SUMMARY, json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def already_done(
+    out: Path, settings: dict[str, Any], what: str, log: Callable[[str], None], name: str = SUMMARY
+) -> dict[str, Any] | None:
+    """The summary of `out` when it holds this finished `what` with these settings (logged), None when `out` does
+    not exist; any other existing `out` is refused: it is never overwritten."""
+    if not out.exists():
+        return None
+    done_before = finished(out, settings, name)
+    if done_before is None:
+        raise UserError(f"{out} already exists: give a new output directory (or delete it)")
+    log(f"{out} already holds this {what}: nothing to recompute")
+    return done_before
 
 
 def finished(out: Path, settings: dict[str, Any], name: str = SUMMARY) -> dict[str, Any] | None:
