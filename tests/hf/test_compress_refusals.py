@@ -65,10 +65,18 @@ def test_a_missing_package_is_refused(monkeypatch):
     refused(model, "needs the transformers package", batches=calibration())
 
 
-def test_the_cli_exits_2_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "compress, fragment",
+    [
+        ("{depth: true}", "compress cannot compress"),  # a family it cannot compress
+        ("{hidden: 1.0}", "prune.compress.hidden"),  # a hidden fraction that leaves nothing
+        ("{hidden: true, width: false}", "compress cannot compress"),
+    ],
+)
+def test_the_cli_exits_2_in_one_line(tmp_path, compress, fragment):
     (tmp_path / "c.yaml").write_text(
         "threads: 1\nmodel: {name: lenet_300_100}\ndata: {name: synthetic}\ntrain: {epochs: 1}\n"
-        "prune: {method: compress, structure: compress, sparsity: 0.25, compress: {depth: true}}\n"
+        f"prune: {{method: compress, structure: compress, sparsity: 0.25, compress: {compress}}}\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
@@ -79,7 +87,8 @@ def test_the_cli_exits_2_in_one_line(tmp_path):
         timeout=300,
     )
     assert done.returncode == 2, done.stderr
-    assert "compress cannot compress" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert fragment in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 PLAIN = """
