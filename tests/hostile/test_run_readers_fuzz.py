@@ -128,7 +128,7 @@ def test_damaged_search_logs_are_one_line_naming_the_key(run_dir, tmp_path, text
     assert rc == 2 and fragment in err and "amc_search.json" in err, err
 
 
-@fixed(30)
+@fixed(12)  # each case writes a report (about 2 s): more under -m slow would be a separate test
 @given(edits=st.lists(st.tuples(st.sampled_from(LOG_PATHS), json_values), min_size=1, max_size=3))
 def test_mutated_search_log(run_dir, tmp_path_factory, edits) -> None:
     count("amc_search.json")

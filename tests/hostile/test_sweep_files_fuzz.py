@@ -110,7 +110,19 @@ def test_mutated_sweep_files(tmp_path_factory, key, value, extra) -> None:
     _load(path)
 
 
-@pytest.mark.parametrize("damage", ["[]", "null", "[" * 100_000 + "]" * 100_000, '{"complete": "yes"}', ""])
+SLOW = pytest.mark.slow  # each case reruns a sweep point (about 9 s); two stay in the default run
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "[]",
+        "[" * 100_000 + "]" * 100_000,
+        pytest.param("null", marks=SLOW),
+        pytest.param('{"complete": "yes"}', marks=SLOW),
+        pytest.param("", marks=SLOW),
+    ],
+)
 def test_a_damaged_point_summary_on_a_rerun_resumes_the_point(tmp_path, damage) -> None:
     cfg = tiny(**{"train.epochs": 1, "prune.rounds": 1, "threads": 1}).to_dict()
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(cfg))
